@@ -1,0 +1,73 @@
+// evmalloc: assertions for caller contracts.
+//
+// EVMALLOC_ASSERT(cond) checks what the *caller* promised (a buffer sized as computed, a frame
+// prepared before it is interpreted, a pointer released once). It is on unless NDEBUG, and
+// EVMALLOC_ENABLE_ASSERTS=0/1 overrides that. Anything an *input* can cause is an Errc result
+// in every build, never an assertion.
+//
+// A failed check calls the assertion handler. The default prints to stderr and aborts; tests
+// install their own with set_assert_handler() to observe a check firing. A handler that
+// returns lets the library carry on: the debug checks in the pools then skip the offending
+// operation, so nothing is corrupted by the bad call.
+#pragma once
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+
+#ifndef EVMALLOC_ENABLE_ASSERTS
+#ifdef NDEBUG
+#define EVMALLOC_ENABLE_ASSERTS 0
+#else
+#define EVMALLOC_ENABLE_ASSERTS 1
+#endif
+#endif
+
+namespace evmalloc
+{
+/// True where EVMALLOC_ASSERT and the pools' debug checks are compiled in.
+inline constexpr bool enable_asserts = EVMALLOC_ENABLE_ASSERTS != 0;
+
+/// Called with the failed condition (or a message) and where it was checked.
+using AssertHandler = void (*)(const char* what, const char* file, int line) noexcept;
+
+namespace detail
+{
+inline void default_assert_handler(const char* what, const char* file, int line) noexcept
+{
+    std::fprintf(stderr, "%s:%d: evmalloc assertion failed: %s\n", file, line, what);
+    std::abort();
+}
+
+inline std::atomic<AssertHandler>& assert_handler_slot() noexcept
+{
+    static std::atomic<AssertHandler> handler{&default_assert_handler};
+    return handler;
+}
+
+[[gnu::cold, gnu::noinline]] inline void assert_failed(
+    const char* what, const char* file, int line) noexcept
+{
+    assert_handler_slot().load(std::memory_order_acquire)(what, file, line);
+}
+}  // namespace detail
+
+/// Installs `handler` (nullptr restores the default) and returns the previous one.
+inline AssertHandler set_assert_handler(AssertHandler handler) noexcept
+{
+    return detail::assert_handler_slot().exchange(
+        handler != nullptr ? handler : &detail::default_assert_handler,
+        std::memory_order_acq_rel);
+}
+}  // namespace evmalloc
+
+#if EVMALLOC_ENABLE_ASSERTS
+/// Checks a caller contract; reports through the assertion handler when it does not hold.
+#define EVMALLOC_ASSERT(cond) \
+    ((cond) ? static_cast<void>(0) : ::evmalloc::detail::assert_failed(#cond, __FILE__, __LINE__))
+/// Reports `msg` (a string literal) through the assertion handler; the caller decides what next.
+#define EVMALLOC_REPORT(msg) ::evmalloc::detail::assert_failed(msg, __FILE__, __LINE__)
+#else
+#define EVMALLOC_ASSERT(cond) static_cast<void>(sizeof(static_cast<bool>(cond)))
+#define EVMALLOC_REPORT(msg) static_cast<void>(0)
+#endif
