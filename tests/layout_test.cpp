@@ -1,0 +1,114 @@
+// layout_report: known structs checked at compile time, then the library's own structs.
+#include <evmalloc/layout.hpp>
+
+#include <evmalloc/allocation.hpp>
+#include <evmalloc/statistics.hpp>
+#include <evmalloc/traits.hpp>
+
+#include <array>
+#include <cstdint>
+
+#include "catch.hpp"
+
+namespace
+{
+struct Mixed  // char, double, int: 3 + 4 bytes of holes, 8 saved by reordering
+{
+    char c;
+    double d;
+    int i;
+};
+
+struct Tight  // already sorted, no holes
+{
+    std::uint64_t a;
+    std::uint32_t b;
+    std::uint32_t c;
+};
+
+struct TailPadded  // 7 bytes of tail padding that no order removes
+{
+    std::uint8_t tag;
+    std::array<std::uint64_t, 2> values;
+};
+
+struct alignas(32) OverAligned  // the struct's own alignment rounds it to 32
+{
+    std::uint64_t a;
+};
+
+struct Empty
+{
+};
+
+struct Bytes  // alignment 1 everywhere: nothing to gain
+{
+    std::uint8_t a;
+    std::array<std::uint8_t, 19> b;
+};
+
+struct Interleaved  // small fields between large ones: 8 bytes saved by reordering
+{
+    std::uint8_t a;
+    std::uint64_t b;
+    std::uint8_t c;
+    std::uint32_t d;
+    std::uint8_t e;
+    std::uint16_t f;
+};
+
+struct Nested  // a struct field counts as one field of its own size and alignment
+{
+    std::uint16_t x;
+    Mixed m;
+    std::uint16_t y;
+};
+}  // namespace
+
+using evmalloc::LayoutReport;
+using evmalloc::layout_report;
+
+TEST_CASE("layout_report of known structs, at compile time", "[layout]")
+{
+    STATIC_REQUIRE(layout_report<Mixed>() == LayoutReport{24, 8, 3, 11, 16, 8});
+    STATIC_REQUIRE(layout_report<Tight>() == LayoutReport{16, 8, 3, 0, 16, 0});
+    STATIC_REQUIRE(layout_report<TailPadded>() == LayoutReport{24, 8, 2, 7, 24, 0});
+    STATIC_REQUIRE(layout_report<OverAligned>() == LayoutReport{32, 32, 1, 24, 32, 0});
+    STATIC_REQUIRE(layout_report<Empty>() == LayoutReport{1, 1, 0, 1, 1, 0});
+    STATIC_REQUIRE(layout_report<Bytes>() == LayoutReport{20, 1, 2, 0, 20, 0});
+    // Declared: a@0 b@8 c@16 d@20 e@24 f@26 -> 28 -> 32. Sorted: b d f a c e = 8+4+2+3 = 17 -> 24.
+    STATIC_REQUIRE(layout_report<Interleaved>() == LayoutReport{32, 8, 6, 15, 24, 8});
+    // x@0 m@8(24) y@32 -> 34 -> 40; sorted: m x y = 28 -> 32.
+    STATIC_REQUIRE(layout_report<Nested>() == LayoutReport{40, 8, 3, 12, 32, 8});
+}
+
+TEST_CASE("layout_report agrees with sizeof and alignof", "[layout]")
+{
+    constexpr auto r = layout_report<Mixed>();
+    STATIC_REQUIRE(r.size == sizeof(Mixed));
+    STATIC_REQUIRE(r.alignment == alignof(Mixed));
+    STATIC_REQUIRE(r.savings == r.size - r.optimal_size);
+    // Reordering Mixed as the report suggests gives the optimal size it claims.
+    struct MixedSorted
+    {
+        double d;
+        int i;
+        char c;
+    };
+    STATIC_REQUIRE(sizeof(MixedSorted) == r.optimal_size);
+    STATIC_REQUIRE(layout_report<MixedSorted>().padding_bytes == sizeof(MixedSorted) - 13);
+    STATIC_REQUIRE(layout_report<MixedSorted>().savings == 0);
+}
+
+TEST_CASE("layout_report of the library's own structs", "[layout]")
+{
+    // The EVM word: one array of four limbs, no padding.
+    STATIC_REQUIRE(layout_report<evmalloc::Word>() == LayoutReport{32, 32, 1, 0, 32, 0});
+    // Allocation {size_t, size_t, bool}: 7 bytes of tail padding, which no order removes.
+    STATIC_REQUIRE(layout_report<evmalloc::Allocation>().padding_bytes == 7);
+    STATIC_REQUIRE(layout_report<evmalloc::Allocation>().savings == 0);
+    // The report itself and the statistics' parts.
+    STATIC_REQUIRE(layout_report<LayoutReport>().padding_bytes == 0);
+    STATIC_REQUIRE(layout_report<evmalloc::SizeDistribution>().padding_bytes == 0);
+    STATIC_REQUIRE(layout_report<evmalloc::PoolUsage>().padding_bytes == 0);
+}
