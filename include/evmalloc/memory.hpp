@@ -1,0 +1,215 @@
+// evmalloc: EVM memory, growable, on the heap.
+//
+// Why Memory is not in the frame buffer: everything else in a frame is sized by the code
+// (known at init), but memory is sized by what the running code does. On mainnet a call
+// uses 128 B at the median, 4 KiB at p99 and up to 579 KiB; carving the worst case into
+// every frame buffer would cost up to the limit per frame, and memory is the only part that
+// grows while the interpreter runs. So it lives on the heap, from an upstream
+// std::pmr::memory_resource, and the frame pool keeps Memory objects warm (capacity kept
+// across calls by clear()) instead.
+//
+// Growth follows evmone: the first growth allocates initial_capacity (4 KiB); after that the
+// capacity doubles, and when doubling is still short the need is rounded up to 4 KiB pages.
+// A new capacity is never more than limit() rounded up to a page (unless the need is larger).
+// Only the newly addressable tail is zeroed, never the whole capacity. Under AddressSanitizer
+// the bytes past size() are poisoned, so reading memory that was never expanded is a report.
+//
+// Invariant: size() % 32 == 0, size() <= capacity(), size() <= limit();
+//            data() == nullptr iff capacity() == 0.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory_resource>
+#include <utility>
+
+#include "allocation.hpp"
+#include "config.hpp"
+#include "result.hpp"
+#include "sanitizer.hpp"
+
+namespace evmalloc
+{
+class Memory
+{
+public:
+    /// A guard against bugs, not the real bound: gas is (1e9 gas pays for about 23 MB).
+    static constexpr std::size_t default_limit = std::size_t{64} * 1024 * 1024;
+    /// What the first growth allocates (evmone's measured choice).
+    static constexpr std::size_t initial_capacity = 4096;
+    /// Growth past doubling is rounded up to this.
+    static constexpr std::size_t page_size = 4096;
+    /// Alignment of the buffer asked from upstream.
+    static constexpr std::size_t alignment = alignof(std::max_align_t);
+
+    /// The initial capacity; Memory grows, so can_grow is true. Independent of the code size.
+    [[nodiscard]] static constexpr Allocation calculate_allocation(std::size_t /*code_size*/) noexcept
+    {
+        return {initial_capacity, alignment, true};
+    }
+
+    /// The gas of `words` words of memory: 3w + w*w/512. Saturates at UINT64_MAX for
+    /// w >= 2^32 (128 GiB; no real memory gets there).
+    [[nodiscard]] static constexpr std::uint64_t expansion_cost(std::uint64_t words) noexcept
+    {
+        if (words >= (std::uint64_t{1} << 32))
+            return std::numeric_limits<std::uint64_t>::max();
+        return 3 * words + words * words / 512;
+    }
+
+    /// Empty, allocates nothing (the first growth does). \requires upstream != nullptr and
+    /// it outlives the Memory.
+    explicit Memory(std::pmr::memory_resource* upstream = std::pmr::get_default_resource(),
+                    std::size_t limit = default_limit) noexcept
+      : upstream_{upstream}, limit_{limit}
+    {
+        EVMALLOC_ASSERT(upstream != nullptr);
+    }
+
+    Memory(const Memory&) = delete;
+    Memory& operator=(const Memory&) = delete;
+
+    /// Takes the buffer, upstream and limit; `other` is left empty (capacity 0), same upstream.
+    Memory(Memory&& other) noexcept
+      : data_{std::exchange(other.data_, nullptr)},
+        size_{std::exchange(other.size_, 0)},
+        capacity_{std::exchange(other.capacity_, 0)},
+        upstream_{other.upstream_},
+        limit_{other.limit_}
+    {}
+
+    /// Gives this buffer back to its upstream, then takes `other`'s as the move constructor.
+    Memory& operator=(Memory&& other) noexcept
+    {
+        if (this != &other)
+        {
+            release_storage();
+            data_ = std::exchange(other.data_, nullptr);
+            size_ = std::exchange(other.size_, 0);
+            capacity_ = std::exchange(other.capacity_, 0);
+            upstream_ = other.upstream_;
+            limit_ = other.limit_;
+        }
+        return *this;
+    }
+
+    ~Memory() { release_storage(); }
+
+    /// Makes [offset, offset + length) addressable: size() becomes at least offset + length
+    /// rounded up to 32. Nothing changes for length == 0, whatever the offset.
+    /// \returns the gas of this expansion, expansion_cost(new words) - expansion_cost(old
+    /// words) (0 when nothing grew); Errc::memory_limit_exceeded when offset + length
+    /// overflows or the new size passes limit(); Errc::out_of_memory when upstream throws.
+    /// On error size, capacity and contents are as they were.
+    [[nodiscard]] Result<std::uint64_t> expand(std::uint64_t offset, std::uint64_t length) noexcept
+    {
+        if (length == 0)
+            return std::uint64_t{0};
+        const std::uint64_t end = offset + length;
+        if (end >= offset && end <= size_) [[likely]]
+            return std::uint64_t{0};
+        return grow(offset, end);
+    }
+
+    /// Size 0; the capacity (and its bytes) stay for the next call.
+    void clear() noexcept
+    {
+        EVMALLOC_POISON(data_, size_);
+        size_ = 0;
+    }
+
+    /// Size 0 and the buffer goes back upstream (capacity 0). The next growth allocates again.
+    void release_storage() noexcept
+    {
+        if (data_ != nullptr)
+        {
+            EVMALLOC_UNPOISON(data_, capacity_);
+            upstream_->deallocate(data_, capacity_, alignment);
+        }
+        data_ = nullptr;
+        size_ = 0;
+        capacity_ = 0;
+    }
+
+    /// Addressable bytes: a multiple of 32.
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+    /// Bytes held from upstream.
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+    [[nodiscard]] std::size_t limit() const noexcept { return limit_; }
+    [[nodiscard]] std::uint8_t* data() noexcept { return data_; }
+    [[nodiscard]] const std::uint8_t* data() const noexcept { return data_; }
+    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept { return upstream_; }
+
+private:
+    /// The slow path: end > size() or offset + length overflowed.
+    [[gnu::noinline]] Result<std::uint64_t> grow(std::uint64_t offset, std::uint64_t end) noexcept
+    {
+        constexpr std::uint64_t max_end = std::numeric_limits<std::uint64_t>::max() - 31;
+        if (end < offset || end > limit_ || end > max_end)  // wrapped, or past the limit
+            return Errc::memory_limit_exceeded;
+        const std::uint64_t new_words = (end + 31) / 32;
+        const std::uint64_t new_size = new_words * 32;
+        if (new_size > limit_)  // a limit that is not a multiple of 32
+            return Errc::memory_limit_exceeded;
+        if (new_size <= size_)  // end landed in the last word: nothing grows
+            return std::uint64_t{0};
+
+        const std::size_t needed = static_cast<std::size_t>(new_size);
+        if (needed > capacity_)
+        {
+            std::size_t new_capacity = capacity_ > std::numeric_limits<std::size_t>::max() / 2
+                                           ? std::numeric_limits<std::size_t>::max()
+                                           : 2 * capacity_;
+            if (new_capacity < initial_capacity)
+                new_capacity = initial_capacity;
+            const std::size_t cap_limit = round_to_page(limit_);
+            if (new_capacity > cap_limit)
+                new_capacity = cap_limit;
+            if (new_capacity < needed)
+                new_capacity = round_to_page(needed);
+
+            void* fresh = nullptr;
+            try
+            {
+                fresh = upstream_->allocate(new_capacity, alignment);
+            }
+            catch (...)
+            {
+                return Errc::out_of_memory;
+            }
+            auto* const bytes = static_cast<std::uint8_t*>(fresh);
+            if (size_ != 0)
+                std::memcpy(bytes, data_, size_);
+            if (data_ != nullptr)
+            {
+                EVMALLOC_UNPOISON(data_, capacity_);
+                upstream_->deallocate(data_, capacity_, alignment);
+            }
+            data_ = bytes;
+            capacity_ = new_capacity;
+            EVMALLOC_POISON(data_ + size_, capacity_ - size_);
+        }
+        EVMALLOC_UNPOISON(data_ + size_, needed - size_);
+        std::memset(data_ + size_, 0, needed - size_);
+        const std::uint64_t gas = expansion_cost(new_words) - expansion_cost(size_ / 32);
+        size_ = needed;
+        return gas;
+    }
+
+    /// n rounded up to a multiple of page_size (n itself where that would overflow).
+    static constexpr std::size_t round_to_page(std::size_t n) noexcept
+    {
+        return n > std::numeric_limits<std::size_t>::max() - (page_size - 1)
+                   ? n
+                   : (n + page_size - 1) / page_size * page_size;
+    }
+
+    std::uint8_t* data_ = nullptr;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+    std::pmr::memory_resource* upstream_;
+    std::size_t limit_;
+};
+}  // namespace evmalloc
