@@ -150,12 +150,13 @@ private:
 
 static_assert(std::is_trivially_copyable_v<Analysis>);
 
-// One pass, no allocation. Per instruction: one inst_to_pc store, one pc_to_inst store and,
-// ahead of it, one 16-byte store of no_instruction over pc + 1 .. pc + 4 (push data of
-// PUSH1..PUSH4 in one go; for anything else the next instructions overwrite it, which is why
-// the loop keeps 4 entries of room and a short tail loop finishes the last bytes). Longer
-// immediates (PUSH5..PUSH32, rarer) take a branch that fills the rest. JUMPDEST sets its bit
-// with a shift; only the bit words the code needs are zeroed first.
+// One pass, no allocation. Per instruction: one inst_to_pc store and one pc_to_inst store.
+// A PUSH adds one 16-byte store of no_instruction over pc + 1 .. pc + 4: the whole immediate
+// of PUSH1..PUSH4 (the common ones) in one go; for shorter immediates the next instructions
+// overwrite the extra entries, which is why the main loop keeps 4 entries of room and a short
+// tail loop finishes the last bytes. PUSH5..PUSH32 (rarer) take a branch that fills the rest.
+// JUMPDEST sets its bit with a shift; only the bit words the code needs are zeroed first.
+// (Measured: storing the 16 bytes for every instruction, or a branchless step, is slower.)
 inline Result<Analysis> Analysis::prepare(
     std::span<const std::uint8_t> code, const AnalysisBuffers& buffers) noexcept
 {
@@ -186,11 +187,11 @@ inline Result<Analysis> Analysis::prepare(
         const std::uint8_t op = c[pc];
         i2p[inst] = static_cast<std::uint32_t>(pc);
         p2i[pc] = inst;
-        std::memcpy(p2i + pc + 1, gap.data(), sizeof(gap));
         ++inst;
         // 0x60..0x7F are the only bytes that are >= 0x60 as signed 8-bit values.
         if (static_cast<std::int8_t>(op) >= static_cast<std::int8_t>(op_push1))
         {
+            std::memcpy(p2i + pc + 1, gap.data(), sizeof(gap));
             const std::size_t len = static_cast<std::size_t>(op) - (op_push1 - 1);
             if (len > 4) [[unlikely]]
             {

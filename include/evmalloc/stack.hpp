@@ -4,7 +4,9 @@
 // a slot is written before it is read. One pointer moves: `top_` is one past the top item.
 // Checked push()/pop() return Errc::stack_overflow / stack_underflow and change nothing on
 // failure; the unchecked fast paths are for interpreters that check stack bounds once per
-// basic block (as evmone's advanced interpreter does) and only assert their preconditions.
+// basic block (as evmone's advanced interpreter does). They check nothing in release builds;
+// in debug builds a violated precondition is reported through the assertion handler and the
+// operation is skipped (peek()/top() then return a scratch word, pop_unchecked() W{}).
 //
 // A Stack is a view: copies share the storage, which the caller keeps alive.
 //
@@ -68,46 +70,50 @@ public:
     /// \requires size() < capacity
     void push_unchecked(const W& w) noexcept
     {
-        EVMALLOC_ASSERT(top_ != end_);
+        if constexpr (enable_asserts)
+        {
+            if (top_ == end_)
+                return report("push_unchecked on a full stack");
+        }
         *top_++ = w;
     }
 
     /// \requires !empty()
     W pop_unchecked() noexcept
     {
-        EVMALLOC_ASSERT(top_ != bottom_);
+        if constexpr (enable_asserts)
+        {
+            if (top_ == bottom_)
+                return report("pop_unchecked on an empty stack"), W{};
+        }
         return *--top_;
     }
 
     /// The top item. \requires !empty()
-    [[nodiscard]] W& top() noexcept
-    {
-        EVMALLOC_ASSERT(top_ != bottom_);
-        return top_[-1];
-    }
-    [[nodiscard]] const W& top() const noexcept
-    {
-        EVMALLOC_ASSERT(top_ != bottom_);
-        return top_[-1];
-    }
+    [[nodiscard]] W& top() noexcept { return peek(0); }
+    [[nodiscard]] const W& top() const noexcept { return const_cast<Stack*>(this)->peek(0); }
 
     /// The item `n` below the top (peek(0) is top()). \requires n < size()
     [[nodiscard]] W& peek(std::size_t n) noexcept
     {
-        EVMALLOC_ASSERT(n < size());
+        if constexpr (enable_asserts)
+        {
+            if (n >= size())
+                return report("peek/top below the bottom of the stack"), scratch_;
+        }
         return *(top_ - 1 - n);
     }
-    [[nodiscard]] const W& peek(std::size_t n) const noexcept
-    {
-        EVMALLOC_ASSERT(n < size());
-        return *(top_ - 1 - n);
-    }
+    [[nodiscard]] const W& peek(std::size_t n) const noexcept { return const_cast<Stack*>(this)->peek(n); }
 
     /// EVM DUPn: pushes a copy of the n-th item (dup(1) duplicates the top).
     /// \requires 1 <= n <= 16, n <= size(), size() < capacity
     void dup(std::size_t n) noexcept
     {
-        EVMALLOC_ASSERT(n >= 1 && n <= 16 && n <= size() && top_ != end_);
+        if constexpr (enable_asserts)
+        {
+            if (n < 1 || n > 16 || n > size() || top_ == end_)
+                return report("dup(n) needs 1 <= n <= 16, n items and a free slot");
+        }
         *top_ = *(top_ - n);
         ++top_;
     }
@@ -116,7 +122,11 @@ public:
     /// \requires 1 <= n <= 16, n < size()
     void swap(std::size_t n) noexcept
     {
-        EVMALLOC_ASSERT(n >= 1 && n <= 16 && n < size());
+        if constexpr (enable_asserts)
+        {
+            if (n < 1 || n > 16 || n >= size())
+                return report("swap(n) needs 1 <= n <= 16 and n + 1 items");
+        }
         using std::swap;
         swap(top_[-1], *(top_ - 1 - n));
     }
@@ -131,6 +141,15 @@ public:
     [[nodiscard]] W* data() const noexcept { return bottom_; }
 
 private:
+    static void report([[maybe_unused]] const char* what) noexcept
+    {
+        if constexpr (enable_asserts)
+            detail::assert_failed(what, __FILE__, __LINE__);
+    }
+
+    /// What peek()/top() return in a debug build after reporting a violated precondition.
+    static inline W scratch_{};
+
     W* bottom_;
     W* top_;
     W* end_;
