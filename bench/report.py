@@ -1,0 +1,549 @@
+#!/usr/bin/env python3
+"""evmalloc benchmark report: Google Benchmark JSON -> report.md (+ chart.png).
+
+    report.py times results.json [--out DIR] [--compiler TEXT]
+        report.md: header (date, compiler, CPU, evmalloc commit, code set), a summary per
+        workload (geometric-mean ratio per baseline, every case where evmalloc is not ahead),
+        then one table per workload. chart.png: the summary ratios as grouped bars
+        (skipped with a warning when matplotlib is missing).
+
+    report.py instructions ONE_DIR MANY_DIR [--out FILE]
+        instructions.md from two callgrind runs made by `bench/run --instructions`
+        (see bench/support/main.cpp): per benchmark (Ir_many - Ir_one) / (n_many - n_one).
+
+Benchmark names are workload/case/impl. The evmalloc row of a case is impl `evmalloc`;
+`evmalloc.<variant>` rows are variants; every other impl is a baseline, except the reference
+floors (a lower bound, not a competitor). ratio = impl time / evmalloc time: > 1 means
+evmalloc is faster. Standard library and matplotlib only.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from collections import OrderedDict
+
+REFERENCE_FLOORS = {"jumpdest_floor"}
+TIME_UNITS_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+# Keys of a Google Benchmark run that are not user counters.
+STANDARD_KEYS = {
+    "name", "family_index", "per_family_instance_index", "run_name", "run_type", "repetitions",
+    "repetition_index", "threads", "iterations", "real_time", "cpu_time", "time_unit",
+    "aggregate_name", "aggregate_unit", "error_occurred", "error_message", "label", "big_o",
+    "rms", "max_bytes_used", "total_allocated_bytes", "net_heap_growth",
+}
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Names, kinds, formatting
+
+
+def split_name(run_name):
+    """workload/case/impl -> (workload, case, impl); the case may itself contain slashes."""
+    parts = run_name.split("/")
+    if len(parts) < 3:
+        return ("other", "/".join(parts[:-1]) or parts[0], parts[-1])
+    return (parts[0], "/".join(parts[1:-1]), parts[-1])
+
+
+def impl_kind(impl):
+    if impl == "evmalloc":
+        return "evmalloc"
+    if impl.startswith("evmalloc."):
+        return "variant"
+    if impl in REFERENCE_FLOORS:
+        return "floor"
+    return "baseline"
+
+
+def impl_order(impls):
+    rank = {"evmalloc": 0, "variant": 1, "baseline": 2, "floor": 3}
+    return sorted(impls, key=lambda i: (rank[impl_kind(i)], impls.index(i)))
+
+
+def fmt_sig(x, digits=3):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if x == 0:
+        return "0"
+    if abs(x) < 0.001:
+        return f"{x:.1e}"
+    magnitude = math.floor(math.log10(abs(x)))
+    decimals = max(0, digits - 1 - magnitude)
+    return f"{x:,.{decimals}f}"
+
+
+def fmt_time(ns):
+    if ns is None:
+        return "—"
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{fmt_sig(ns / scale)} {unit}"
+    return f"{fmt_sig(ns)} ns"
+
+
+def fmt_ratio(r):
+    if r is None:
+        return "—"
+    return f"{r:.2f}×" if r < 100 else f"{r:.0f}×"
+
+
+def geomean(values):
+    values = [v for v in values if v and v > 0]
+    if not values:
+        return None
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def md_table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def group(entries):
+    """{workload: {case: {impl: entry}}} in order of first appearance."""
+    tree = OrderedDict()
+    for e in entries:
+        workload, case, impl = split_name(e["run_name"])
+        tree.setdefault(workload, OrderedDict()).setdefault(case, OrderedDict())[impl] = e
+    return tree
+
+
+def ratios_by_baseline(cases, value):
+    """{impl: [(case, ratio)]} for every non-evmalloc impl of cases that have an evmalloc row."""
+    out = OrderedDict()
+    for case, impls in cases.items():
+        ref = impls.get("evmalloc")
+        ref_value = value(ref) if ref else None
+        for impl, e in impls.items():
+            if impl == "evmalloc":
+                continue
+            v = value(e)
+            ratio = v / ref_value if (v and ref_value) else None
+            out.setdefault(impl, []).append((case, ratio))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Machine and project facts
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def evmalloc_version():
+    version = "unknown"
+    try:
+        with open(os.path.join(REPO, "CMakeLists.txt")) as f:
+            m = re.search(r"project\(evmalloc\s+VERSION\s+([0-9.]+)", f.read())
+            if m:
+                version = m.group(1)
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "include", "bench"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        version += f", commit {commit}" + (" + uncommitted changes in include/ or bench/" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return version
+
+
+# ---------------------------------------------------------------------------------------------
+# times: results.json -> report.md + chart.png
+
+
+def load_times(path):
+    """One entry per run_name: the median aggregate (or the single run), with its cv."""
+    with open(path) as f:
+        data = json.load(f)
+    context = data.get("context", {})
+    medians, cvs, singles = OrderedDict(), {}, OrderedDict()
+    for b in data.get("benchmarks", []):
+        name = b.get("run_name", b["name"])
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") == "median":
+                medians[name] = b
+            elif b.get("aggregate_name") == "cv":
+                cvs[name] = b
+        else:
+            singles.setdefault(name, []).append(b)
+    entries = []
+    names = list(OrderedDict.fromkeys(list(singles) + list(medians)))
+    for name in names:
+        if name in medians:
+            e = dict(medians[name])
+            cv = cvs.get(name)
+            e["_cv"] = cv.get("cpu_time") if cv else None
+        else:
+            runs = singles[name]
+            runs = sorted(runs, key=lambda r: r.get("cpu_time", 0.0))
+            e = dict(runs[len(runs) // 2])
+            e["_cv"] = None
+        e["run_name"] = name
+        scale = TIME_UNITS_NS.get(e.get("time_unit", "ns"), 1.0)
+        e["_ns"] = e["cpu_time"] * scale if "cpu_time" in e and not e.get("error_occurred") else None
+        entries.append(e)
+    return context, entries
+
+
+def counter_columns(cases):
+    keys = []
+    for impls in cases.values():
+        for e in impls.values():
+            for k in e:
+                if k not in STANDARD_KEYS and not k.startswith("_") and k not in keys:
+                    keys.append(k)
+    special = [k for k in ("bytes_per_second", "items_per_second") if k in keys]
+    return special + sorted(k for k in keys if k not in special)
+
+
+def counter_header(key):
+    return {"bytes_per_second": "MB/s", "items_per_second": "M items/s"}.get(key, key)
+
+
+def counter_value(e, key):
+    if key not in e:
+        return "—"
+    v = e[key]
+    if key in ("bytes_per_second", "items_per_second"):
+        return fmt_sig(v / 1e6)
+    return fmt_sig(v)
+
+
+def summarize_workload(cases):
+    """[(impl, kind, [(case, ratio)], geomean)] for the impls of one workload."""
+    rows = []
+    for impl, pairs in ratios_by_baseline(cases, lambda e: e["_ns"]).items():
+        rows.append((impl, impl_kind(impl), pairs, geomean([r for _, r in pairs])))
+    order = impl_order([r[0] for r in rows])
+    return sorted(rows, key=lambda r: order.index(r[0]))
+
+
+def not_ahead_sentences(workload, cases):
+    lines = []
+    for case, impls in cases.items():
+        ref = impls.get("evmalloc")
+        if not ref or ref["_ns"] is None:
+            continue
+        for impl, e in impls.items():
+            if impl_kind(impl) != "baseline" or e["_ns"] is None:
+                continue
+            if ref["_ns"] < e["_ns"]:
+                continue
+            slower = (ref["_ns"] / e["_ns"] - 1.0) * 100.0
+            noise = max(c for c in (ref.get("_cv"), e.get("_cv"), 0.0) if c is not None) * 100.0
+            note = f" (cv up to {noise:.0f}%: within noise)" if noise > 0 and slower < 2 * noise else ""
+            lines.append(f"- evmalloc is slower than {impl} on {workload}/{case} by {slower:.1f}% "
+                         f"({fmt_time(ref['_ns'])} against {fmt_time(e['_ns'])}){note}.")
+    return lines
+
+
+def floor_sentences(workload, summary):
+    lines = []
+    for impl, kind, pairs, gm in summary:
+        if kind != "floor" or gm is None:
+            continue
+        factors = [(case, 1.0 / r) for case, r in pairs if r]
+        worst = max(factors, key=lambda p: p[1])
+        best = min(factors, key=lambda p: p[1])
+        lines.append(f"- {workload}: {impl} is a lower bound, not a competitor. evmalloc takes "
+                     f"{1.0 / gm:.2f}× its time (geometric mean over {len(factors)} cases), from "
+                     f"{best[1]:.2f}× ({best[0]}) to {worst[1]:.2f}× ({worst[0]}).")
+    return lines
+
+
+def write_times_report(context, entries, out_dir, compiler_arg):
+    tree = group(entries)
+    date = context.get("date", datetime.datetime.now().isoformat(timespec="seconds"))
+    reps = context.get("repetitions")
+    min_time = context.get("min_time")
+    method = "CPU time per iteration, " + (f"median of {reps} repetitions" if reps else "single run")
+    if min_time:
+        method += f" of at least {min_time} s each"
+    load = context.get("load_avg")
+    header_rows = [
+        ("date", date),
+        ("evmalloc", evmalloc_version()),
+        ("compiler", context.get("compiler") or compiler_arg or "unknown"),
+        ("evmalloc build", context.get("evmalloc_build", "unknown")),
+        ("CPU", f"{cpu_model()}, {context.get('num_cpus', os.cpu_count())} cores"
+                + (f", {context['mhz_per_cpu']} MHz" if context.get("mhz_per_cpu") else "")),
+        ("load average at start", " ".join(f"{x:.2f}" for x in load) if load else "unknown"),
+        ("code set (call_setup, call_storm)", context.get("code_source", "not recorded")),
+        ("method", method + "; ratio = impl time / evmalloc time (> 1: evmalloc is faster); "
+                   "cv = coefficient of variation of the CPU time over the repetitions"),
+    ]
+    md = ["# evmalloc benchmark report", "", md_table(["", ""], header_rows), ""]
+
+    # Summary.
+    md += ["## Summary", "",
+           "Geometric mean over the cases of a workload of (impl time / evmalloc time): "
+           "above 1.00× evmalloc is faster. Variants are other evmalloc paths; floors are lower "
+           "bounds (the least work any implementation must do), not competitors.", ""]
+    summary_rows, chart_data, behind, floors, orphans = [], OrderedDict(), [], [], []
+    for workload, cases in tree.items():
+        summary = summarize_workload(cases)
+        for impl, kind, pairs, gm in summary:
+            ratios = [r for _, r in pairs if r]
+            ahead = sum(1 for r in ratios if r > 1.0)
+            label = impl + {"variant": " (variant)", "floor": " (floor)"}.get(kind, "")
+            summary_rows.append((workload, label, len(ratios), fmt_ratio(gm),
+                                 f"{fmt_ratio(min(ratios))} – {fmt_ratio(max(ratios))}" if ratios else "—",
+                                 f"{ahead}/{len(ratios)}" if kind == "baseline" else ""))
+            if kind in ("baseline", "floor") and gm:
+                chart_data.setdefault(workload, OrderedDict())[impl] = gm
+        behind += not_ahead_sentences(workload, cases)
+        floors += floor_sentences(workload, summary)
+        orphans += [f"{workload}/{c}" for c, impls in cases.items() if "evmalloc" not in impls]
+    md += [md_table(["workload", "against", "cases", "geomean ratio", "range", "evmalloc ahead"],
+                    summary_rows), ""]
+    md += ["### Where evmalloc is not ahead", ""]
+    md += behind if behind else ["evmalloc is ahead of every baseline in every case measured."]
+    md += [""]
+    if floors:
+        md += ["### Against the floors", ""] + floors + [""]
+    if orphans:
+        md += ["Cases without an `evmalloc` row (no ratio): " + ", ".join(orphans) + ".", ""]
+    errors = [e for e in entries if e.get("error_occurred")]
+    if errors:
+        md += ["### Benchmarks that reported an error", ""]
+        md += [f"- {e['run_name']}: {e.get('error_message', '')}" for e in errors] + [""]
+
+    # One table per workload.
+    for workload, cases in tree.items():
+        columns = counter_columns(cases)
+        rows = []
+        for case, impls in cases.items():
+            ref = impls.get("evmalloc")
+            for impl in impl_order(list(impls)):
+                e = impls[impl]
+                if e.get("error_occurred"):
+                    rows.append([case, impl, "error: " + e.get("error_message", ""), "—", "—"]
+                                + ["—"] * len(columns))
+                    continue
+                if impl == "evmalloc":
+                    ratio = "1 (ref)"
+                elif ref and ref["_ns"] and e["_ns"]:
+                    ratio = fmt_ratio(e["_ns"] / ref["_ns"])
+                else:
+                    ratio = "—"
+                cv = f"{e['_cv'] * 100:.1f}%" if e.get("_cv") is not None else "—"
+                rows.append([case, impl, fmt_time(e["_ns"]), ratio, cv]
+                            + [counter_value(e, k) for k in columns])
+        md += [f"## {workload}", "",
+               md_table(["case", "impl", "median time", "ratio", "cv"]
+                        + [counter_header(k) for k in columns], rows), ""]
+
+    md += ["![ratios per workload](chart.png)", ""] if chart_data else []
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "report.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    write_chart(chart_data, os.path.join(out_dir, "chart.png"),
+                f"{date[:10]} · {cpu_model()} · {context.get('code_source', '')}")
+
+
+def write_chart(chart_data, path, subtitle):
+    if not chart_data:
+        print("report.py: no ratios to draw; chart skipped", file=sys.stderr)
+        return
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import matplotlib.ticker
+    except ImportError:
+        print("report.py: warning: matplotlib is not installed (Debian: python3-matplotlib); "
+              "chart.png skipped", file=sys.stderr)
+        return
+    impls = []
+    for per in chart_data.values():
+        impls += [i for i in per if i not in impls]
+    palette = plt.get_cmap("tab20").colors
+    colors = {impl: palette[(2 * n) % 20 if n < 10 else (2 * n + 1) % 20] for n, impl in enumerate(impls)}
+    total_bars = sum(len(per) for per in chart_data.values())
+    fig, ax = plt.subplots(figsize=(max(9.0, 2.5 + 0.42 * total_bars + 0.6 * len(chart_data)), 6.0), dpi=120)
+    seen, all_ratios = set(), []
+    for x, (workload, per) in enumerate(chart_data.items()):
+        width = 0.84 / max(len(per), 1)
+        for k, (impl, ratio) in enumerate(per.items()):
+            pos = x - 0.42 + width * (k + 0.5)
+            # Bars grow from 1.0: up where evmalloc is faster, down where it is slower.
+            ax.bar(pos, ratio - 1.0, width * 0.92, bottom=1.0, color=colors[impl],
+                   hatch="//" if impl in REFERENCE_FLOORS else None, edgecolor="black",
+                   linewidth=0.4, label=None if impl in seen else impl)
+            seen.add(impl)
+            all_ratios.append(ratio)
+            up = ratio >= 1.0
+            ax.annotate(fmt_ratio(ratio), (pos, ratio),
+                        xytext=(0, 2 if up else -2), textcoords="offset points", ha="center",
+                        va="bottom" if up else "top", fontsize=7, rotation=90 if len(per) > 4 else 0)
+    ax.set_yscale("log")
+    low, high = min(0.5, min(all_ratios) / 1.8), max(2.0, max(all_ratios) * 2.2)
+    ax.set_ylim(low, high)
+    nice = [m * 10.0 ** e for e in range(-4, 5) for m in (1, 2, 5)]
+    ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator([v for v in nice if low <= v <= high]))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}×"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.axhline(1.0, color="black", linewidth=1.0)
+    ax.set_xticks(range(len(chart_data)))
+    ax.set_xticklabels(list(chart_data))
+    ax.set_xlim(-0.6, len(chart_data) - 0.4)
+    ax.set_ylabel("baseline time / evmalloc time (log scale)")
+    ax.set_title("evmalloc against each baseline: geometric-mean time ratio per workload\n"
+                 "above 1×: evmalloc is faster; below: the baseline is faster; hatched: a floor (lower bound)",
+                 fontsize=10)
+    ax.text(1.0, -0.08, subtitle, transform=ax.transAxes, ha="right", va="top", fontsize=7, color="#555")
+    ax.grid(axis="y", which="major", linestyle=":", linewidth=0.5)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="against", title_fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# instructions: two callgrind runs -> instructions.md
+
+
+def load_callgrind_run(run_dir):
+    """[(run entry, Ir of its window)] in run order; n = min(16, iterations)."""
+    with open(os.path.join(run_dir, "results.json")) as f:
+        data = json.load(f)
+    runs = [b for b in data.get("benchmarks", []) if b.get("run_type") != "aggregate"]
+    dumps = []
+    for name in os.listdir(run_dir):
+        m = re.fullmatch(r"cg\.out\.(\d+)", name)
+        if m:
+            dumps.append((int(m.group(1)), os.path.join(run_dir, name)))
+    dumps.sort()
+    if len(dumps) != len(runs):
+        sys.exit(f"report.py: {run_dir}: {len(runs)} benchmark runs but {len(dumps)} callgrind "
+                 "windows; was the executable run by bench/run --instructions?")
+    out = []
+    for run, (_, path) in zip(runs, dumps):
+        ir = None
+        with open(path) as f:
+            for line in f:
+                if line.startswith("summary:"):
+                    ir = int(line.split()[1])
+                    break
+        if ir is None:
+            sys.exit(f"report.py: no summary line in {path}")
+        run = dict(run)
+        run["_n"] = min(16, int(run["iterations"]))
+        run["_ir"] = ir
+        out.append(run)
+    return data.get("context", {}), out
+
+
+def write_instructions_report(one_dir, many_dir, out_path):
+    _, one = load_callgrind_run(one_dir)
+    context, many = load_callgrind_run(many_dir)
+    one_by_name = {r["run_name"]: r for r in one}
+    entries = []
+    for r in many:
+        a = one_by_name.get(r["run_name"])
+        e = {"run_name": r["run_name"], "_per_iter": None, "_n": (a["_n"] if a else None, r["_n"])}
+        if a and r["_n"] > a["_n"]:
+            e["_per_iter"] = (r["_ir"] - a["_ir"]) / (r["_n"] - a["_n"])
+            seconds = r["cpu_time"] * TIME_UNITS_NS.get(r.get("time_unit", "ns"), 1.0) * 1e-9
+            for key, unit in (("bytes_per_second", "byte"), ("items_per_second", "item")):
+                if r.get(key):
+                    e["_per_" + unit] = e["_per_iter"] / (r[key] * seconds)
+        entries.append(e)
+    tree = group(entries)
+
+    md = ["# evmalloc instruction counts (callgrind)", "",
+          md_table(["", ""], [
+              ("date", context.get("date", "")),
+              ("evmalloc", evmalloc_version()),
+              ("compiler", context.get("compiler", "unknown")),
+              ("CPU", cpu_model()),
+              ("code set (call_setup, call_storm)", context.get("code_source", "not recorded")),
+              ("method", "instructions executed (callgrind Ir) per benchmark iteration: each benchmark "
+                         "runs n₁ and n₂ iterations (n = min(16, iterations): 1 and up to 16) inside "
+                         "a profiled window; Ir/iter = (Ir₂ − Ir₁) / (n₂ − n₁), so setup cancels. "
+                         "ratio = impl Ir / evmalloc Ir (> 1: evmalloc executes fewer instructions)"),
+          ]), ""]
+    summary_rows, missing = [], []
+    for workload, cases in tree.items():
+        for impl, pairs in ratios_by_baseline(cases, lambda e: e["_per_iter"]).items():
+            ratios = [r for _, r in pairs if r]
+            summary_rows.append((workload, impl, len(ratios), fmt_ratio(geomean(ratios)),
+                                 f"{fmt_ratio(min(ratios))} – {fmt_ratio(max(ratios))}" if ratios else "—"))
+    md += ["## Summary", "", md_table(["workload", "against", "cases", "geomean ratio", "range"],
+                                      summary_rows), ""]
+    for workload, cases in tree.items():
+        per_byte = any("_per_byte" in e for impls in cases.values() for e in impls.values())
+        per_item = any("_per_item" in e for impls in cases.values() for e in impls.values())
+        rows = []
+        for case, impls in cases.items():
+            ref = impls.get("evmalloc")
+            for impl in impl_order(list(impls)):
+                e = impls[impl]
+                if e["_per_iter"] is None:
+                    missing.append(e["run_name"])
+                if impl == "evmalloc":
+                    ratio = "1 (ref)"
+                elif ref and ref["_per_iter"] and e["_per_iter"]:
+                    ratio = fmt_ratio(e["_per_iter"] / ref["_per_iter"])
+                else:
+                    ratio = "—"
+                row = [case, impl, fmt_sig(e["_per_iter"]), ratio]
+                row += [fmt_sig(e.get("_per_byte"))] if per_byte else []
+                row += [fmt_sig(e.get("_per_item"))] if per_item else []
+                row += [f"{e['_n'][0]}, {e['_n'][1]}"]
+                rows.append(row)
+        header = ["case", "impl", "Ir / iteration", "ratio"]
+        header += ["Ir / byte"] if per_byte else []
+        header += ["Ir / item"] if per_item else []
+        header += ["n₁, n₂"]
+        md += [f"## {workload}", "", md_table(header, rows), ""]
+    if missing:
+        md += ["No count for (n₂ = n₁: a single iteration took longer than the second run's "
+               "min_time; raise EVMALLOC_BENCH_MIN_TIME): " + ", ".join(missing) + ".", ""]
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with open(out_path, "w") as f:
+        f.write("\n".join(md) + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    times = sub.add_parser("times", help="results.json -> report.md and chart.png")
+    times.add_argument("results")
+    times.add_argument("--out", default=None, help="output folder (default: the folder of results.json)")
+    times.add_argument("--compiler", default=None, help="compiler, when the JSON context has none")
+    ins = sub.add_parser("instructions", help="two callgrind runs -> instructions.md")
+    ins.add_argument("one_dir")
+    ins.add_argument("many_dir")
+    ins.add_argument("--out", default="instructions.md")
+    args = parser.parse_args()
+    if args.command == "times":
+        context, entries = load_times(args.results)
+        if not entries:
+            sys.exit(f"report.py: no benchmarks in {args.results}")
+        write_times_report(context, entries, args.out or os.path.dirname(os.path.abspath(args.results)),
+                           args.compiler)
+    else:
+        write_instructions_report(args.one_dir, args.many_dir, args.out)
+
+
+if __name__ == "__main__":
+    main()
