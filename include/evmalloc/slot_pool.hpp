@@ -1,0 +1,355 @@
+// evmalloc: the pool engine shared by ObjectPool and BufferPool.
+//
+// A SlotPool hands out fixed-size, fixed-alignment slots. Free slots form a LIFO list threaded
+// through the slots themselves (the slot released last is handed out first, still warm in
+// cache). Memory comes from an upstream std::pmr::memory_resource in chunks that grow
+// geometrically: each chunk holds twice the slots of the one before. A new chunk is carved
+// lazily, one slot per request, so growing never touches memory nobody asked for yet.
+//
+//   chunk:  [ slot 0 | slot 1 | ... | slot n-1 | ChunkHeader | debug bitmap (debug builds) ]
+//
+// The fast path (acquire/release) is inline and only pops or pushes the free list; carving and
+// growth live in one out-of-line slow path. Every chunk goes back upstream in the destructor.
+//
+// SlotPoolResource is the std::pmr face built on the engine: requests whose size and alignment
+// fit a slot come from the pool, every other request goes to upstream, and deallocation applies
+// the same (size, alignment) rule, so it never guesses by pointer.
+//
+// Debug builds (enable_asserts) keep one "in use" bit per slot and report through the
+// assertion handler: a double release, a release of a pointer the pool never handed out, and
+// slots still in use when the pool is destroyed. A reported release is skipped. Under
+// AddressSanitizer free and not-yet-carved slots are poisoned.
+//
+// Not thread-safe: one pool per thread, or Synchronized<> for what must be shared.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory_resource>
+#include <new>
+
+#include "allocation.hpp"
+#include "config.hpp"
+#include "sanitizer.hpp"
+
+namespace evmalloc
+{
+namespace detail
+{
+/// Sits right after the slots of each chunk. Two words, no padding.
+struct ChunkHeader
+{
+    ChunkHeader* next;       ///< the chunk allocated before this one, or nullptr
+    std::size_t slot_count;  ///< slots in this chunk
+};
+static_assert(sizeof(ChunkHeader) == sizeof(void*) + sizeof(std::size_t));
+}  // namespace detail
+
+/// Slots of `Size` bytes aligned to `Align`, rounded up so that a free slot can hold the
+/// free-list link: slot_size >= sizeof(void*), slot_alignment >= alignof(void*).
+template <std::size_t Size, std::size_t Align>
+class SlotPool
+{
+    static_assert(Align != 0 && (Align & (Align - 1)) == 0, "slot alignment must be a power of two");
+
+public:
+    static constexpr std::size_t slot_alignment = Align > alignof(void*) ? Align : alignof(void*);
+    static constexpr std::size_t slot_size =
+        align_up(Size > sizeof(void*) ? Size : sizeof(void*), slot_alignment);
+    /// Slots in the first chunk when no initial capacity is asked for: about 4 KiB, at least 8.
+    static constexpr std::size_t default_first_chunk =
+        (4096 - sizeof(detail::ChunkHeader)) / slot_size > 8
+            ? (4096 - sizeof(detail::ChunkHeader)) / slot_size
+            : 8;
+
+    /// Takes `initial_capacity` slots from upstream now (none when 0); the first chunk
+    /// allocated later holds `default_first_chunk` slots.
+    /// \requires upstream is not null and outlives the pool.
+    /// \throws std::bad_alloc when upstream fails the initial chunk.
+    explicit SlotPool(std::pmr::memory_resource* upstream, std::size_t initial_capacity = 0)
+      : upstream_{upstream},
+        next_chunk_slots_{initial_capacity != 0 ? initial_capacity : default_first_chunk}
+    {
+        EVMALLOC_ASSERT(upstream != nullptr);
+        if (initial_capacity != 0)
+            grow();
+    }
+
+    SlotPool(const SlotPool&) = delete;
+    SlotPool& operator=(const SlotPool&) = delete;
+
+    /// Returns every chunk to upstream. Slots still in use are a caller bug (reported in debug
+    /// builds); their memory goes back all the same.
+    ~SlotPool()
+    {
+        if constexpr (enable_asserts)
+        {
+            if (in_use_ != 0)
+                EVMALLOC_REPORT("pool destroyed with slots still in use");
+        }
+        detail::ChunkHeader* chunk = chunks_;
+        while (chunk != nullptr)
+        {
+            detail::ChunkHeader* const next = chunk->next;
+            const std::size_t count = chunk->slot_count;
+            std::byte* const base = chunk_base(chunk);
+            EVMALLOC_UNPOISON(base, count * slot_size);
+            upstream_->deallocate(base, chunk_bytes(count), slot_alignment);
+            chunk = next;
+        }
+    }
+
+    /// One slot, uninitialised, aligned to slot_alignment.
+    /// \throws std::bad_alloc when the pool must grow and upstream fails; nothing changes then.
+    [[nodiscard]] void* acquire()
+    {
+        void* const slot = free_;
+        if (slot == nullptr) [[unlikely]]
+            return acquire_slow();
+        EVMALLOC_UNPOISON(slot, slot_size);
+        std::memcpy(&free_, slot, sizeof(void*));
+        ++in_use_;
+        if constexpr (enable_asserts)
+            set_in_use(slot, true);
+        return slot;
+    }
+
+    /// Gives a slot back; it is the next one handed out.
+    /// \requires p came from acquire() of this pool and is not released yet (checked in debug
+    /// builds: a bad release is reported and skipped).
+    void release(void* p) noexcept
+    {
+        if constexpr (enable_asserts)
+        {
+            if (!check_release(p))
+                return;
+            set_in_use(p, false);
+        }
+        std::memcpy(p, &free_, sizeof(void*));
+        free_ = p;
+        --in_use_;
+        EVMALLOC_POISON(p, slot_size);
+    }
+
+    /// Debug builds: true when `p` is a slot of this pool that is in use; otherwise reports
+    /// why not and returns false. Release builds: true without looking.
+    [[nodiscard]] bool check_release(const void* p) const noexcept
+    {
+        if constexpr (enable_asserts)
+        {
+            const Location at = locate(p);
+            if (at.chunk == nullptr)
+            {
+                EVMALLOC_REPORT("release of a pointer the pool never handed out");
+                return false;
+            }
+            if (!is_in_use(at))
+            {
+                EVMALLOC_REPORT("double release: the slot is not in use");
+                return false;
+            }
+        }
+        static_cast<void>(p);
+        return true;
+    }
+
+    /// True when `p` is the start of a slot in one of this pool's chunks (in use or not).
+    /// Walks the chunk list: for checks, not for hot paths.
+    [[nodiscard]] bool owns(const void* p) const noexcept { return locate(p).chunk != nullptr; }
+
+    /// Slots owned (in use or free).
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+    /// Slots handed out and not released.
+    [[nodiscard]] std::size_t in_use() const noexcept { return in_use_; }
+    /// Slots owned and not handed out.
+    [[nodiscard]] std::size_t available() const noexcept { return capacity_ - in_use_; }
+    /// in_use() / capacity(), 0 for a pool that owns nothing.
+    [[nodiscard]] double utilization() const noexcept
+    {
+        return capacity_ == 0 ? 0.0 : static_cast<double>(in_use_) / static_cast<double>(capacity_);
+    }
+    /// Bytes taken from upstream so far (chunk headers included).
+    [[nodiscard]] std::size_t bytes_reserved() const noexcept { return bytes_reserved_; }
+    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept { return upstream_; }
+
+private:
+    // Invariants:
+    //   free_ is a list of released slots, each poisoned; the link sits in the slot's first bytes.
+    //   [fresh_, fresh_end_) is the not-yet-carved tail of the newest chunk, poisoned.
+    //   capacity_ = sum of slot_count over chunks_;
+    //   in_use_ = capacity_ - (free list length) - (fresh_end_ - fresh_) / slot_size.
+
+    static constexpr std::size_t bitmap_words(std::size_t count) noexcept
+    {
+        return enable_asserts ? (count + 63) / 64 : 0;
+    }
+    static constexpr std::size_t max_slots =
+        (SIZE_MAX - sizeof(detail::ChunkHeader)) / (slot_size + sizeof(std::uint64_t)) - 64;
+
+    /// Bytes of a chunk of `count` slots. \requires count <= max_slots
+    static constexpr std::size_t chunk_bytes(std::size_t count) noexcept
+    {
+        return count * slot_size + sizeof(detail::ChunkHeader) +
+               bitmap_words(count) * sizeof(std::uint64_t);
+    }
+    static std::byte* chunk_base(detail::ChunkHeader* chunk) noexcept
+    {
+        return reinterpret_cast<std::byte*>(chunk) - chunk->slot_count * slot_size;
+    }
+    static std::uint64_t* chunk_bitmap(detail::ChunkHeader* chunk) noexcept
+    {
+        return reinterpret_cast<std::uint64_t*>(chunk + 1);
+    }
+
+    struct Location
+    {
+        detail::ChunkHeader* chunk;  ///< nullptr: not a slot of this pool
+        std::size_t index;
+    };
+
+    Location locate(const void* p) const noexcept
+    {
+        const auto a = reinterpret_cast<std::uintptr_t>(p);
+        for (detail::ChunkHeader* chunk = chunks_; chunk != nullptr; chunk = chunk->next)
+        {
+            const auto base = reinterpret_cast<std::uintptr_t>(chunk_base(chunk));
+            const auto end = reinterpret_cast<std::uintptr_t>(chunk);
+            if (a >= base && a < end)
+            {
+                const std::size_t offset = a - base;
+                if (offset % slot_size != 0)
+                    return {nullptr, 0};
+                return {chunk, offset / slot_size};
+            }
+        }
+        return {nullptr, 0};
+    }
+
+    static bool is_in_use(Location at) noexcept
+    {
+        return ((chunk_bitmap(at.chunk)[at.index / 64] >> (at.index % 64)) & 1U) != 0;
+    }
+
+    void set_in_use(const void* p, bool value) noexcept
+    {
+        const Location at = locate(p);
+        EVMALLOC_ASSERT(at.chunk != nullptr);
+        if (at.chunk == nullptr)
+            return;
+        std::uint64_t& word = chunk_bitmap(at.chunk)[at.index / 64];
+        const std::uint64_t bit = std::uint64_t{1} << (at.index % 64);
+        word = value ? (word | bit) : (word & ~bit);
+    }
+
+    /// The free list is empty: carve the next slot of the newest chunk, growing first if it
+    /// is used up.
+    [[gnu::noinline]] void* acquire_slow()
+    {
+        if (fresh_ == fresh_end_)
+            grow();
+        void* const slot = fresh_;
+        fresh_ += slot_size;
+        EVMALLOC_UNPOISON(slot, slot_size);
+        ++in_use_;
+        if constexpr (enable_asserts)
+            set_in_use(slot, true);
+        return slot;
+    }
+
+    /// Takes a chunk of next_chunk_slots_ slots from upstream. Strong guarantee: when upstream
+    /// throws (or the size would overflow), std::bad_alloc leaves every member as it was.
+    void grow()
+    {
+        const std::size_t count = next_chunk_slots_;
+        if (count > max_slots)
+            throw std::bad_alloc();
+        const std::size_t bytes = chunk_bytes(count);
+        auto* const base = static_cast<std::byte*>(upstream_->allocate(bytes, slot_alignment));
+
+        auto* const chunk = ::new (base + count * slot_size) detail::ChunkHeader{chunks_, count};
+        if constexpr (enable_asserts)
+            std::memset(chunk_bitmap(chunk), 0, bitmap_words(count) * sizeof(std::uint64_t));
+        EVMALLOC_POISON(base, count * slot_size);
+
+        chunks_ = chunk;
+        fresh_ = base;
+        fresh_end_ = base + count * slot_size;
+        capacity_ += count;
+        bytes_reserved_ += bytes;
+        next_chunk_slots_ = count <= max_slots / 2 ? count * 2 : max_slots;
+    }
+
+    void* free_ = nullptr;
+    std::byte* fresh_ = nullptr;
+    std::byte* fresh_end_ = nullptr;
+    std::size_t in_use_ = 0;
+    std::size_t capacity_ = 0;
+    detail::ChunkHeader* chunks_ = nullptr;
+    std::pmr::memory_resource* upstream_;
+    std::size_t next_chunk_slots_;
+    std::size_t bytes_reserved_ = 0;
+};
+
+/// The std::pmr face shared by ObjectPool and BufferPool: a SlotPool plus the rule
+/// "fits a slot (size <= slot_size and alignment <= slot_alignment) → pool, else → upstream",
+/// applied identically on allocate and deallocate.
+template <std::size_t Size, std::size_t Align>
+class SlotPoolResource : public std::pmr::memory_resource
+{
+public:
+    using Engine = SlotPool<Size, Align>;
+    static constexpr std::size_t slot_size = Engine::slot_size;
+    static constexpr std::size_t slot_alignment = Engine::slot_alignment;
+
+    /// True when a pmr request of this size and alignment is served by the pool.
+    [[nodiscard]] static constexpr bool fits(std::size_t bytes, std::size_t alignment) noexcept
+    {
+        return bytes <= slot_size && alignment <= slot_alignment;
+    }
+
+    SlotPoolResource(const SlotPoolResource&) = delete;
+    SlotPoolResource& operator=(const SlotPoolResource&) = delete;
+    ~SlotPoolResource() override = default;
+
+    [[nodiscard]] std::size_t capacity() const noexcept { return slots_.capacity(); }
+    [[nodiscard]] std::size_t in_use() const noexcept { return slots_.in_use(); }
+    [[nodiscard]] std::size_t available() const noexcept { return slots_.available(); }
+    [[nodiscard]] double utilization() const noexcept { return slots_.utilization(); }
+    [[nodiscard]] std::size_t bytes_reserved() const noexcept { return slots_.bytes_reserved(); }
+    /// Where chunks, and requests that do not fit a slot, come from.
+    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept { return slots_.upstream(); }
+    /// True when `p` is a slot of this pool. Walks the chunk list: for checks only.
+    [[nodiscard]] bool owns(const void* p) const noexcept { return slots_.owns(p); }
+
+protected:
+    SlotPoolResource(std::pmr::memory_resource* upstream, std::size_t initial_capacity)
+      : slots_{upstream, initial_capacity}
+    {
+    }
+
+    /// \throws std::bad_alloc when the pool must grow, or the forwarded request fails, upstream.
+    void* do_allocate(std::size_t bytes, std::size_t alignment) final
+    {
+        if (fits(bytes, alignment)) [[likely]]
+            return slots_.acquire();
+        return slots_.upstream()->allocate(bytes, alignment);
+    }
+
+    /// \requires (bytes, alignment) are those p was allocated with.
+    void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) final
+    {
+        if (fits(bytes, alignment)) [[likely]]
+            slots_.release(p);
+        else
+            slots_.upstream()->deallocate(p, bytes, alignment);
+    }
+
+    bool do_is_equal(const std::pmr::memory_resource& other) const noexcept final
+    {
+        return this == &other;
+    }
+
+    Engine slots_;
+};
+}  // namespace evmalloc

@@ -1,0 +1,175 @@
+#include "catch.hpp"
+#include "support/assert_capture.hpp"
+#include "support/recording_resource.hpp"
+
+#include <evmalloc/slot_pool.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <set>
+#include <vector>
+
+using evmalloc::SlotPool;
+using evmalloc::test::RecordingResource;
+
+namespace
+{
+bool aligned(const void* p, std::size_t a)
+{
+    return reinterpret_cast<std::uintptr_t>(p) % a == 0;
+}
+
+// Random acquire/release against a model: a set of live slots and the capacity the growth rule
+// predicts (the pool grows only when every slot it owns is in use, by first, 2*first, 4*first …).
+template <std::size_t Size, std::size_t Align>
+void run_model(std::uint32_t seed, std::size_t initial_capacity)
+{
+    using Pool = SlotPool<Size, Align>;
+    RecordingResource upstream;
+    {
+        Pool pool{&upstream, initial_capacity};
+        std::size_t next_chunk = initial_capacity != 0 ? initial_capacity : Pool::default_first_chunk;
+        std::size_t model_capacity = 0;
+        std::size_t model_chunks = 0;
+        if (initial_capacity != 0)
+        {
+            model_capacity = next_chunk;
+            next_chunk *= 2;
+            model_chunks = 1;
+        }
+
+        std::vector<std::byte*> live;
+        std::set<std::byte*> live_set;
+        std::mt19937 rng{seed};
+        std::uint8_t stamp = 0;
+        for (int step = 0; step < 20000; ++step)
+        {
+            const bool grow_phase = (step / 2500) % 2 == 0;
+            const bool do_acquire = live.empty() || rng() % 100 < (grow_phase ? 70U : 30U);
+            if (do_acquire)
+            {
+                if (live.size() == model_capacity)
+                {
+                    model_capacity += next_chunk;
+                    next_chunk *= 2;
+                    ++model_chunks;
+                }
+                auto* p = static_cast<std::byte*>(pool.acquire());
+                REQUIRE(aligned(p, Pool::slot_alignment));
+                REQUIRE(Align <= Pool::slot_alignment);
+                REQUIRE(live_set.insert(p).second);  // never handed out twice
+                REQUIRE(pool.owns(p));
+                // Fill the whole slot with a stamp; an overlap with another live slot would
+                // break that slot's stamp, checked at its release.
+                ++stamp;
+                std::memset(p, stamp, Size);
+                live.push_back(p);
+            }
+            else
+            {
+                const std::size_t i = rng() % live.size();
+                std::byte* p = live[i];
+                REQUIRE(std::all_of(p, p + Size, [first = p[0]](std::byte b) { return b == first; }));
+                live[i] = live.back();
+                live.pop_back();
+                live_set.erase(p);
+                pool.release(p);
+            }
+            REQUIRE(pool.in_use() == live.size());
+            REQUIRE(pool.capacity() == model_capacity);
+            REQUIRE(pool.available() == model_capacity - live.size());
+            REQUIRE(upstream.live_count() == model_chunks);
+            REQUIRE(pool.bytes_reserved() == upstream.live_bytes());
+        }
+        for (std::byte* p : live)
+            pool.release(p);
+        CHECK(pool.in_use() == 0);
+        CHECK(pool.available() == pool.capacity());
+    }
+    CHECK(upstream.report() == "");
+    CHECK(upstream.deallocations() == upstream.allocations());
+}
+}  // namespace
+
+TEST_CASE("SlotPool rounds slots up to hold the free-list link", "[slot_pool]")
+{
+    STATIC_REQUIRE(SlotPool<1, 1>::slot_size == sizeof(void*));
+    STATIC_REQUIRE(SlotPool<1, 1>::slot_alignment == alignof(void*));
+    STATIC_REQUIRE(SlotPool<20, 1>::slot_size == 24);
+    STATIC_REQUIRE(SlotPool<32, 32>::slot_size == 32);
+    STATIC_REQUIRE(SlotPool<33, 32>::slot_size == 64);
+    STATIC_REQUIRE(SlotPool<100, 64>::slot_size == 128);
+    STATIC_REQUIRE(SlotPool<4096, 64>::slot_size == 4096);
+    STATIC_REQUIRE(SlotPool<4096, 64>::default_first_chunk == 8);
+    STATIC_REQUIRE(sizeof(evmalloc::detail::ChunkHeader) == 2 * sizeof(void*));
+}
+
+TEST_CASE("SlotPool random acquire/release matches the model", "[slot_pool]")
+{
+    run_model<1, 1>(1, 0);
+    run_model<20, 1>(2, 0);
+    run_model<24, 8>(3, 5);
+    run_model<32, 32>(4, 0);
+    run_model<64, 64>(5, 1);
+    run_model<256, 64>(6, 0);
+    run_model<4096, 64>(7, 0);
+}
+
+TEST_CASE("SlotPool grows geometrically, one chunk at a time", "[slot_pool]")
+{
+    RecordingResource upstream;
+    {
+        SlotPool<32, 32> pool{&upstream, 10};
+        CHECK(pool.capacity() == 10);
+        CHECK(upstream.allocations() == 1);
+        std::vector<void*> held;
+        for (int i = 0; i < 10 + 20 + 40 + 1; ++i)
+            held.push_back(pool.acquire());
+        CHECK(pool.capacity() == 10 + 20 + 40 + 80);
+        const auto log = upstream.log();
+        REQUIRE(log.size() == 4);
+        for (std::size_t i = 1; i < log.size(); ++i)
+        {
+            CHECK(log[i].allocate);
+            CHECK(log[i].alignment == 32);
+            // Each chunk's slots double; the header (and debug bitmap) is small beside them.
+            CHECK(log[i].bytes > 2 * (log[i - 1].bytes - 64));
+            CHECK(log[i].bytes < 2 * log[i - 1].bytes + 64);
+        }
+        for (void* p : held)
+            pool.release(p);
+    }
+    CHECK(upstream.check());
+}
+
+TEST_CASE("SlotPool hands out the slot released last first", "[slot_pool]")
+{
+    SlotPool<64, 64> pool{std::pmr::new_delete_resource()};
+    void* a = pool.acquire();
+    void* b = pool.acquire();
+    pool.release(a);
+    pool.release(b);
+    CHECK(pool.acquire() == b);
+    CHECK(pool.acquire() == a);
+    pool.release(a);
+    pool.release(b);
+}
+
+TEST_CASE("SlotPool takes nothing upstream until asked", "[slot_pool]")
+{
+    RecordingResource upstream;
+    {
+        SlotPool<16, 16> pool{&upstream};
+        CHECK(pool.capacity() == 0);
+        CHECK(pool.utilization() == 0.0);
+        CHECK(pool.bytes_reserved() == 0);
+        CHECK(upstream.allocations() == 0);
+        void* p = pool.acquire();
+        CHECK(pool.capacity() == SlotPool<16, 16>::default_first_chunk);
+        CHECK(pool.utilization() == Approx(1.0 / static_cast<double>(pool.capacity())));
+        pool.release(p);
+    }
+    CHECK(upstream.check());
+}
