@@ -1,0 +1,484 @@
+// Analysis: prepare() against a plain reference decoder (random code across every tier
+// boundary, truncated PUSHes, all-JUMPDEST and all-PUSH32 code), the corpus counts from
+// MANIFEST.tsv, buffer_too_small / code_too_large with the buffers untouched, and carve().
+#include <evmalloc/analysis.hpp>
+
+#include "catch.hpp"
+#include "support/corpus.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+using evmalloc::Analysis;
+using evmalloc::AnalysisBuffers;
+using evmalloc::Errc;
+
+namespace
+{
+constexpr std::uint32_t sentinel32 = 0xA5A5A5A5;
+constexpr std::uint64_t sentinel64 = 0xA5A5A5A5A5A5A5A5;
+constexpr std::uint32_t none = 0xFFFFFFFF;
+
+// The obviously-correct decoder: vectors, one byte at a time.
+struct Reference
+{
+    std::vector<std::uint32_t> inst_to_pc;
+    std::vector<std::uint32_t> pc_to_inst;
+    std::vector<bool> jumpdest;
+};
+
+Reference reference_analysis(const std::vector<std::uint8_t>& code)
+{
+    Reference r;
+    r.pc_to_inst.assign(code.size() + 1, none);
+    r.jumpdest.assign(code.size(), false);
+    std::size_t pc = 0;
+    while (pc < code.size())
+    {
+        const std::uint8_t op = code[pc];
+        r.pc_to_inst[pc] = static_cast<std::uint32_t>(r.inst_to_pc.size());
+        r.inst_to_pc.push_back(static_cast<std::uint32_t>(pc));
+        if (op == 0x5B)
+            r.jumpdest[pc] = true;
+        if (op >= 0x60 && op <= 0x7F)
+            pc += 1 + static_cast<std::size_t>(op - 0x60 + 1);
+        else
+            pc += 1;
+    }
+    r.pc_to_inst[code.size()] = static_cast<std::uint32_t>(r.inst_to_pc.size());
+    r.inst_to_pc.push_back(static_cast<std::uint32_t>(code.size()));
+    return r;
+}
+
+// Exactly sized buffers (so ASan sees any write past them), filled with a sentinel (so a
+// table entry prepare() forgot to write shows up).
+struct Tables
+{
+    std::vector<std::uint32_t> inst_to_pc;
+    std::vector<std::uint32_t> pc_to_inst;
+    std::vector<std::uint64_t> jumpdest_bits;
+
+    explicit Tables(std::size_t n, std::size_t short_i2p = 0, std::size_t short_p2i = 0,
+                    std::size_t short_bits = 0)
+      : inst_to_pc(n + 1 - short_i2p, sentinel32),
+        pc_to_inst(n + 1 - short_p2i, sentinel32),
+        jumpdest_bits((n + 64) / 64 - short_bits, sentinel64)
+    {}
+
+    AnalysisBuffers buffers() noexcept { return {inst_to_pc, pc_to_inst, jumpdest_bits}; }
+
+    bool untouched() const
+    {
+        return std::all_of(inst_to_pc.begin(), inst_to_pc.end(), [](auto v) { return v == sentinel32; }) &&
+               std::all_of(pc_to_inst.begin(), pc_to_inst.end(), [](auto v) { return v == sentinel32; }) &&
+               std::all_of(jumpdest_bits.begin(), jumpdest_bits.end(), [](auto v) { return v == sentinel64; });
+    }
+};
+
+// Compares everything prepare() produced with the reference; returns false at the first
+// difference (with a message naming it), so a loop over thousands of codes stays readable.
+bool matches_reference(const std::vector<std::uint8_t>& code)
+{
+    Tables t{code.size()};
+    const auto result = Analysis::prepare(code, t.buffers());
+    if (!result)
+    {
+        FAIL_CHECK("prepare failed for size " << code.size());
+        return false;
+    }
+    const Analysis& a = *result;
+    const Reference ref = reference_analysis(code);
+    const auto fail = [&](const char* what) {
+        FAIL_CHECK(what << " differs for code of size " << code.size());
+        return false;
+    };
+    if (a.instruction_count() != ref.inst_to_pc.size())
+        return fail("instruction_count");
+    if (!std::equal(ref.inst_to_pc.begin(), ref.inst_to_pc.end(), a.inst_to_pc_span().begin(),
+                    a.inst_to_pc_span().end()))
+        return fail("inst_to_pc");
+    if (!std::equal(ref.pc_to_inst.begin(), ref.pc_to_inst.end(), a.pc_to_inst_span().begin(),
+                    a.pc_to_inst_span().end()))
+        return fail("pc_to_inst");
+    // The bit words as the reference says, padding bits past the end zero.
+    std::vector<std::uint64_t> bits((code.size() + 64) / 64, 0);
+    for (std::size_t pc = 0; pc < code.size(); ++pc)
+        if (ref.jumpdest[pc])
+            bits[pc / 64] |= std::uint64_t{1} << (pc % 64);
+    if (!std::equal(bits.begin(), bits.end(), a.jumpdest_bits_span().begin(), a.jumpdest_bits_span().end()))
+        return fail("jumpdest_bits");
+    for (std::size_t pc = 0; pc < code.size(); ++pc)
+        if (a.is_jumpdest(pc) != ref.jumpdest[pc])
+            return fail("is_jumpdest");
+    if (a.is_jumpdest(code.size()) || a.is_jumpdest(code.size() + 1) ||
+        a.is_jumpdest(std::numeric_limits<std::uint64_t>::max()))
+        return fail("is_jumpdest past the end");
+    if (a.pc_to_inst(code.size() + 1) != none || a.pc_to_inst(std::numeric_limits<std::uint64_t>::max()) != none)
+        return fail("pc_to_inst past the end");
+    if (a.code().data() != code.data() || a.code().size() != code.size())
+        return fail("code()");
+    return true;
+}
+
+// Bytes with EVM-like frequencies: many PUSH1..PUSH4, some long PUSHes, JUMPDESTs, the rest
+// anything (uniform bytes alone would make the code 1/8 PUSHes with mostly long immediates).
+std::vector<std::uint8_t> random_code(std::mt19937_64& rng, std::size_t n)
+{
+    std::vector<std::uint8_t> code(n);
+    std::uniform_int_distribution<int> kind(0, 99);
+    std::uniform_int_distribution<int> byte(0, 255);
+    std::uniform_int_distribution<int> short_push(0x60, 0x63);
+    std::uniform_int_distribution<int> any_push(0x60, 0x7F);
+    for (auto& b : code)
+    {
+        const int k = kind(rng);
+        b = static_cast<std::uint8_t>(k < 25 ? short_push(rng) : k < 32 ? any_push(rng) : k < 40 ? 0x5B : byte(rng));
+    }
+    return code;
+}
+}  // namespace
+
+TEST_CASE("Analysis: calculate_allocation is the three buffers, 8-aligned, not growable")
+{
+    STATIC_REQUIRE(evmalloc::Component<Analysis>);
+    // n = 0: one bit word + two tables of 1 entry = 8 + 4 + 4.
+    STATIC_REQUIRE(Analysis::calculate_allocation(0) == evmalloc::Allocation{16, 8, false});
+    // n = 4096: 65 words (520 B) + 2 * 4097 * 4 (32776 B).
+    STATIC_REQUIRE(Analysis::calculate_allocation(4096) == evmalloc::Allocation{33296, 8, false});
+    // n = 63: one word; n = 64: two (a bit for pc 0..64 is never needed past pc 63, but the
+    // formula (n + 64) / 64 is the contract).
+    STATIC_REQUIRE(Analysis::jumpdest_words(63) == 1);
+    STATIC_REQUIRE(Analysis::jumpdest_words(64) == 2);
+    STATIC_REQUIRE(Analysis::calculate_allocation(131072).size == (131072 + 64) / 64 * 8 + 2 * 131073 * 4);
+    STATIC_REQUIRE(std::is_trivially_copyable_v<Analysis>);
+}
+
+TEST_CASE("Analysis: a hand-decoded example")
+{
+    // 0: PUSH2 5B 5B | 3: JUMPDEST | 4: PUSH1 00 | 6: JUMPI | 7: JUMPDEST | 8: implicit STOP
+    const std::vector<std::uint8_t> code{0x61, 0x5B, 0x5B, 0x5B, 0x60, 0x00, 0x57, 0x5B};
+    Tables t{code.size()};
+    const auto a = Analysis::prepare(code, t.buffers());
+    REQUIRE(a.has_value());
+    CHECK(a->instruction_count() == 6);
+    const std::vector<std::uint32_t> pcs{0, 3, 4, 6, 7, 8};
+    for (std::size_t i = 0; i < pcs.size(); ++i)
+        CHECK(a->inst_to_pc(i) == pcs[i]);
+    const std::vector<std::uint32_t> insts{0, none, none, 1, 2, none, 3, 4, 5};
+    for (std::size_t pc = 0; pc < insts.size(); ++pc)
+        CHECK(a->pc_to_inst(pc) == insts[pc]);
+    CHECK_FALSE(a->is_jumpdest(0));
+    CHECK_FALSE(a->is_jumpdest(1));  // 0x5B inside PUSH2 data
+    CHECK_FALSE(a->is_jumpdest(2));
+    CHECK(a->is_jumpdest(3));
+    CHECK(a->is_jumpdest(7));
+    CHECK_FALSE(a->is_jumpdest(8));  // the implicit STOP
+    CHECK(a->jumpdest_bits_span().size() == 1);
+    CHECK(a->jumpdest_bits_span()[0] == ((std::uint64_t{1} << 3) | (std::uint64_t{1} << 7)));
+}
+
+TEST_CASE("Analysis: empty code is one implicit STOP")
+{
+    Tables t{0};
+    const std::vector<std::uint8_t> code;
+    const auto a = Analysis::prepare(code, t.buffers());
+    REQUIRE(a.has_value());
+    CHECK(a->instruction_count() == 1);
+    CHECK(a->inst_to_pc(0) == 0);
+    CHECK(a->pc_to_inst(0) == 0);
+    CHECK(a->pc_to_inst(1) == none);
+    CHECK_FALSE(a->is_jumpdest(0));
+    CHECK(a->code().empty());
+    CHECK(t.jumpdest_bits[0] == 0);  // the one bit word was zeroed
+}
+
+TEST_CASE("Analysis: a default-constructed analysis answers safely")
+{
+    const Analysis a;
+    CHECK(a.instruction_count() == 0);
+    CHECK(a.pc_to_inst(0) == none);
+    CHECK_FALSE(a.is_jumpdest(0));
+    CHECK(a.code().empty());
+    CHECK(a.jumpdest_bits_span().empty());
+}
+
+TEST_CASE("Analysis: differential against the reference on random code")
+{
+    std::mt19937_64 rng{0x5eed'ab1e};
+    std::size_t checked = 0;
+    // Many small codes: every tail-loop / main-loop split and PUSH-at-the-end shape.
+    for (int i = 0; i < 3000; ++i)
+    {
+        std::uniform_int_distribution<std::size_t> size(0, 160);
+        if (!matches_reference(random_code(rng, size(rng))))
+            break;
+        ++checked;
+    }
+    // Medium codes.
+    for (int i = 0; i < 300; ++i)
+    {
+        std::uniform_int_distribution<std::size_t> size(0, 6000);
+        if (!matches_reference(random_code(rng, size(rng))))
+            break;
+        ++checked;
+    }
+    // Every tier boundary, fewer iterations as the code grows.
+    for (std::size_t capacity = 4096; capacity <= evmalloc::max_code_size; capacity *= 2)
+    {
+        const int reps = capacity <= 8192 ? 6 : 2;
+        for (const std::size_t n : {capacity - 1, capacity, capacity + 1})
+        {
+            if (n > evmalloc::max_code_size)
+                continue;
+            for (int r = 0; r < reps; ++r)
+            {
+                CHECK(matches_reference(random_code(rng, n)));
+                ++checked;
+            }
+        }
+    }
+    // Uniform bytes too: long PUSHes everywhere.
+    for (int i = 0; i < 500; ++i)
+    {
+        std::uniform_int_distribution<std::size_t> size(0, 300);
+        std::uniform_int_distribution<int> byte(0, 255);
+        std::vector<std::uint8_t> code(size(rng));
+        for (auto& b : code)
+            b = static_cast<std::uint8_t>(byte(rng));
+        if (!matches_reference(code))
+            break;
+        ++checked;
+    }
+    CHECK(checked == 3000 + 300 + (3 * 6 * 2 + 3 * 2 * 3 + 2 * 2) + 500);
+}
+
+TEST_CASE("Analysis: a PUSH1..PUSH32 cut off by the end of the code counts once")
+{
+    std::mt19937_64 rng{42};
+    for (int k = 1; k <= 32; ++k)
+    {
+        for (int present = 0; present < k; ++present)
+        {
+            // Prefixes of every length up to 40 put the PUSH in the main loop and in the tail.
+            for (std::size_t prefix = 0; prefix <= 40; ++prefix)
+            {
+                std::vector<std::uint8_t> code(prefix, 0x01);  // ADDs: one instruction each
+                code.push_back(static_cast<std::uint8_t>(0x5F + k));
+                for (int d = 0; d < present; ++d)
+                    code.push_back(0x5B);  // data that looks like JUMPDEST
+                Tables t{code.size()};
+                const auto a = Analysis::prepare(code, t.buffers());
+                REQUIRE(a.has_value());
+                CHECK(a->instruction_count() == prefix + 2);  // ADDs, the PUSH, the STOP
+                CHECK(a->inst_to_pc(prefix) == prefix);
+                CHECK(a->inst_to_pc(prefix + 1) == code.size());
+                CHECK(a->pc_to_inst(code.size()) == prefix + 1);
+                for (std::size_t pc = prefix + 1; pc < code.size(); ++pc)
+                {
+                    CHECK(a->pc_to_inst(pc) == none);
+                    CHECK_FALSE(a->is_jumpdest(pc));
+                }
+                CHECK(matches_reference(code));
+            }
+        }
+    }
+    // A random code ending in a truncated PUSH, at tier-sized lengths.
+    for (const std::size_t n : {4096U, 8192U, 131072U})
+    {
+        for (int k = 1; k <= 32; k += 7)
+        {
+            auto code = random_code(rng, n);
+            // End in PUSHk 5B: a cut-off PUSH wherever pc n - 2 decodes as an instruction start.
+            code[n - 2] = static_cast<std::uint8_t>(0x5F + k);
+            code[n - 1] = 0x5B;
+            CHECK(matches_reference(code));
+        }
+    }
+}
+
+TEST_CASE("Analysis: all-JUMPDEST code")
+{
+    for (std::size_t n : {1U, 2U, 3U, 4U, 5U, 63U, 64U, 65U, 127U, 128U, 4096U, 131072U})
+    {
+        const std::vector<std::uint8_t> code(n, 0x5B);
+        Tables t{n};
+        const auto a = Analysis::prepare(code, t.buffers());
+        REQUIRE(a.has_value());
+        CHECK(a->instruction_count() == n + 1);
+        std::size_t jumpdests = 0;
+        for (std::size_t pc = 0; pc < n; ++pc)
+            jumpdests += a->is_jumpdest(pc) ? 1U : 0U;
+        CHECK(jumpdests == n);
+        // Every bit for pc < n is set; none past it (within the last word).
+        CHECK_FALSE(a->is_jumpdest(n));
+        const std::uint64_t last = t.jumpdest_bits.back();
+        CHECK((n % 64 == 0 ? last == 0 : last == (std::uint64_t{1} << (n % 64)) - 1));
+        // Huge pcs are safe and false.
+        for (std::uint64_t pc : {std::uint64_t{n} + 64, std::uint64_t{1} << 32, std::uint64_t{1} << 40,
+                                 std::uint64_t{1} << 63, std::numeric_limits<std::uint64_t>::max()})
+        {
+            CHECK_FALSE(a->is_jumpdest(pc));
+            CHECK(a->pc_to_inst(pc) == none);
+        }
+        CHECK(matches_reference(code));
+    }
+}
+
+TEST_CASE("Analysis: all-PUSH32 code")
+{
+    for (std::size_t n : {1U, 32U, 33U, 34U, 66U, 100U, 4096U, 131072U})
+    {
+        const std::vector<std::uint8_t> code(n, 0x7F);
+        Tables t{n};
+        const auto a = Analysis::prepare(code, t.buffers());
+        REQUIRE(a.has_value());
+        const std::size_t pushes = (n + 32) / 33;  // one PUSH32 every 33 bytes, the last maybe cut
+        CHECK(a->instruction_count() == pushes + 1);
+        for (std::size_t i = 0; i < pushes; ++i)
+            CHECK(a->inst_to_pc(i) == 33 * i);
+        std::size_t starts = 0;
+        for (std::size_t pc = 0; pc < n; ++pc)
+            starts += a->pc_to_inst(pc) != none ? 1U : 0U;
+        CHECK(starts == pushes);
+        CHECK(matches_reference(code));
+    }
+    // PUSH32 whose data is all 0x5B: no JUMPDEST anywhere.
+    std::vector<std::uint8_t> code;
+    for (int i = 0; i < 100; ++i)
+    {
+        code.push_back(0x7F);
+        code.insert(code.end(), 32, 0x5B);
+    }
+    Tables t{code.size()};
+    const auto a = Analysis::prepare(code, t.buffers());
+    REQUIRE(a.has_value());
+    CHECK(std::all_of(t.jumpdest_bits.begin(), t.jumpdest_bits.end(), [](auto w) { return w == 0; }));
+    CHECK(a->instruction_count() == 101);
+}
+
+TEST_CASE("Analysis: a buffer one element short is buffer_too_small, nothing written")
+{
+    for (std::size_t n : {0U, 1U, 100U, 4096U, 131072U})
+    {
+        const std::vector<std::uint8_t> code(n, 0x5B);
+        for (int which = 0; which < 3; ++which)
+        {
+            Tables t{n, which == 0 ? 1U : 0U, which == 1 ? 1U : 0U, which == 2 ? 1U : 0U};
+            const auto a = Analysis::prepare(code, t.buffers());
+            REQUIRE_FALSE(a.has_value());
+            CHECK(a.error() == Errc::buffer_too_small);
+            CHECK(t.untouched());
+        }
+        // Exact sizes work, and the same buffers serve a retry.
+        Tables t{n};
+        CHECK(Analysis::prepare(code, t.buffers()).has_value());
+    }
+    // Larger buffers than needed are fine, and entries past the needed ones stay untouched.
+    const std::vector<std::uint8_t> code(10, 0x00);
+    Tables big{20};
+    const auto a = Analysis::prepare(code, big.buffers());
+    REQUIRE(a.has_value());
+    CHECK(a->instruction_count() == 11);
+    CHECK(std::all_of(big.inst_to_pc.begin() + 11, big.inst_to_pc.end(), [](auto v) { return v == sentinel32; }));
+    CHECK(std::all_of(big.pc_to_inst.begin() + 11, big.pc_to_inst.end(), [](auto v) { return v == sentinel32; }));
+}
+
+TEST_CASE("Analysis: code over max_code_size is code_too_large, nothing written")
+{
+    const std::vector<std::uint8_t> too_big(evmalloc::max_code_size + 1, 0x5B);
+    Tables t{too_big.size()};
+    const auto a = Analysis::prepare(too_big, t.buffers());
+    REQUIRE_FALSE(a.has_value());
+    CHECK(a.error() == Errc::code_too_large);
+    CHECK(t.untouched());
+    // code_too_large is checked before the buffers: short buffers still say code_too_large.
+    Tables small{10};
+    const auto b = Analysis::prepare(too_big, small.buffers());
+    REQUIRE_FALSE(b.has_value());
+    CHECK(b.error() == Errc::code_too_large);
+    CHECK(small.untouched());
+    // The limit itself is fine.
+    const std::vector<std::uint8_t> at_limit(evmalloc::max_code_size, 0x5B);
+    Tables ok{at_limit.size()};
+    const auto c = Analysis::prepare(at_limit, ok.buffers());
+    REQUIRE(c.has_value());
+    CHECK(c->instruction_count() == evmalloc::max_code_size + 1);
+}
+
+TEST_CASE("Analysis: carve lays out bits, inst_to_pc, pc_to_inst in one block")
+{
+    for (std::size_t n : {0U, 1U, 63U, 64U, 4095U, 4096U, 24576U})
+    {
+        const std::size_t bytes = Analysis::calculate_allocation(n).size;
+        // A guard of 64 bytes after the block, checked after prepare().
+        std::vector<std::uint64_t> storage(bytes / 8 + 8 + 1, sentinel64);
+        auto* const base = reinterpret_cast<std::byte*>(storage.data());
+        const AnalysisBuffers b = Analysis::carve({base, bytes}, n);
+        CHECK(reinterpret_cast<std::byte*>(b.jumpdest_bits.data()) == base);
+        CHECK(b.jumpdest_bits.size() == (n + 64) / 64);
+        CHECK(reinterpret_cast<std::byte*>(b.inst_to_pc.data()) == base + b.jumpdest_bits.size_bytes());
+        CHECK(b.inst_to_pc.size() == n + 1);
+        CHECK(reinterpret_cast<std::byte*>(b.pc_to_inst.data()) ==
+              base + b.jumpdest_bits.size_bytes() + b.inst_to_pc.size_bytes());
+        CHECK(b.pc_to_inst.size() == n + 1);
+        CHECK(reinterpret_cast<std::byte*>(b.pc_to_inst.data() + b.pc_to_inst.size()) == base + bytes);
+
+        std::mt19937_64 rng{n};
+        const auto code = random_code(rng, n);
+        const auto a = Analysis::prepare(code, b);
+        REQUIRE(a.has_value());
+        CHECK(a->instruction_count() == reference_analysis(code).inst_to_pc.size());
+        CHECK(std::all_of(storage.end() - 9, storage.end(), [](auto w) { return w == sentinel64; }));
+    }
+    // Short storage: the buffers are cut, prepare() says so.
+    const std::size_t n = 100;
+    std::vector<std::uint64_t> storage(Analysis::calculate_allocation(n).size / 8);
+    const AnalysisBuffers b =
+        Analysis::carve({reinterpret_cast<std::byte*>(storage.data()), storage.size() * 8 - 4}, n);
+    CHECK(b.jumpdest_bits.size() == 2);
+    CHECK(b.inst_to_pc.size() == n + 1);
+    CHECK(b.pc_to_inst.size() == n);
+    const std::vector<std::uint8_t> code(n, 0x00);
+    const auto a = Analysis::prepare(code, b);
+    REQUIRE_FALSE(a.has_value());
+    CHECK(a.error() == Errc::buffer_too_small);
+}
+
+TEST_CASE("Analysis: the corpus matches MANIFEST.tsv")
+{
+    const auto dir = evmalloc::test::corpus_dir();
+    if (!dir)
+        EVMALLOC_SKIP("corpus folder not found (../shared/corpus or $EVMALLOC_CORPUS): corpus checks skipped");
+    const auto corpus = evmalloc::test::load_corpus(*dir);
+    REQUIRE(!corpus.empty());
+    for (const auto& e : corpus)
+    {
+        INFO(e.file);
+        Tables t{e.code.size()};
+        const auto a = Analysis::prepare(e.code, t.buffers());
+        REQUIRE(a.has_value());
+        CHECK(a->instruction_count() == e.instructions + 1);  // + the implicit STOP
+        std::size_t jumpdests = 0;
+        for (std::size_t pc = 0; pc < e.code.size(); ++pc)
+            jumpdests += a->is_jumpdest(pc) ? 1U : 0U;
+        CHECK(jumpdests == e.jumpdests);
+        // inst_to_pc and pc_to_inst are inverse on every instruction...
+        bool inverse = true;
+        for (std::size_t i = 0; i < a->instruction_count(); ++i)
+            inverse = inverse && a->pc_to_inst(a->inst_to_pc(i)) == i;
+        CHECK(inverse);
+        // ...and every pc is an instruction start or push data.
+        bool covered = true;
+        for (std::size_t pc = 0; pc <= e.code.size(); ++pc)
+        {
+            const std::uint32_t i = a->pc_to_inst(pc);
+            covered = covered && (i == none || (i < a->instruction_count() && a->inst_to_pc(i) == pc));
+        }
+        CHECK(covered);
+        CHECK(a->inst_to_pc(a->instruction_count() - 1) == e.code.size());
+        CHECK(matches_reference(e.code));
+    }
+}
