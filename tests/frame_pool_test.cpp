@@ -1,0 +1,355 @@
+#include "catch.hpp"
+#include "support/assert_capture.hpp"
+#include "support/recording_resource.hpp"
+
+#include <evmalloc/frame_pool.hpp>
+#include <evmalloc/sanitizer.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#if EVMALLOC_HAS_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+using evmalloc::all_tiers;
+using evmalloc::Errc;
+using evmalloc::frame_buffer_size;
+using evmalloc::FramePool;
+using evmalloc::FramePoolConfig;
+using evmalloc::Tier;
+using evmalloc::test::RecordingResource;
+
+namespace
+{
+using Pool = FramePool<>;
+using Lease = Pool::Lease;
+
+// Everything a caller can see of a pool, to compare before and after a failed call.
+struct PoolState
+{
+    std::size_t active, peak, allocated, retained_memories, bytes;
+    std::vector<std::size_t> retained;
+    bool operator==(const PoolState&) const = default;
+};
+
+PoolState state_of(const Pool& pool)
+{
+    PoolState s{pool.active(), pool.peak_active(), pool.buffers_allocated(), pool.retained_memories(),
+        pool.bytes_retained(), {}};
+    for (const Tier t : all_tiers)
+        s.retained.push_back(pool.retained(t));
+    return s;
+}
+
+Lease take(Pool& pool, Tier t)
+{
+    auto lease = pool.acquire(t);
+    REQUIRE(lease.has_value());
+    return *lease;
+}
+
+constexpr std::size_t slot_bytes = sizeof(Pool::MemorySlot);
+}  // namespace
+
+TEST_CASE("FramePool allocates nothing until asked, then one buffer and one Memory", "[frame_pool]")
+{
+    RecordingResource upstream;
+    {
+        Pool pool{&upstream};
+        CHECK(upstream.allocations() == 0);
+        CHECK(pool.buffers_allocated() == 0);
+        CHECK(pool.bytes_retained() == 0);
+        CHECK(pool.utilization() == 0.0);
+
+        const Lease a = take(pool, Tier::kb8);
+        CHECK(upstream.allocations() == 2);  // the buffer and the Memory slot
+        CHECK(upstream.is_live(a.buffer));
+        CHECK(reinterpret_cast<std::uintptr_t>(a.buffer) % 64 == 0);
+        CHECK(a.memory->memory.size() == 0);
+        CHECK(a.memory->memory.capacity() == 0);  // Memory allocates on its first growth
+        CHECK(pool.active() == 1);
+        CHECK(pool.buffers_allocated() == 1);
+        CHECK(pool.utilization() == 1.0);
+        // The buffer is the size the layout computed, and all of it is usable.
+        const auto log = upstream.log();
+        REQUIRE(!log.empty());
+        CHECK(log.front().bytes == frame_buffer_size(Tier::kb8));
+        CHECK(log.front().alignment == 64);
+        a.buffer[frame_buffer_size(Tier::kb8) - 1] = std::byte{1};
+        pool.release(Tier::kb8, a);
+        CHECK(pool.active() == 0);
+        CHECK(pool.retained(Tier::kb8) == 1);
+        CHECK(pool.retained_memories() == 1);
+        CHECK(pool.bytes_retained() == frame_buffer_size(Tier::kb8) + slot_bytes);
+        CHECK(upstream.live_count() == 2);  // kept for reuse
+    }
+    CHECK(upstream.check());  // the pool gave everything back, with matching sizes
+    CHECK(upstream.live_count() == 0);
+}
+
+TEST_CASE("FramePool reuses buffers LIFO per tier", "[frame_pool]")
+{
+    RecordingResource upstream;
+    Pool pool{&upstream};
+    const Lease a = take(pool, Tier::kb4);
+    const Lease b = take(pool, Tier::kb4);
+    const Lease c = take(pool, Tier::kb4);
+    CHECK(pool.buffers_allocated() == 3);
+    CHECK(pool.peak_active() == 3);
+    pool.release(Tier::kb4, c);
+    pool.release(Tier::kb4, b);
+    pool.release(Tier::kb4, a);
+    // Last released, first handed out; the same Memory objects too.
+    const Lease a2 = take(pool, Tier::kb4);
+    CHECK(a2.buffer == a.buffer);
+    CHECK(a2.memory == a.memory);
+    const Lease b2 = take(pool, Tier::kb4);
+    CHECK(b2.buffer == b.buffer);
+    pool.release(Tier::kb4, b2);
+    const Lease b3 = take(pool, Tier::kb4);
+    CHECK(b3.buffer == b.buffer);
+    CHECK(pool.buffers_allocated() == 3);
+    CHECK(upstream.allocations() == 6);  // nothing new since the first three frames
+
+    // Tiers do not mix: a kb8 request does not take a free kb4 buffer.
+    CHECK(pool.retained(Tier::kb4) == 1);
+    const Lease d = take(pool, Tier::kb8);
+    CHECK(d.buffer != c.buffer);
+    CHECK(pool.retained(Tier::kb4) == 1);
+    CHECK(pool.buffers_allocated() == 4);
+    pool.release(Tier::kb8, d);
+    pool.release(Tier::kb4, b3);
+    pool.release(Tier::kb4, a2);
+    CHECK(pool.retained(Tier::kb4) == 3);
+    CHECK(pool.retained(Tier::kb8) == 1);
+    CHECK(pool.peak_active() == 3);
+}
+
+TEST_CASE("FramePool refuses the frame beyond max_frames, losing nothing", "[frame_pool]")
+{
+    RecordingResource upstream;
+    Pool pool{&upstream, FramePoolConfig{.max_frames = 3}};
+    std::vector<Lease> leases;
+    for (int i = 0; i < 3; ++i)
+        leases.push_back(take(pool, Tier::kb4));
+    const PoolState before = state_of(pool);
+    const auto allocations = upstream.allocations();
+    const auto refused = pool.acquire(Tier::kb4);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error() == Errc::call_depth_exceeded);
+    CHECK(pool.acquire(Tier::kb128).error() == Errc::call_depth_exceeded);
+    CHECK(state_of(pool) == before);
+    CHECK(upstream.allocations() == allocations);
+    // Still usable: one frame ends, another starts on its buffer.
+    pool.release(Tier::kb4, leases.back());
+    const Lease again = take(pool, Tier::kb4);
+    CHECK(again.buffer == leases.back().buffer);
+    leases.back() = again;
+    for (const Lease& l : leases)
+        pool.release(Tier::kb4, l);
+    CHECK(pool.active() == 0);
+}
+
+TEST_CASE("FramePool reports out_of_memory when upstream throws, losing nothing", "[frame_pool]")
+{
+    RecordingResource upstream;
+    Pool pool{&upstream};
+
+    SECTION("the buffer allocation fails")
+    {
+        upstream.set_failing(true);
+        const PoolState before = state_of(pool);
+        CHECK(pool.acquire(Tier::kb16).error() == Errc::out_of_memory);
+        CHECK(state_of(pool) == before);
+        CHECK(upstream.live_count() == 0);
+    }
+    SECTION("the buffer succeeds, the Memory slot fails: the buffer goes back upstream")
+    {
+        upstream.fail_after(1);
+        const PoolState before = state_of(pool);
+        CHECK(pool.acquire(Tier::kb16).error() == Errc::out_of_memory);
+        CHECK(state_of(pool) == before);
+        CHECK(upstream.live_count() == 0);
+        CHECK(upstream.check());
+    }
+    SECTION("a retained buffer, a Memory slot fails: the buffer goes back on its list")
+    {
+        const Lease first = take(pool, Tier::kb4);
+        pool.release(Tier::kb4, first);  // kb4: one buffer retained, one Memory retained
+        const Lease other = take(pool, Tier::kb8);  // takes the retained Memory
+        upstream.set_failing(true);
+        const PoolState before = state_of(pool);
+        CHECK(pool.acquire(Tier::kb4).error() == Errc::out_of_memory);
+        CHECK(state_of(pool) == before);
+        upstream.stop_failing();
+        const Lease again = take(pool, Tier::kb4);
+        CHECK(again.buffer == first.buffer);
+        pool.release(Tier::kb4, again);
+        pool.release(Tier::kb8, other);
+    }
+    // Usable afterwards.
+    upstream.stop_failing();
+    const Lease ok = take(pool, Tier::kb16);
+    CHECK(pool.active() == 1);
+    pool.release(Tier::kb16, ok);
+    CHECK(upstream.errors().empty());
+}
+
+TEST_CASE("FramePool: after a 1025-deep burst, trim() bounds retention by retain_per_tier", "[frame_pool]")
+{
+    RecordingResource upstream;
+    Pool pool{&upstream};
+    REQUIRE(pool.config().max_frames == 1025);
+    REQUIRE(pool.config().retain_per_tier == 16);
+    std::vector<Lease> burst;
+    for (std::size_t depth = 0; depth < 1025; ++depth)
+    {
+        burst.push_back(take(pool, Tier::kb4));
+        REQUIRE(burst.back().memory->memory.expand(0, 32).has_value());  // 4 KiB of storage
+    }
+    CHECK(pool.acquire(Tier::kb4).error() == Errc::call_depth_exceeded);
+    CHECK(pool.peak_active() == 1025);
+    // Unwind: the deepest frame ends first, depth 0 last.
+    for (auto it = burst.rbegin(); it != burst.rend(); ++it)
+        pool.release(Tier::kb4, *it);
+    CHECK(pool.retained(Tier::kb4) == 1025);  // kept until trim(): the next burst allocates nothing
+    CHECK(pool.retained_memories() == 1025);
+    CHECK(upstream.live_bytes() == pool.bytes_retained());
+
+    pool.trim();
+    CHECK(pool.retained(Tier::kb4) == 16);
+    CHECK(pool.retained_memories() == 16);
+    const std::size_t expected = 16 * frame_buffer_size(Tier::kb4) + 16 * (slot_bytes + 4096);
+    CHECK(pool.bytes_retained() == expected);
+    CHECK(upstream.live_bytes() == expected);  // what the pool says it holds is what it holds
+    CHECK(upstream.live_count() == 48);  // 16 buffers, 16 Memory slots and their storage
+    CHECK(upstream.errors().empty());    // every buffer given back with its size and alignment
+    // The warm ones stay: depth 0's buffer was released last and comes out first.
+    const Lease next = take(pool, Tier::kb4);
+    CHECK(next.buffer == burst.front().buffer);
+    CHECK(next.memory->memory.capacity() == 4096);
+    pool.release(Tier::kb4, next);
+    // trim() again changes nothing; other tiers have nothing to give.
+    pool.trim();
+    CHECK(pool.retained(Tier::kb4) == 16);
+    CHECK(upstream.live_bytes() == expected);
+}
+
+TEST_CASE("FramePool trim() with retain_per_tier 0 gives everything free back", "[frame_pool]")
+{
+    RecordingResource upstream;
+    Pool pool{&upstream, FramePoolConfig{.retain_per_tier = 0}};
+    const Lease a = take(pool, Tier::kb4);
+    const Lease b = take(pool, Tier::kb32);
+    pool.release(Tier::kb32, b);
+    pool.trim();
+    CHECK(pool.retained(Tier::kb32) == 0);
+    CHECK(pool.retained_memories() == 0);
+    CHECK(pool.bytes_retained() == 0);
+    CHECK(upstream.live_count() == 2);  // only the live frame's buffer and Memory
+    CHECK(pool.active() == 1);
+    pool.release(Tier::kb4, a);
+}
+
+TEST_CASE("FramePool keeps a Memory's capacity up to memory_retain_limit, not beyond", "[frame_pool]")
+{
+    RecordingResource upstream;
+    Pool pool{&upstream};
+    REQUIRE(pool.config().memory_retain_limit == 64 * 1024);
+
+    Lease a = take(pool, Tier::kb4);
+    REQUIRE(a.memory->memory.expand(0, 16 * 1024).has_value());  // mainnet p99.9
+    const std::size_t kept = a.memory->memory.capacity();
+    CHECK(kept >= 16 * 1024);
+    pool.release(Tier::kb4, a);
+    CHECK(pool.bytes_retained() == frame_buffer_size(Tier::kb4) + slot_bytes + kept);
+    a = take(pool, Tier::kb4);
+    CHECK(a.memory->memory.size() == 0);  // cleared
+    CHECK(a.memory->memory.capacity() == kept);
+    const auto allocations = upstream.allocations();
+    REQUIRE(a.memory->memory.expand(0, 16 * 1024).has_value());
+    CHECK(upstream.allocations() == allocations);  // no growth needed
+
+    REQUIRE(a.memory->memory.expand(0, 200 * 1024).has_value());  // far beyond the bound
+    CHECK(a.memory->memory.capacity() > 64 * 1024);
+    const auto live = upstream.live_bytes();
+    const auto big = a.memory->memory.capacity();
+    pool.release(Tier::kb4, a);
+    CHECK(upstream.live_bytes() == live - big);  // the storage went back upstream
+    CHECK(pool.bytes_retained() == frame_buffer_size(Tier::kb4) + slot_bytes);
+    a = take(pool, Tier::kb4);
+    CHECK(a.memory->memory.capacity() == 0);
+    pool.release(Tier::kb4, a);
+}
+
+TEST_CASE("FramePool utilization is active / (active + retained buffers)", "[frame_pool]")
+{
+    Pool pool;
+    const Lease a = take(pool, Tier::kb4);
+    const Lease b = take(pool, Tier::kb8);
+    const Lease c = take(pool, Tier::kb4);
+    CHECK(pool.utilization() == 1.0);
+    pool.release(Tier::kb4, c);
+    CHECK(pool.utilization() == Approx(2.0 / 3.0));
+    pool.release(Tier::kb8, b);
+    CHECK(pool.utilization() == Approx(1.0 / 3.0));
+    pool.release(Tier::kb4, a);
+    CHECK(pool.utilization() == 0.0);
+    pool.trim();  // 3 buffers retained, within the bound
+    CHECK(pool.retained(Tier::kb4) + pool.retained(Tier::kb8) == 3);
+}
+
+TEST_CASE("FramePool poisons retained buffers under AddressSanitizer", "[frame_pool]")
+{
+#if EVMALLOC_HAS_ASAN
+    Pool pool;
+    const Lease a = take(pool, Tier::kb4);
+    CHECK(__asan_address_is_poisoned(a.buffer + 100) == 0);
+    pool.release(Tier::kb4, a);
+    CHECK(__asan_address_is_poisoned(a.buffer) != 0);
+    CHECK(__asan_address_is_poisoned(a.buffer + 100) != 0);
+    CHECK(__asan_address_is_poisoned(a.buffer + frame_buffer_size(Tier::kb4) - 1) != 0);
+    const Lease b = take(pool, Tier::kb4);
+    REQUIRE(b.buffer == a.buffer);
+    CHECK(__asan_region_is_poisoned(b.buffer, frame_buffer_size(Tier::kb4)) == nullptr);
+    pool.release(Tier::kb4, b);
+    pool.trim();
+#else
+    EVMALLOC_SKIP("not built with AddressSanitizer");
+#endif
+}
+
+TEST_CASE("FramePool reports misuse in debug builds", "[frame_pool]")
+{
+    if constexpr (!evmalloc::enable_asserts)
+    {
+        EVMALLOC_SKIP("assertions are compiled out in this build");
+    }
+    else
+    {
+        RecordingResource upstream;
+        SECTION("release without an acquire")
+        {
+            Pool pool{&upstream};
+            evmalloc::test::AssertCapture capture;
+            const Lease bogus{nullptr, nullptr};
+            pool.release(Tier::kb4, bogus);
+            CHECK(capture.count() == 1);
+            CHECK(pool.retained(Tier::kb4) == 0);  // skipped, nothing corrupted
+            CHECK(pool.active() == 0);
+        }
+        SECTION("a pool destroyed while a frame is alive")
+        {
+            auto pool = std::make_unique<Pool>(&upstream);
+            (void)take(*pool, Tier::kb4);
+            evmalloc::test::AssertCapture capture;
+            pool.reset();
+            CHECK(capture.count() == 1);
+            // The live frame's buffer is all that is left upstream (freed by the recorder).
+            CHECK(upstream.live_count() == 2);
+        }
+    }
+}

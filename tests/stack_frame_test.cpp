@@ -1,0 +1,424 @@
+#include "catch.hpp"
+#include "support/assert_capture.hpp"
+#include "support/corpus.hpp"
+#include "support/recording_resource.hpp"
+
+#include <evmalloc/stack_frame.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <type_traits>
+#include <vector>
+
+using evmalloc::all_tiers;
+using evmalloc::code_capacity;
+using evmalloc::Errc;
+using evmalloc::frame_buffer_size;
+using evmalloc::FramePool;
+using evmalloc::FramePoolConfig;
+using evmalloc::Tier;
+using evmalloc::Word;
+using evmalloc::test::RecordingResource;
+
+namespace
+{
+using Frame = evmalloc::StackFrame<>;
+using Pool = FramePool<>;
+using Code = std::vector<std::uint8_t>;
+
+// 256 distinct handler addresses.
+const Frame::OpTable& op_table()
+{
+    static const char handlers[256] = {};
+    static const Frame::OpTable table = [] {
+        Frame::OpTable t{};
+        for (std::size_t i = 0; i < t.size(); ++i)
+            t[i] = &handlers[i];
+        return t;
+    }();
+    return table;
+}
+
+struct Expected
+{
+    std::vector<const void*> ops;
+    std::vector<std::uint64_t> metadata;
+};
+
+// The plain reference: decode left to right; PUSH1..PUSH8 immediates as big-endian
+// integers with bytes past the end read as zero.
+Expected reference(const Code& code, const Frame::OpTable& table)
+{
+    Expected e;
+    std::size_t pc = 0;
+    while (pc < code.size())
+    {
+        const std::uint8_t op = code[pc];
+        e.ops.push_back(table[op]);
+        std::uint64_t imm = 0;
+        if (op >= 0x60 && op <= 0x67)
+            for (std::size_t k = 1; k <= std::size_t{op} - 0x5Fu; ++k)
+                imm = imm * 256 + (pc + k < code.size() ? code[pc + k] : 0u);
+        e.metadata.push_back(imm);
+        pc += 1 + (op >= 0x60 && op <= 0x7F ? std::size_t{op} - 0x5Fu : 0u);
+    }
+    e.ops.push_back(table[0x00]);
+    e.metadata.push_back(0);
+    return e;
+}
+
+void check_against_reference(Frame& frame, const Code& code)
+{
+    REQUIRE(frame.prepare(code, op_table()).has_value());
+    REQUIRE(frame.is_prepared());
+    const Expected e = reference(code, op_table());
+    REQUIRE(frame.analysis().instruction_count() == e.ops.size());
+    REQUIRE(frame.ops().size() == e.ops.size());
+    REQUIRE(frame.metadata().size() == e.metadata.size());
+    std::size_t op_mismatches = 0, metadata_mismatches = 0;
+    for (std::size_t i = 0; i < e.ops.size(); ++i)
+    {
+        op_mismatches += frame.ops()[i] != e.ops[i] ? 1u : 0u;
+        metadata_mismatches += frame.metadata()[i] != e.metadata[i] ? 1u : 0u;
+    }
+    CHECK(op_mismatches == 0);
+    CHECK(metadata_mismatches == 0);
+}
+
+Code random_code(std::mt19937& rng, std::size_t size)
+{
+    std::uniform_int_distribution<int> byte{0, 255};
+    std::uniform_int_distribution<int> kind{0, 9};
+    Code code(size);
+    for (auto& b : code)
+    {
+        const int k = kind(rng);  // PUSH1..PUSH8 often, JUMPDEST sometimes, anything else
+        b = static_cast<std::uint8_t>(k < 4 ? 0x60 + byte(rng) % 8 : k == 4 ? 0x5B : byte(rng));
+    }
+    return code;
+}
+
+struct PoolState
+{
+    std::size_t active, peak, allocated, memories, bytes;
+    std::vector<std::size_t> retained;
+    bool operator==(const PoolState&) const = default;
+};
+
+PoolState state_of(const Pool& pool)
+{
+    PoolState s{pool.active(), pool.peak_active(), pool.buffers_allocated(), pool.retained_memories(),
+        pool.bytes_retained(), {}};
+    for (const Tier t : all_tiers)
+        s.retained.push_back(pool.retained(t));
+    return s;
+}
+
+Frame make(std::size_t code_size, Pool& pool)
+{
+    auto frame = Frame::init(code_size, pool);
+    REQUIRE(frame.has_value());
+    return std::move(*frame);
+}
+}  // namespace
+
+TEST_CASE("StackFrame is a small move-only handle", "[stack_frame]")
+{
+    STATIC_REQUIRE(std::is_nothrow_move_constructible_v<Frame>);
+    STATIC_REQUIRE(std::is_nothrow_move_assignable_v<Frame>);
+    STATIC_REQUIRE_FALSE(std::is_copy_constructible_v<Frame>);
+    STATIC_REQUIRE_FALSE(std::is_copy_assignable_v<Frame>);
+    // Pointers, the stack's three pointers, the analysis, the tier and a flag: 112 bytes on
+    // 64-bit targets, no padding between members.
+    STATIC_REQUIRE(sizeof(Frame) <= 4 * sizeof(void*) + sizeof(evmalloc::Stack<>) +
+                                        sizeof(evmalloc::Analysis) + 8);
+}
+
+TEST_CASE("StackFrame::init picks the tier for the code size and carves its buffer", "[stack_frame]")
+{
+    Pool pool;
+    const std::pair<std::size_t, Tier> cases[] = {{0, Tier::kb4}, {1, Tier::kb4}, {4096, Tier::kb4},
+        {4097, Tier::kb8}, {24576, Tier::kb32}, {65536, Tier::kb64}, {65537, Tier::kb128},
+        {131072, Tier::kb128}};
+    for (const auto& [size, tier] : cases)
+    {
+        INFO(size);
+        Frame frame = make(size, pool);
+        CHECK(frame.tier() == tier);
+        CHECK(frame.buffer_size() == frame_buffer_size(tier));
+        CHECK_FALSE(frame.is_prepared());
+        CHECK(frame.stack().empty());
+        CHECK(reinterpret_cast<std::uintptr_t>(frame.stack().data()) % 64 == 0);
+        CHECK(frame.memory().size() == 0);
+        CHECK(pool.active() == 1);
+    }
+    CHECK(pool.active() == 0);
+}
+
+TEST_CASE("StackFrame::init refuses code over 131072 bytes, losing nothing", "[stack_frame]")
+{
+    RecordingResource upstream;
+    Pool pool{&upstream};
+    { Frame warm = make(100, pool); }
+    const PoolState before = state_of(pool);
+    for (const std::size_t size : {std::size_t{131073}, std::size_t{1} << 20, SIZE_MAX})
+    {
+        const auto frame = Frame::init(size, pool);
+        REQUIRE_FALSE(frame.has_value());
+        CHECK(frame.error() == Errc::code_too_large);
+    }
+    CHECK(state_of(pool) == before);
+    CHECK(upstream.allocations() == 2);
+    Frame ok = make(131072, pool);  // usable after
+    CHECK(ok.tier() == Tier::kb128);
+}
+
+TEST_CASE("StackFrame::prepare refuses code larger than the frame's tier, losing nothing", "[stack_frame]")
+{
+    Pool pool;
+    std::mt19937 rng{7};
+    const Code small = random_code(rng, 300);
+
+    SECTION("larger than the tier")
+    {
+        Frame frame = make(300, pool);
+        REQUIRE(frame.tier() == Tier::kb4);
+        const Code big = random_code(rng, 4097);
+        CHECK(frame.prepare(big, op_table()).error() == Errc::code_too_large);
+        CHECK_FALSE(frame.is_prepared());
+        // The frame is still usable, and a prepared frame stays prepared on a refused call.
+        check_against_reference(frame, small);
+        const std::vector<const void*> ops_before(frame.ops().begin(), frame.ops().end());
+        CHECK(frame.prepare(big, op_table()).error() == Errc::code_too_large);
+        CHECK(frame.is_prepared());
+        CHECK(frame.analysis().code().size() == small.size());
+        CHECK(std::vector<const void*>(frame.ops().begin(), frame.ops().end()) == ops_before);
+    }
+    SECTION("over max_code_size on the largest tier")
+    {
+        Frame frame = make(131072, pool);
+        const Code huge(131073, 0x5B);
+        CHECK(frame.prepare(huge, op_table()).error() == Errc::code_too_large);
+        CHECK_FALSE(frame.is_prepared());
+        const Code fits(131072, 0x5B);
+        REQUIRE(frame.prepare(fits, op_table()).has_value());
+        CHECK(frame.analysis().instruction_count() == 131073);
+    }
+    CHECK(pool.active() == 0);
+}
+
+TEST_CASE("StackFrame: the 1026th live frame is call_depth_exceeded, losing nothing", "[stack_frame]")
+{
+    Pool pool;
+    std::vector<Frame> frames;
+    frames.reserve(1025);
+    for (std::size_t depth = 0; depth < 1025; ++depth)
+        frames.push_back(make(depth % 3 == 0 ? 5000 : 45, pool));
+    CHECK(pool.active() == 1025);
+    const PoolState before = state_of(pool);
+    const auto refused = Frame::init(45, pool);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error() == Errc::call_depth_exceeded);
+    CHECK(Frame::init(5000, pool).error() == Errc::call_depth_exceeded);
+    CHECK(state_of(pool) == before);
+    frames.pop_back();  // a frame returns: a new one may start
+    Frame again = make(45, pool);
+    CHECK(pool.active() == 1025);
+    frames.clear();
+}
+
+TEST_CASE("StackFrame::init reports out_of_memory when upstream throws, losing nothing", "[stack_frame]")
+{
+    RecordingResource upstream;
+    Pool pool{&upstream};
+    { Frame warm = make(100, pool); }  // one kb4 buffer and one Memory retained
+    const PoolState before = state_of(pool);
+
+    upstream.set_failing(true);
+    const auto fresh_tier = Frame::init(10000, pool);  // kb16: needs a new buffer
+    REQUIRE_FALSE(fresh_tier.has_value());
+    CHECK(fresh_tier.error() == Errc::out_of_memory);
+    CHECK(state_of(pool) == before);
+    {
+        Frame reused = make(100, pool);  // the retained buffer needs no upstream
+        const auto second = Frame::init(100, pool);  // a second kb4 buffer does
+        CHECK(second.error() == Errc::out_of_memory);
+        CHECK(pool.active() == 1);
+    }
+    upstream.fail_after(1);  // the buffer comes, the Memory slot does not
+    CHECK(Frame::init(10000, pool).error() == Errc::out_of_memory);
+    CHECK(state_of(pool) == before);
+    CHECK(upstream.live_count() == 2);
+
+    upstream.stop_failing();
+    Frame ok = make(10000, pool);
+    CHECK(ok.tier() == Tier::kb16);
+    CHECK(upstream.errors().empty());
+}
+
+TEST_CASE("StackFrame ops and metadata match a reference on random code across every tier", "[stack_frame]")
+{
+    Pool pool;
+    std::mt19937 rng{2024};
+    std::vector<std::size_t> sizes = {0, 1, 2, 8, 9, 10, 17, 100, 4095, 4096, 4097};
+    for (const Tier t : all_tiers)
+    {
+        sizes.push_back(code_capacity(t) - 1);
+        sizes.push_back(code_capacity(t));
+    }
+    for (int i = 0; i < 300; ++i)
+        sizes.push_back(std::uniform_int_distribution<std::size_t>{0, 3000}(rng));
+    for (const std::size_t size : sizes)
+    {
+        INFO("size " << size);
+        const Code code = random_code(rng, size);
+        Frame frame = make(size, pool);
+        check_against_reference(frame, code);
+    }
+}
+
+TEST_CASE("StackFrame metadata of PUSH1..PUSH8, whole and truncated at the end", "[stack_frame]")
+{
+    Pool pool;
+    Frame frame = make(64, pool);
+    for (std::size_t n = 1; n <= 8; ++n)
+    {
+        // Whole: PUSHn 0x11 0x22 ... then STOP, and padding so the 8-byte fast path applies.
+        Code whole{static_cast<std::uint8_t>(0x5F + n)};
+        std::uint64_t value = 0;
+        for (std::size_t k = 1; k <= n; ++k)
+        {
+            whole.push_back(static_cast<std::uint8_t>(0x11 * k));
+            value = value << 8 | (0x11 * k);
+        }
+        whole.insert(whole.end(), 16, 0x00);
+        REQUIRE(frame.prepare(whole, op_table()).has_value());
+        CHECK(frame.metadata()[0] == value);
+        CHECK(frame.metadata()[1] == 0);
+
+        // Truncated: only `have` of the n bytes are there; the rest read as zero.
+        for (std::size_t have = 0; have < n; ++have)
+        {
+            INFO("PUSH" << n << " with " << have << " bytes");
+            Code code = {0x01, 0x02, static_cast<std::uint8_t>(0x5F + n)};
+            std::uint64_t expected = 0;
+            for (std::size_t k = 1; k <= n; ++k)
+            {
+                const std::uint8_t b = k <= have ? static_cast<std::uint8_t>(0xA0 + k) : 0;
+                if (k <= have)
+                    code.push_back(b);
+                expected = expected << 8 | b;
+            }
+            REQUIRE(frame.prepare(code, op_table()).has_value());
+            REQUIRE(frame.analysis().instruction_count() == 4);
+            CHECK(frame.metadata()[2] == expected);
+            CHECK(frame.ops()[2] == op_table()[0x5F + n]);
+            CHECK(frame.ops()[3] == op_table()[0x00]);  // the implicit STOP
+            CHECK(frame.metadata()[3] == 0);
+        }
+    }
+    // PUSH9..PUSH32 and PUSH0 carry no metadata.
+    const Code wide = {0x5F, 0x68, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0x7F};
+    REQUIRE(frame.prepare(wide, op_table()).has_value());
+    CHECK(frame.metadata()[0] == 0);
+    CHECK(frame.metadata()[1] == 0);
+    CHECK(frame.metadata()[2] == 0);
+}
+
+TEST_CASE("StackFrame ops and metadata match a reference on every corpus contract", "[stack_frame][corpus]")
+{
+    const auto dir = evmalloc::test::corpus_dir();
+    if (!dir)
+    {
+        EVMALLOC_SKIP("bytecode corpus not found (set EVMALLOC_CORPUS or place it in ../shared/corpus)");
+    }
+    else
+    {
+        Pool pool;
+        const auto corpus = evmalloc::test::load_corpus(*dir);
+        REQUIRE(!corpus.empty());
+        for (const auto& entry : corpus)
+        {
+            INFO(entry.file);
+            Frame frame = make(entry.code.size(), pool);
+            check_against_reference(frame, entry.code);
+            CHECK(frame.analysis().instruction_count() == entry.instructions + 1);
+        }
+    }
+}
+
+TEST_CASE("StackFrame gives its buffer back on destruction and move, LIFO", "[stack_frame]")
+{
+    RecordingResource upstream;
+    Pool pool{&upstream};
+    const Word* first = nullptr;
+    {
+        Frame a = make(100, pool);
+        first = a.stack().data();
+    }
+    CHECK(pool.active() == 0);
+    CHECK(pool.retained(Tier::kb4) == 1);
+    Frame b = make(200, pool);
+    CHECK(b.stack().data() == first);  // the same buffer back
+
+    Frame c = std::move(b);  // the handle moves, the buffer stays
+    CHECK(c.stack().data() == first);
+    CHECK(pool.active() == 1);
+
+    Frame d = make(5000, pool);
+    CHECK(pool.active() == 2);
+    d = std::move(c);  // d's kb8 buffer goes back, d now holds the kb4 one
+    CHECK(pool.active() == 1);
+    CHECK(pool.retained(Tier::kb8) == 1);
+    CHECK(d.tier() == Tier::kb4);
+    CHECK(d.stack().data() == first);
+    {
+        Frame moved = std::move(d);
+    }
+    CHECK(pool.active() == 0);
+    CHECK(pool.retained(Tier::kb4) == 1);
+    CHECK(upstream.errors().empty());
+}
+
+TEST_CASE("StackFrame stack and memory work in the frame", "[stack_frame]")
+{
+    Pool pool;
+    {
+        Frame frame = make(10, pool);
+        auto& stack = frame.stack();
+        for (std::uint64_t i = 0; i < 1024; ++i)
+            REQUIRE(stack.push(Word::from(i)).has_value());
+        CHECK(stack.push(Word::from(0)).error() == Errc::stack_overflow);
+        CHECK(stack.pop()->limbs[0] == 1023);
+        // Memory grows and its gas is reported.
+        const auto gas = frame.memory().expand(0, 32);
+        REQUIRE(gas.has_value());
+        CHECK(*gas == 3);
+        CHECK(frame.memory().size() == 32);
+        REQUIRE(frame.memory().expand(0, 10000).has_value());
+    }
+    Frame next = make(10, pool);
+    CHECK(next.stack().empty());
+    CHECK(next.memory().size() == 0);
+    CHECK(next.memory().capacity() >= 10016);  // the capacity came back with the Memory
+}
+
+TEST_CASE("StackFrame reports use before prepare in debug builds", "[stack_frame]")
+{
+    if constexpr (!evmalloc::enable_asserts)
+    {
+        EVMALLOC_SKIP("assertions are compiled out in this build");
+    }
+    else
+    {
+        Pool pool;
+        Frame frame = make(10, pool);
+        evmalloc::test::AssertCapture capture;
+        CHECK(frame.ops().empty());
+        CHECK(capture.count() == 1);
+        (void)frame.analysis();
+        CHECK(capture.count() == 2);
+    }
+}

@@ -1,0 +1,332 @@
+// The headline property: after warm-up, a call (init, prepare, stack work, memory growth
+// within what earlier calls reached, release) makes ZERO heap allocations. This executable
+// replaces every form of the global operator new / delete with counting versions; the count
+// is taken only while a test says so.
+#include "catch.hpp"
+
+#include <evmalloc/stack_frame.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <random>
+#include <vector>
+
+namespace
+{
+std::atomic<bool> counting{false};
+std::atomic<std::size_t> new_calls{0};
+std::atomic<std::size_t> delete_calls{0};
+
+void* counted_new(std::size_t size, std::size_t alignment = 0)
+{
+    if (counting.load(std::memory_order_relaxed))
+        new_calls.fetch_add(1, std::memory_order_relaxed);
+    if (size == 0)
+        size = 1;
+    void* p = alignment > alignof(std::max_align_t)
+                  ? std::aligned_alloc(alignment, (size + alignment - 1) / alignment * alignment)
+                  : std::malloc(size);
+    if (p == nullptr)
+        throw std::bad_alloc();
+    return p;
+}
+
+void counted_delete(void* p) noexcept
+{
+    if (p != nullptr && counting.load(std::memory_order_relaxed))
+        delete_calls.fetch_add(1, std::memory_order_relaxed);
+    std::free(p);
+}
+
+// Counts the heap calls made while it is alive.
+class Counter
+{
+public:
+    Counter() noexcept
+    {
+        new_calls = 0;
+        delete_calls = 0;
+        counting = true;
+    }
+    ~Counter() { counting = false; }
+    Counter(const Counter&) = delete;
+    Counter& operator=(const Counter&) = delete;
+    [[nodiscard]] std::size_t news() const noexcept { return new_calls; }
+    [[nodiscard]] std::size_t deletes() const noexcept { return delete_calls; }
+};
+}  // namespace
+
+void* operator new(std::size_t n)
+{
+    return counted_new(n);
+}
+void* operator new[](std::size_t n)
+{
+    return counted_new(n);
+}
+void* operator new(std::size_t n, std::align_val_t a)
+{
+    return counted_new(n, static_cast<std::size_t>(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a)
+{
+    return counted_new(n, static_cast<std::size_t>(a));
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept
+{
+    try
+    {
+        return counted_new(n);
+    }
+    catch (...)
+    {
+        return nullptr;
+    }
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept
+{
+    try
+    {
+        return counted_new(n);
+    }
+    catch (...)
+    {
+        return nullptr;
+    }
+}
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept
+{
+    try
+    {
+        return counted_new(n, static_cast<std::size_t>(a));
+    }
+    catch (...)
+    {
+        return nullptr;
+    }
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept
+{
+    try
+    {
+        return counted_new(n, static_cast<std::size_t>(a));
+    }
+    catch (...)
+    {
+        return nullptr;
+    }
+}
+void operator delete(void* p) noexcept
+{
+    counted_delete(p);
+}
+void operator delete[](void* p) noexcept
+{
+    counted_delete(p);
+}
+void operator delete(void* p, std::size_t) noexcept
+{
+    counted_delete(p);
+}
+void operator delete[](void* p, std::size_t) noexcept
+{
+    counted_delete(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept
+{
+    counted_delete(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept
+{
+    counted_delete(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept
+{
+    counted_delete(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept
+{
+    counted_delete(p);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept
+{
+    counted_delete(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept
+{
+    counted_delete(p);
+}
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept
+{
+    counted_delete(p);
+}
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept
+{
+    counted_delete(p);
+}
+
+namespace
+{
+using Frame = evmalloc::StackFrame<>;
+using Pool = evmalloc::FramePool<>;
+
+const Frame::OpTable& op_table()
+{
+    static const char handlers[256] = {};
+    static const Frame::OpTable table = [] {
+        Frame::OpTable t{};
+        for (std::size_t i = 0; i < t.size(); ++i)
+            t[i] = &handlers[i];
+        return t;
+    }();
+    return table;
+}
+
+// Per depth: the code a call at that depth runs and how far it grows memory.
+struct Call
+{
+    std::vector<std::uint8_t> code;
+    std::uint64_t memory_bytes;
+};
+
+// Failures are counted, not reported, while the counter runs (a report may allocate).
+struct Tally
+{
+    std::size_t calls = 0;
+    std::size_t failures = 0;
+    std::uint64_t checksum = 0;
+};
+
+// One call at `depth`, which calls the next depth before it returns.
+void call(const std::vector<Call>& calls, std::size_t depth, std::size_t max_depth, Pool& pool, Tally& tally)
+{
+    const Call& c = calls[depth % calls.size()];
+    auto frame = Frame::init(c.code.size(), pool);
+    if (!frame)
+    {
+        ++tally.failures;
+        return;
+    }
+    ++tally.calls;
+    if (!frame->prepare(c.code, op_table()))
+        ++tally.failures;
+    auto& stack = frame->stack();
+    for (std::uint64_t i = 0; i < 64; ++i)
+        stack.push_unchecked(evmalloc::Word::from(i + depth));
+    const auto gas = frame->memory().expand(0, c.memory_bytes);
+    if (!gas || frame->memory().size() < c.memory_bytes)
+        ++tally.failures;
+    else if (c.memory_bytes != 0)
+        frame->memory().data()[c.memory_bytes - 1] = static_cast<std::uint8_t>(depth);
+    tally.checksum += frame->analysis().instruction_count() + frame->metadata()[0] +
+                      stack.top().limbs[0];
+    if (depth + 1 < max_depth)
+        call(calls, depth + 1, max_depth, pool, tally);
+}
+}  // namespace
+
+TEST_CASE("the counting operator new sees allocations (control)", "[zero_alloc]")
+{
+    std::size_t news = 0, deletes = 0;
+    {
+        Counter counter;
+        void* raw = ::operator new(64);
+        ::operator delete(raw);
+        auto* v = new std::vector<int>(100);
+        delete v;
+        evmalloc::Memory memory{std::pmr::new_delete_resource()};
+        (void)memory.expand(0, 32);  // the library's upstream path is seen too
+        memory.release_storage();
+        news = counter.news();
+        deletes = counter.deletes();
+    }
+    CHECK(news == 4);
+    CHECK(deletes == 4);
+}
+
+TEST_CASE("after warm-up, nested calls across every tier allocate nothing", "[zero_alloc]")
+{
+    // Code for every tier (sizes up to each tier's capacity), memory up to mainnet's p99.9.
+    std::mt19937 rng{42};
+    std::uniform_int_distribution<int> byte{0, 255};
+    std::vector<Call> calls;
+    const std::uint64_t memory_sizes[] = {128, 4096, 16384, 32, 1000, 0};
+    std::size_t k = 0;
+    for (const evmalloc::Tier t : evmalloc::all_tiers)
+    {
+        for (const std::size_t size : {evmalloc::code_capacity(t) / 2 + 1, evmalloc::code_capacity(t)})
+        {
+            Call c{std::vector<std::uint8_t>(size), memory_sizes[k++ % std::size(memory_sizes)]};
+            for (auto& b : c.code)
+                b = static_cast<std::uint8_t>(byte(rng));
+            calls.push_back(std::move(c));
+        }
+    }
+    calls.push_back({{0x60, 0x01, 0x00}, 16384});  // a tiny contract
+    REQUIRE(calls.size() == 13);
+
+    Pool pool;
+    constexpr std::size_t max_depth = 40;
+    // Warm-up: the deepest nesting once, so every depth has a buffer of its tier and a
+    // Memory grown to the largest size it will need (Memory objects move between depths,
+    // so each is grown to the maximum).
+    std::vector<Call> warm = calls;
+    for (auto& c : warm)
+        c.memory_bytes = 16384;
+    Tally warm_tally;
+    call(warm, 0, max_depth, pool, warm_tally);
+    REQUIRE(warm_tally.failures == 0);
+    const std::size_t buffers = pool.buffers_allocated();
+
+    Tally tally;
+    std::size_t news = 0, deletes = 0;
+    {
+        Counter counter;
+        for (std::size_t round = 0; round < 400; ++round)
+        {
+            // Depths 1..max_depth, starting at a different depth of the code list each round.
+            const std::size_t depth = 1 + round % max_depth;
+            call(calls, 0, depth, pool, tally);
+        }
+        news = counter.news();
+        deletes = counter.deletes();
+    }
+    CHECK(tally.failures == 0);
+    CHECK(tally.calls > 4000);
+    CHECK(tally.checksum != 0);
+    CHECK(news == 0);
+    CHECK(deletes == 0);
+    CHECK(pool.buffers_allocated() == buffers);
+    CHECK(pool.active() == 0);
+    CHECK(pool.peak_active() == max_depth);
+}
+
+TEST_CASE("the pool's first calls do allocate, and trim() deallocates (the counter can fail)", "[zero_alloc]")
+{
+    std::vector<std::uint8_t> code(5000, 0x5B);
+    Pool pool;
+    std::size_t cold = 0, trimmed = 0;
+    {
+        Counter counter;
+        {
+            auto frame = Frame::init(code.size(), pool);
+            REQUIRE(frame.has_value());
+            REQUIRE(frame->prepare(code, op_table()).has_value());
+            (void)frame->memory().expand(0, 32);
+        }
+        cold = counter.news();
+        evmalloc::FramePool<> other{std::pmr::new_delete_resource(),
+            evmalloc::FramePoolConfig{.retain_per_tier = 0}};
+        {
+            auto frame = Frame::init(code.size(), other);
+            REQUIRE(frame.has_value());
+        }
+        other.trim();
+        trimmed = counter.deletes();
+    }
+    CHECK(cold == 3);     // the buffer, the Memory slot, the Memory's storage
+    CHECK(trimmed == 2);  // trim() gave the other pool's buffer and Memory slot back
+}
