@@ -20,13 +20,8 @@
 #include <benchmark/benchmark.h>
 #include <evmalloc/config.hpp>
 
-#include <cstdio>
 #include <cstdlib>
 #include <string>
-
-#if EVMALLOC_BENCH_HAVE_MIMALLOC
-#include <mimalloc.h>
-#endif
 
 extern "C"
 {
@@ -63,20 +58,6 @@ std::string compiler_name()
 #endif
 }
 
-/// False when std::malloc is not glibc's but mimalloc's (see bench/CMakeLists.txt): the
-/// malloc and new_delete baselines would then measure the wrong allocator.
-bool malloc_is_system()
-{
-#if EVMALLOC_BENCH_HAVE_MIMALLOC
-    void* p = std::malloc(64);
-    const bool system = !mi_is_in_heap_region(p);
-    std::free(p);
-    return system;
-#else
-    return true;
-#endif
-}
-
 bool env_flag(const char* name)
 {
     const char* value = std::getenv(name);
@@ -89,13 +70,6 @@ int main(int argc, char** argv)
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv))
         return 1;
-
-    if (!malloc_is_system())
-    {
-        std::fprintf(stderr, "evmalloc_bench: std::malloc resolves to mimalloc, not the C library: "
-                             "the malloc baselines would be wrong (see bench/CMakeLists.txt)\n");
-        return 2;
-    }
 
     benchmark::AddCustomContext("code_source", std::string{evmalloc::bench::workload_code_source()});
     benchmark::AddCustomContext("compiler", compiler_name());

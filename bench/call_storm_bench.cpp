@@ -1,0 +1,423 @@
+// Workload 5, the call storm: transactions of nested calls, end to end.
+//
+// Each call does what the memory layer sees of a real call: a frame for its code (init +
+// prepare: analysis, ops, metadata), memory growth in a few MSTORE-like steps, its nested
+// calls, then transaction data: the callee's return data copied in (RETURNDATACOPY), logs
+// (topics + data), journal entries (storage writes), and its own return data. Everything
+// that lives as long as the transaction is freed when it ends.
+//
+//   evmalloc       StackFrame + FramePool (+ pooled Memory) from one EvmAllocator; transaction
+//                  data in EvmAllocator::arena(), reset_arena() after each transaction
+//   naive_frame    baseline_frames.hpp's naive frame (one heap allocation per component);
+//   evmone_frame   its evmone-style frame (stack reused per depth, analysis per call);
+//                  both keep transaction data in std::vector (return data, logs, journal)
+//
+// The schedule is drawn once, seeded, outside the timing loop, and every implementation
+// runs the same one. Mixes:
+//   mainnet  256 transactions, 16 per iteration: call depth p50 1, p99.9 8 (geometric tail),
+//            one transaction 64 deep; 0-3 sibling calls per caller; memory per call p50
+//            128 B, p99 4 KiB, p99.9 16 KiB, rarely up to 579 KiB (DESIGN §1); code drawn
+//            uniformly from the code set (the real contracts when the corpus is there)
+//   deep64   16 transactions, 1 per iteration, each a chain of 64 nested calls
+// Counters: items = calls; calls_per_tx; allocs_per_tx = global operator new calls per
+// transaction in steady state (one pass over the schedule warms every implementation first).
+// evmalloc's Memory grows through operator new (its pool's upstream), so every one of its
+// allocations is counted; the baselines' evmone-style Memory uses malloc/realloc, which the
+// counter does not see, so their counts are lower bounds.
+#include "support/alloc_counter.hpp"
+#include "support/baseline_frames.hpp"
+#include "support/workload_code.hpp"
+
+#include <benchmark/benchmark.h>
+#include <evmalloc/evm_allocator.hpp>
+#include <evmalloc/stack_frame.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory_resource>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace
+{
+using evmalloc::Word;
+using Code = std::span<const std::uint8_t>;
+
+// ---------------------------------------------------------------------------------------------
+// The schedule
+
+struct Call
+{
+    std::uint32_t contract;                ///< index into the mix's code list
+    std::array<std::uint32_t, 3> memory;   ///< memory size after each growth step (bytes, % 32 == 0)
+    std::uint32_t return_bytes;            ///< <= memory[2]
+    std::uint32_t log_bytes;               ///< data bytes per log, <= memory[2]
+    std::uint8_t logs;                     ///< LOGn calls
+    std::uint8_t topics;                   ///< topics per log (0-4)
+    std::uint8_t journal;                  ///< storage writes
+    std::uint32_t first_child;             ///< children are calls[first_child, +child_count)
+    std::uint32_t child_count;
+};
+
+struct Mix
+{
+    std::vector<Code> code;          ///< the contracts calls are drawn from
+    std::vector<Call> calls;         ///< every call of every transaction
+    std::vector<std::uint32_t> txs;  ///< the root call of each transaction
+    std::size_t txs_per_iteration = 1;
+};
+
+/// Memory a call uses: p50 128 B, p99 4 KiB, p99.9 16 KiB, max 579 KiB; log-uniform
+/// between those points.
+std::uint32_t draw_memory(std::mt19937_64& rng)
+{
+    const double u = std::uniform_real_distribution<double>{0.0, 1.0}(rng);
+    const double v = std::uniform_real_distribution<double>{0.0, 1.0}(rng);
+    const auto between = [v](double lo, double hi) { return lo * std::pow(hi / lo, v); };
+    double bytes = u < 0.5     ? between(64, 128)
+                   : u < 0.99  ? between(128, 4096)
+                   : u < 0.999 ? between(4096, 16384)
+                               : between(16384, 579.0 * 1024);
+    return static_cast<std::uint32_t>((static_cast<std::uint64_t>(bytes) + 31) / 32 * 32);
+}
+
+/// Depth of a transaction's call chain: 1 for half of them, then a geometric tail with
+/// P(depth > 8) = 0.001, cut at 16.
+std::uint32_t draw_depth(std::mt19937_64& rng)
+{
+    const double u = std::uniform_real_distribution<double>{0.0, 1.0}(rng);
+    if (u < 0.55)
+        return 1;
+    // P(depth > k) = 0.45 * r^(k-1) with 0.45 * r^7 = 0.001
+    const double r = std::pow(0.001 / 0.45, 1.0 / 7.0);
+    std::uint32_t depth = 2;
+    double tail = 0.45 * r;
+    while (depth < 16 && 1.0 - u < tail)
+    {
+        ++depth;
+        tail *= r;
+    }
+    return depth;
+}
+
+Call draw_call(std::mt19937_64& rng, std::size_t contracts)
+{
+    std::uniform_int_distribution<std::uint32_t> contract{0, static_cast<std::uint32_t>(contracts - 1)};
+    std::uniform_int_distribution<int> percent{0, 99};
+    Call c{};
+    c.contract = contract(rng);
+    const std::uint32_t mem = std::max<std::uint32_t>(draw_memory(rng), 64);
+    c.memory = {std::min<std::uint32_t>(mem, 96), std::max<std::uint32_t>(mem / 64 * 32, 32), mem};
+    std::sort(c.memory.begin(), c.memory.end());
+    c.return_bytes = std::min<std::uint32_t>(mem, percent(rng) < 70 ? 32 : 32 * static_cast<std::uint32_t>(1 + percent(rng) % 8));
+    const int logs = percent(rng);
+    c.logs = static_cast<std::uint8_t>(logs < 70 ? 0 : logs < 95 ? 1 : 3);
+    c.topics = static_cast<std::uint8_t>(1 + percent(rng) % 4);
+    c.log_bytes = std::min<std::uint32_t>(mem, 32 * static_cast<std::uint32_t>(1 + percent(rng) % 4));
+    const int writes = percent(rng);
+    c.journal = static_cast<std::uint8_t>(writes < 50 ? 0 : writes < 85 ? 1 : 4);
+    return c;
+}
+
+/// Appends the call tree of one transaction, a chain `depth` deep whose callers make 0-3 extra
+/// leaf calls when `siblings`; returns its root.
+std::uint32_t draw_transaction(Mix& mix, std::mt19937_64& rng, std::uint32_t depth, bool siblings)
+{
+    std::uniform_int_distribution<int> percent{0, 99};
+    const auto root = static_cast<std::uint32_t>(mix.calls.size());
+    mix.calls.push_back(draw_call(rng, mix.code.size()));
+    std::uint32_t caller = root;
+    for (std::uint32_t level = 1; level < depth; ++level)
+    {
+        const int p = percent(rng);
+        const std::uint32_t extra = !siblings ? 0 : p < 75 ? 0 : p < 95 ? 1 : 3;
+        const auto first = static_cast<std::uint32_t>(mix.calls.size());
+        for (std::uint32_t k = 0; k <= extra; ++k)
+            mix.calls.push_back(draw_call(rng, mix.code.size()));
+        mix.calls[caller].first_child = first;
+        mix.calls[caller].child_count = extra + 1;
+        caller = first;  // the chain goes on through the first child
+    }
+    mix.txs.push_back(root);
+    return root;
+}
+
+std::vector<Code> mix_code()
+{
+    const auto& all = evmalloc::bench::workload_code();
+    std::vector<Code> real, every;
+    for (const auto& c : all)
+    {
+        every.emplace_back(c.code);
+        if (!c.synthetic)
+            real.emplace_back(c.code);
+    }
+    return real.empty() ? every : real;
+}
+
+Mix make_mainnet_mix()
+{
+    Mix mix;
+    mix.code = mix_code();
+    mix.txs_per_iteration = 16;
+    std::mt19937_64 rng{0x5eed'ca11};
+    for (std::size_t t = 0; t < 256; ++t)
+        draw_transaction(mix, rng, t == 5 * 16 + 3 ? 64 : draw_depth(rng), true);
+    return mix;
+}
+
+Mix make_deep_mix()
+{
+    Mix mix;
+    mix.code = mix_code();
+    mix.txs_per_iteration = 1;
+    std::mt19937_64 rng{0xdeeb'64};
+    for (std::size_t t = 0; t < 16; ++t)
+        draw_transaction(mix, rng, 64, false);
+    return mix;
+}
+
+const std::array<const void*, 256>& op_table()
+{
+    static const std::array<const void*, 256> table = [] {
+        static std::array<char, 256> handlers{};
+        std::array<const void*, 256> t{};
+        for (std::size_t i = 0; i < t.size(); ++i)
+            t[i] = &handlers[i];
+        return t;
+    }();
+    return table;
+}
+
+Word topic(std::uint32_t n) noexcept
+{
+    return Word::from(0x7ddf'252a'd1be'2c89u + n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// evmalloc: frames from the EvmAllocator's FramePool, transaction data in its arena
+
+class EvmallocStorm
+{
+public:
+    explicit EvmallocStorm(const Mix& mix) : mix_{mix} {}
+
+    void transaction(std::uint32_t root)
+    {
+        {
+            TxData tx{alloc_.arena()};
+            call(mix_.calls[root], tx);
+            benchmark::DoNotOptimize(tx.logs.data());
+            benchmark::DoNotOptimize(tx.journal.data());
+        }
+        alloc_.reset_arena();
+    }
+
+private:
+    struct LogRecord
+    {
+        const Word* topics;
+        const std::uint8_t* data;
+        std::uint32_t topic_count;
+        std::uint32_t size;
+    };
+    struct JournalEntry
+    {
+        Word key;
+        Word previous;
+    };
+    struct TxData
+    {
+        explicit TxData(std::pmr::memory_resource& arena) : logs{&arena}, journal{&arena} {}
+        std::pmr::vector<LogRecord> logs;
+        std::pmr::vector<JournalEntry> journal;
+    };
+
+    std::span<const std::uint8_t> call(const Call& c, TxData& tx)
+    {
+        const Code code = mix_.code[c.contract];
+        auto frame = evmalloc::StackFrame<>::init(code.size(), alloc_.frames());
+        if (!frame || !frame->prepare(code, op_table()))
+            std::abort();
+        evmalloc::Memory& memory = frame->memory();
+        for (const std::uint32_t end : c.memory)
+        {
+            if (!memory.expand(0, end))
+                std::abort();
+            std::memset(memory.data() + end - 32, 0xA5, 32);
+        }
+        evmalloc::TransactionArena& arena = alloc_.arena();
+        for (std::uint32_t k = 0; k < c.child_count; ++k)
+        {
+            const std::span<const std::uint8_t> ret = call(mix_.calls[c.first_child + k], tx);
+            std::memcpy(memory.data(), ret.data(), std::min<std::size_t>(ret.size(), 32));
+        }
+        for (std::uint32_t l = 0; l < c.logs; ++l)
+        {
+            auto* topics = static_cast<Word*>(arena.allocate_bytes(c.topics * sizeof(Word), alignof(Word)));
+            for (std::uint32_t t = 0; t < c.topics; ++t)
+                topics[t] = topic(t);
+            auto* data = static_cast<std::uint8_t*>(arena.allocate_bytes(c.log_bytes, 1));
+            std::memcpy(data, memory.data(), c.log_bytes);
+            tx.logs.push_back({topics, data, c.topics, c.log_bytes});
+        }
+        for (std::uint32_t j = 0; j < c.journal; ++j)
+            tx.journal.push_back({topic(j), Word{}});
+        auto* ret = static_cast<std::uint8_t*>(arena.allocate_bytes(c.return_bytes, 1));
+        std::memcpy(ret, memory.data(), c.return_bytes);
+        return {ret, c.return_bytes};
+    }
+
+    const Mix& mix_;
+    evmalloc::EvmAllocator alloc_{evmalloc::AllocatorConfig::optimized()};
+};
+
+// ---------------------------------------------------------------------------------------------
+// Baselines: a frame type from baseline_frames.hpp, transaction data in std::vector
+
+template <class Frames>
+class BaselineStorm
+{
+public:
+    explicit BaselineStorm(const Mix& mix) : mix_{mix} {}
+
+    void transaction(std::uint32_t root)
+    {
+        TxData tx;
+        const std::vector<std::uint8_t> ret = call(mix_.calls[root], tx, 0);
+        benchmark::DoNotOptimize(ret.data());
+        benchmark::DoNotOptimize(tx.logs.data());
+        benchmark::DoNotOptimize(tx.journal.data());
+    }
+
+private:
+    struct LogRecord
+    {
+        std::vector<Word> topics;
+        std::vector<std::uint8_t> data;
+    };
+    struct JournalEntry
+    {
+        Word key;
+        Word previous;
+    };
+    struct TxData
+    {
+        std::vector<LogRecord> logs;
+        std::vector<JournalEntry> journal;
+    };
+
+    std::vector<std::uint8_t> call(const Call& c, TxData& tx, std::size_t depth)
+    {
+        const Code code = mix_.code[c.contract];
+        auto frame = frames_.make(code, depth);
+        if (!frame.prepare(code, op_table()))
+            std::abort();
+        evmalloc::bench::EvmoneMemory& memory = frame.memory();
+        for (const std::uint32_t end : c.memory)
+        {
+            if (memory.expand(0, end) < 0)
+                std::abort();
+            std::memset(memory.data() + end - 32, 0xA5, 32);
+        }
+        for (std::uint32_t k = 0; k < c.child_count; ++k)
+        {
+            const std::vector<std::uint8_t> ret = call(mix_.calls[c.first_child + k], tx, depth + 1);
+            std::memcpy(memory.data(), ret.data(), std::min<std::size_t>(ret.size(), 32));
+        }
+        for (std::uint32_t l = 0; l < c.logs; ++l)
+        {
+            LogRecord log;
+            for (std::uint32_t t = 0; t < c.topics; ++t)
+                log.topics.push_back(topic(t));
+            log.data.assign(memory.data(), memory.data() + c.log_bytes);
+            tx.logs.push_back(std::move(log));
+        }
+        for (std::uint32_t j = 0; j < c.journal; ++j)
+            tx.journal.push_back({topic(j), Word{}});
+        return std::vector<std::uint8_t>(memory.data(), memory.data() + c.return_bytes);
+    }
+
+    const Mix& mix_;
+    Frames frames_;
+};
+
+/// One heap allocation per component, per call.
+struct NaiveFrames
+{
+    evmalloc::bench::NaiveFrame make(Code code, std::size_t /*depth*/)
+    {
+        return evmalloc::bench::NaiveFrame{code.size()};
+    }
+};
+
+/// Stack and Memory reused per depth, analysis allocated per call.
+struct EvmoneFrames
+{
+    evmalloc::bench::EvmoneFrame make(Code code, std::size_t depth)
+    {
+        return evmalloc::bench::EvmoneFrame{states, depth, code.size()};
+    }
+    evmalloc::bench::EvmoneFrameStates states;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+std::int64_t count_calls(const Mix& mix, std::uint32_t call)
+{
+    const Call& c = mix.calls[call];
+    std::int64_t n = 1;
+    for (std::uint32_t k = 0; k < c.child_count; ++k)
+        n += count_calls(mix, c.first_child + k);
+    return n;
+}
+
+template <class Storm>
+void run_storm(benchmark::State& state, const Mix* mix)
+{
+    const std::size_t per = mix->txs_per_iteration;
+    const std::size_t slices = mix->txs.size() / per;
+    std::vector<std::int64_t> slice_calls(slices);
+    for (std::size_t t = 0; t < slices * per; ++t)
+        slice_calls[t / per] += count_calls(*mix, mix->txs[t]);
+
+    Storm storm{*mix};
+    for (const std::uint32_t root : mix->txs)  // warm-up: steady state from the first iteration
+        storm.transaction(root);
+
+    std::size_t slice = 0;
+    std::int64_t calls = 0;
+    const std::uint64_t allocs_before = evmalloc::bench::new_calls();
+    for (auto _ : state)
+    {
+        for (std::size_t t = slice * per; t < (slice + 1) * per; ++t)
+            storm.transaction(mix->txs[t]);
+        calls += slice_calls[slice];
+        slice = slice + 1 == slices ? 0 : slice + 1;
+    }
+    const std::uint64_t allocs = evmalloc::bench::new_calls() - allocs_before;
+    const double txs = static_cast<double>(state.iterations()) * static_cast<double>(per);
+    state.SetItemsProcessed(calls);
+    state.counters["allocs_per_tx"] = benchmark::Counter(static_cast<double>(allocs) / txs);
+    state.counters["calls_per_tx"] = benchmark::Counter(static_cast<double>(calls) / txs);
+}
+
+[[maybe_unused]] const bool registered = [] {
+    static const Mix mainnet = make_mainnet_mix();
+    static const Mix deep = make_deep_mix();
+    for (const auto& [name, mix] : {std::pair{"mainnet", &mainnet}, std::pair{"deep64", &deep}})
+    {
+        const std::string base = std::string{"call_storm/"} + name + "/";
+        benchmark::RegisterBenchmark((base + "evmalloc").c_str(), run_storm<EvmallocStorm>, mix);
+        benchmark::RegisterBenchmark((base + "naive_frame").c_str(), run_storm<BaselineStorm<NaiveFrames>>, mix);
+        benchmark::RegisterBenchmark((base + "evmone_frame").c_str(), run_storm<BaselineStorm<EvmoneFrames>>, mix);
+    }
+    return true;
+}();
+}  // namespace
