@@ -1,0 +1,206 @@
+// Workloads 2 and 3: the cost of setting up a call frame.
+//
+// frame_setup/<tier>/<impl>: init + release of one frame for code of the tier's capacity.
+//   evmalloc      StackFrame from a warm FramePool (one pooled buffer, one pooled Memory)
+//   naive_frame   one heap allocation per component (support/baseline_frames.hpp)
+//   evmone_frame  stack and Memory reused per depth, analysis tables as std::vector per call
+// call_setup/<contract>/<impl>: init + prepare (analysis, ops, metadata) per contract of the
+//   code set (support/workload_code.hpp), bytes processed = code size, so MB/s shows.
+//   jumpdest_floor is the least any interpreter computes: one loop that only builds the
+//   jumpdest bitmap into a reused buffer.
+// Counter allocs_per_iter: operator new calls per iteration (malloc is not counted).
+#include "support/alloc_counter.hpp"
+#include "support/baseline_frames.hpp"
+#include "support/workload_code.hpp"
+
+#include <benchmark/benchmark.h>
+#include <evmalloc/stack_frame.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace
+{
+using evmalloc::Tier;
+using Frame = evmalloc::StackFrame<>;
+using Pool = evmalloc::FramePool<>;
+using evmalloc::bench::new_calls;
+
+const Frame::OpTable& op_table()
+{
+    static const char handlers[256] = {};
+    static const Frame::OpTable table = [] {
+        Frame::OpTable t{};
+        for (std::size_t i = 0; i < t.size(); ++i)
+            t[i] = &handlers[i];
+        return t;
+    }();
+    return table;
+}
+
+void set_allocs(benchmark::State& state, std::uint64_t before)
+{
+    const auto iterations = static_cast<double>(state.iterations());
+    state.counters["allocs_per_iter"] =
+        iterations == 0 ? 0.0 : static_cast<double>(new_calls() - before) / iterations;
+}
+
+// --- frame_setup ---------------------------------------------------------------------------
+
+void frame_setup_evmalloc(benchmark::State& state, Tier tier)
+{
+    const std::size_t size = evmalloc::code_capacity(tier);
+    Pool pool;
+    {
+        auto warm = Frame::init(size, pool);  // the pool's first buffer of this tier
+        if (!warm)
+            state.SkipWithError("init failed");
+    }
+    const auto before = new_calls();
+    for (auto _ : state)
+    {
+        auto frame = Frame::init(size, pool);
+        benchmark::DoNotOptimize(frame);
+    }
+    set_allocs(state, before);
+}
+
+void frame_setup_naive(benchmark::State& state, Tier tier)
+{
+    const std::size_t size = evmalloc::code_capacity(tier);
+    const auto before = new_calls();
+    for (auto _ : state)
+    {
+        evmalloc::bench::NaiveFrame frame{size};
+        benchmark::DoNotOptimize(frame.stack());
+    }
+    set_allocs(state, before);
+}
+
+void frame_setup_evmone(benchmark::State& state, Tier tier)
+{
+    const std::size_t size = evmalloc::code_capacity(tier);
+    evmalloc::bench::EvmoneFrameStates states;
+    (void)states.at(0);  // depth 0 reached before
+    const auto before = new_calls();
+    for (auto _ : state)
+    {
+        evmalloc::bench::EvmoneFrame frame{states, 0, size};
+        benchmark::DoNotOptimize(frame.stack());
+    }
+    set_allocs(state, before);
+}
+
+// --- call_setup ----------------------------------------------------------------------------
+
+void call_setup_evmalloc(benchmark::State& state, const std::vector<std::uint8_t>* code)
+{
+    Pool pool;
+    {
+        auto warm = Frame::init(code->size(), pool);
+        if (!warm || !warm->prepare(*code, op_table()))
+            state.SkipWithError("init or prepare failed");
+    }
+    const auto before = new_calls();
+    for (auto _ : state)
+    {
+        auto frame = Frame::init(code->size(), pool);
+        const auto prepared = frame->prepare(*code, op_table());
+        benchmark::DoNotOptimize(prepared);
+        benchmark::DoNotOptimize(frame->metadata().data());
+    }
+    set_allocs(state, before);
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                            static_cast<std::int64_t>(code->size()));
+}
+
+void call_setup_naive(benchmark::State& state, const std::vector<std::uint8_t>* code)
+{
+    const auto before = new_calls();
+    for (auto _ : state)
+    {
+        evmalloc::bench::NaiveFrame frame{code->size()};
+        const bool prepared = frame.prepare(*code, op_table());
+        benchmark::DoNotOptimize(prepared);
+        benchmark::DoNotOptimize(frame.stack());
+    }
+    set_allocs(state, before);
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                            static_cast<std::int64_t>(code->size()));
+}
+
+void call_setup_evmone(benchmark::State& state, const std::vector<std::uint8_t>* code)
+{
+    evmalloc::bench::EvmoneFrameStates states;
+    (void)states.at(0);
+    const auto before = new_calls();
+    for (auto _ : state)
+    {
+        evmalloc::bench::EvmoneFrame frame{states, 0, code->size()};
+        const bool prepared = frame.prepare(*code, op_table());
+        benchmark::DoNotOptimize(prepared);
+        benchmark::DoNotOptimize(frame.stack());
+    }
+    set_allocs(state, before);
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                            static_cast<std::int64_t>(code->size()));
+}
+
+// The floor: only the jumpdest bitmap, PUSH immediates skipped, into a reused buffer.
+[[gnu::noinline]] std::size_t jumpdest_bitmap(const std::vector<std::uint8_t>& code, std::uint64_t* bits)
+{
+    const std::size_t n = code.size();
+    const std::uint8_t* const c = code.data();
+    std::memset(bits, 0, (n + 64) / 64 * sizeof(std::uint64_t));
+    std::size_t count = 0;
+    for (std::size_t pc = 0; pc < n; ++pc)
+    {
+        const std::uint8_t op = c[pc];
+        if (op == 0x5B)
+        {
+            bits[pc / 64] |= std::uint64_t{1} << (pc % 64);
+            ++count;
+        }
+        else if (static_cast<std::int8_t>(op) >= 0x60)  // PUSH1..PUSH32: skip the immediate
+            pc += static_cast<std::size_t>(op) - 0x5F;
+    }
+    return count;
+}
+
+void call_setup_floor(benchmark::State& state, const std::vector<std::uint8_t>* code)
+{
+    std::vector<std::uint64_t> bits((code->size() + 64) / 64);
+    const auto before = new_calls();
+    for (auto _ : state)
+    {
+        benchmark::DoNotOptimize(jumpdest_bitmap(*code, bits.data()));
+        benchmark::ClobberMemory();
+    }
+    set_allocs(state, before);
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                            static_cast<std::int64_t>(code->size()));
+}
+
+[[maybe_unused]] const bool registered = [] {
+    for (const Tier tier : evmalloc::all_tiers)
+    {
+        const std::string prefix = "frame_setup/" + std::string{evmalloc::tier_name(tier)} + "/";
+        benchmark::RegisterBenchmark((prefix + "evmalloc").c_str(), frame_setup_evmalloc, tier);
+        benchmark::RegisterBenchmark((prefix + "naive_frame").c_str(), frame_setup_naive, tier);
+        benchmark::RegisterBenchmark((prefix + "evmone_frame").c_str(), frame_setup_evmone, tier);
+    }
+    for (const auto& contract : evmalloc::bench::workload_code())
+    {
+        const std::string prefix = "call_setup/" + contract.name + "/";
+        const auto* code = &contract.code;
+        benchmark::RegisterBenchmark((prefix + "evmalloc").c_str(), call_setup_evmalloc, code);
+        benchmark::RegisterBenchmark((prefix + "jumpdest_floor").c_str(), call_setup_floor, code);
+        benchmark::RegisterBenchmark((prefix + "naive_frame").c_str(), call_setup_naive, code);
+        benchmark::RegisterBenchmark((prefix + "evmone_frame").c_str(), call_setup_evmone, code);
+    }
+    return true;
+}();
+}  // namespace
