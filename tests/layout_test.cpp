@@ -2,8 +2,14 @@
 #include <evmalloc/layout.hpp>
 
 #include <evmalloc/allocation.hpp>
+#include <evmalloc/analysis.hpp>
+#include <evmalloc/evm_allocator.hpp>
+#include <evmalloc/frame_layout.hpp>
+#include <evmalloc/frame_pool.hpp>
+#include <evmalloc/slot_pool.hpp>
 #include <evmalloc/statistics.hpp>
 #include <evmalloc/traits.hpp>
+#include <evmalloc/transaction_arena.hpp>
 
 #include <array>
 #include <cstdint>
@@ -111,4 +117,34 @@ TEST_CASE("layout_report of the library's own structs", "[layout]")
     STATIC_REQUIRE(layout_report<LayoutReport>().padding_bytes == 0);
     STATIC_REQUIRE(layout_report<evmalloc::SizeDistribution>().padding_bytes == 0);
     STATIC_REQUIRE(layout_report<evmalloc::PoolUsage>().padding_bytes == 0);
+}
+
+// The hot structs a PFR report can see (aggregates). StackFrame, Analysis, Stack, Memory and
+// the pools are classes with private members: PFR cannot reflect them.
+TEST_CASE("layout_report of the library's hot structs: no padding in headers", "[layout]")
+{
+    // Pool chunk header (after the slots of every chunk) and arena chunk header.
+    STATIC_REQUIRE(layout_report<evmalloc::detail::ChunkHeader>() == LayoutReport{16, 8, 2, 0, 16, 0});
+    STATIC_REQUIRE(layout_report<evmalloc::TransactionArena::ChunkHeader>() == LayoutReport{16, 8, 2, 0, 16, 0});
+    // What a frame pool hands out, and the pooled Memory with its free-list link.
+    STATIC_REQUIRE(layout_report<evmalloc::FramePool<>::Lease>() == LayoutReport{16, 8, 2, 0, 16, 0});
+    STATIC_REQUIRE(layout_report<evmalloc::FramePool<>::MemorySlot>().padding_bytes == 0);
+    STATIC_REQUIRE(layout_report<evmalloc::FramePool<>::MemorySlot>().field_count == 2);
+    STATIC_REQUIRE(layout_report<evmalloc::FramePoolConfig>().padding_bytes == 0);
+    // The carved frame: four spans, and the analysis buffers inside it.
+    STATIC_REQUIRE(layout_report<evmalloc::FrameSpans<>>().padding_bytes == 0);
+    STATIC_REQUIRE(layout_report<evmalloc::FrameSpans<>>().field_count == 4);
+    STATIC_REQUIRE(layout_report<evmalloc::AnalysisBuffers>() == LayoutReport{48, 8, 3, 0, 48, 0});
+    // The 20-byte address the allocator pools.
+    STATIC_REQUIRE(layout_report<evmalloc::Address>() == LayoutReport{20, 1, 1, 0, 20, 0});
+}
+
+TEST_CASE("layout_report of the configuration and statistics structs", "[layout]")
+{
+    // Five flags and three sizes: 3 bytes of tail padding after the flags, no order does better.
+    STATIC_REQUIRE(layout_report<evmalloc::AllocatorConfig>() == LayoutReport{32, 8, 8, 3, 32, 0});
+    // The snapshot: 7 bytes after `enabled`, which no order removes either.
+    constexpr auto s = layout_report<evmalloc::AllocationStatistics>();
+    STATIC_REQUIRE(s.padding_bytes == 7);
+    STATIC_REQUIRE(s.savings == 0);
 }

@@ -2,6 +2,8 @@
 // ratios, the summary, and to_json() parsed back by a strict JSON reader written here.
 #include <evmalloc/statistics.hpp>
 
+#include <evmalloc/evm_allocator.hpp>
+
 #include <cctype>
 #include <chrono>
 #include <cstdint>
@@ -445,4 +447,33 @@ TEST_CASE("to_json is valid JSON carrying every field", "[statistics][json]")
     REQUIRE(off);
     CHECK_FALSE((*off)["enabled"].boolean);
     CHECK((*off)["pools"].items.empty());
+}
+
+TEST_CASE("an EvmAllocator's statistics as JSON, parsed back", "[statistics][json]")
+{
+    evmalloc::EvmAllocator a;
+    void* p = a.allocate(20, 1);
+    void* q = a.allocate(3000, 8);
+    void* r = a.allocate(10000, 8);
+    a.deallocate(r, 10000, 8);
+    static_cast<void>(a.arena().allocate(500, 8));
+
+    const auto s = a.statistics();
+    const auto parsed = JsonReader::parse(s.to_json());
+    REQUIRE(parsed);
+    const Json& j = *parsed;
+    CHECK(j["total_allocations"].number == 3);
+    CHECK(j["total_deallocations"].number == 1);
+    CHECK(j["current_bytes"].number == 3020);
+    CHECK(j["peak_bytes"].number == 13020);
+    CHECK(j["reserved_bytes"].number ==
+          static_cast<double>(evmalloc::EvmAllocator::AddressPool::slot_size + 4096));
+    CHECK(j["arena_bytes_used"].number >= 500);
+    REQUIRE(j["pools"].items.size() == 5);
+    CHECK(j["pools"].items[0]["name"].text == "address");
+    CHECK(j["pools"].items[0]["in_use"].number == 1);
+    CHECK(j["pools"].items[4]["name"].text == "buffer4096");
+    CHECK(j["pools"].items[4]["in_use"].number == 1);
+    a.deallocate(p, 20, 1);
+    a.deallocate(q, 3000, 8);
 }

@@ -1,0 +1,424 @@
+// evmalloc: EvmAllocator, the whole memory layer behind one std::pmr::memory_resource.
+//
+// One EvmAllocator owns everything an EVM needs while it executes transactions:
+//   - typed pools for the small hot objects: 20-byte addresses, 32-byte words and hashes;
+//   - BufferPool<256>, <1024> and <4096> for small buffers;
+//   - a transaction arena (arena()) for data that dies with the transaction, freed at once
+//     by reset_arena();
+//   - the FramePool (frames()) that StackFrame::init takes frame buffers and Memory from;
+//   - statistics of every request that came through its std::pmr face.
+//
+// Routing. A request is routed by (size, alignment) alone, so a deallocation, which carries
+// the same pair, always reaches the pool that served it:
+//
+//     size <= 20   and alignment <= address slot's (8)   -> address pool (24-byte slots)
+//     size <= 32   and alignment <= 32                   -> word pool (32-byte slots)
+//     size <= 256  / <= 1024 / <= 4096                   -> BufferPool<256 / 1024 / 4096>
+//     larger, or alignment above what pools guarantee    -> upstream
+//
+// Pools guarantee alignment 64 (a cache line) with alignment_optimization, else 16
+// (alignof(std::max_align_t)); a request asking for more goes upstream, which honours any
+// alignment: a result is never misaligned. Without enable_pool_allocation every request goes
+// straight upstream. The typed accessors (address_pool(), word_pool(), buffer_pool<N>()) are
+// the interpreter's fast path: requests made on them directly are not counted in statistics().
+//
+// Statistics are a compile-time policy (statistics.hpp). EvmAllocator counts
+// (BasicEvmAllocator<CountingStatistics>); there the runtime flag enable_statistics chooses
+// whether it does: one well-predicted branch per request, nothing else. With
+// BasicEvmAllocator<NoStatistics> (EvmAllocatorWithoutStatistics) no statistics code is
+// compiled into the hot path at all and the flag is ignored. statistics() always reports the
+// pools' and the arena's usage; the request counters only when counting.
+//
+// Debug builds (enable_asserts) remember the (size, alignment) of every live request in a
+// side table (on the global heap, never upstream) and report through EVMALLOC_ASSERT's handler
+// a deallocation whose size or alignment differs from its allocation, or of a pointer this
+// allocator did not hand out (also a second deallocation); the reported deallocation is
+// skipped. Release builds carry no table and no check.
+//
+// Threads: the model is one EvmAllocator per executing thread (transactions executed in
+// parallel, each thread with its own allocator). An EvmAllocator is not thread-safe and
+// takes no lock. What must be shared goes through Synchronized<EvmAllocator>.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory_resource>
+#include <new>
+#include <type_traits>
+#include <unordered_map>
+
+#include "buffer_pool.hpp"
+#include "config.hpp"
+#include "frame_pool.hpp"
+#include "object_pool.hpp"
+#include "statistics.hpp"
+#include "traits.hpp"
+#include "transaction_arena.hpp"
+
+namespace evmalloc
+{
+/// A 20-byte account address, as the EVM (and evmc_address) has it.
+struct Address
+{
+    std::array<std::uint8_t, 20> bytes;
+
+    friend constexpr bool operator==(const Address&, const Address&) noexcept = default;
+};
+static_assert(sizeof(Address) == 20);
+
+struct AllocatorConfig
+{
+    /// Route requests of up to 4096 bytes to the pools. Off: every request goes upstream.
+    bool enable_pool_allocation = true;
+    /// Take the arena's first chunk (arena_size bytes) at construction and keep it across
+    /// reset_arena(). Off: arena() still works, but takes chunks from upstream only when used
+    /// and reset_arena() gives every one back.
+    bool enable_arena_allocation = true;
+    /// Let frames() keep up to frame_pool_size free frame buffers per tier through trim(), and
+    /// Memory storage up to FramePoolConfig's default retain limit. Off: trim() gives every
+    /// free buffer back and a released Memory always returns its storage.
+    bool enable_frame_allocation = true;
+    /// Count requests (see BasicEvmAllocator: one branch per request, with CountingStatistics).
+    bool enable_statistics = true;
+    /// Serve over-aligned requests (alignment up to 64: 32-byte words, cache lines) from the
+    /// pools, whose slots carry that alignment. Off: pools serve alignments up to
+    /// alignof(std::max_align_t) only, anything more goes upstream.
+    bool alignment_optimization = true;
+    /// Bytes taken from upstream at construction for the pools, split evenly over the five
+    /// pools (each gets this / 5 bytes of whole slots); 0 takes nothing until first use.
+    std::size_t pool_preallocation_size = 64 * 1024;
+    /// Bytes of the arena's first chunk (used when enable_arena_allocation).
+    std::size_t arena_size = 1024 * 1024;
+    /// Free frame buffers per tier that frames().trim() keeps (FramePoolConfig::retain_per_tier;
+    /// used when enable_frame_allocation).
+    std::size_t frame_pool_size = 256;
+
+    /// Everything on: 64 KiB of pool slots, a 1 MiB arena chunk, 256 frames per tier.
+    [[nodiscard]] static constexpr AllocatorConfig optimized() noexcept { return AllocatorConfig{}; }
+
+    /// Everything off: each request, arena chunk and frame buffer goes straight upstream.
+    [[nodiscard]] static constexpr AllocatorConfig minimal() noexcept
+    {
+        return AllocatorConfig{false, false, false, false, false, 0, 0, 0};
+    }
+};
+
+/// Where a request of some (size, alignment) is served.
+enum class Route : std::uint8_t
+{
+    address,
+    word,
+    buffer256,
+    buffer1024,
+    buffer4096,
+    upstream,
+};
+
+template <StatisticsPolicy Stats, class Traits = DefaultTraits>
+class BasicEvmAllocator : public std::pmr::memory_resource
+{
+public:
+    using Word = typename Traits::Word;
+    using statistics_policy = Stats;
+    using traits_type = Traits;
+
+    using AddressPool = ObjectPool<Address>;
+    using WordPool = ObjectPool<Word>;
+
+    /// Requests up to this size go to the address pool (alignment permitting).
+    static constexpr std::size_t address_size = sizeof(Address);
+    /// Requests up to this size go to the word pool (alignment permitting).
+    static constexpr std::size_t word_size = sizeof(Word);
+    static_assert(word_size > address_size && word_size <= 256, "a Word is 32 bytes in the EVM");
+
+    /// \requires upstream is not null and outlives the allocator.
+    /// \throws std::bad_alloc when upstream fails the pool preallocation or the arena's
+    /// first chunk.
+    explicit BasicEvmAllocator(AllocatorConfig config = AllocatorConfig::optimized(),
+                               std::pmr::memory_resource* upstream = std::pmr::new_delete_resource())
+      : upstream_{upstream},
+        config_{config},
+        max_pooled_alignment_{!config.enable_pool_allocation  ? 0
+                              : config.alignment_optimization ? std::size_t{64}
+                                                              : alignof(std::max_align_t)},
+        counting_{Stats::compiled_in && config.enable_statistics},
+        address_pool_{upstream, slots_for(config, AddressPool::slot_size)},
+        word_pool_{upstream, slots_for(config, WordPool::slot_size)},
+        buffers256_{upstream, slots_for(config, 256)},
+        buffers1024_{upstream, slots_for(config, 1024)},
+        buffers4096_{upstream, slots_for(config, 4096)},
+        arena_{config.enable_arena_allocation ? config.arena_size : 0, upstream},
+        frames_{upstream, frame_config(config)}
+    {
+        EVMALLOC_ASSERT(upstream != nullptr);
+    }
+
+    BasicEvmAllocator(const BasicEvmAllocator&) = delete;
+    BasicEvmAllocator& operator=(const BasicEvmAllocator&) = delete;
+
+    /// Pools, arena and frames give everything back upstream.
+    /// \requires every request served has been deallocated (reported in debug builds).
+    ~BasicEvmAllocator() override
+    {
+        if constexpr (enable_asserts)
+        {
+            if (!debug_.empty())
+                EVMALLOC_REPORT("EvmAllocator destroyed with allocations still live");
+        }
+    }
+
+    /// Where a request of (bytes, alignment) goes under this allocator's config.
+    [[nodiscard]] Route route(std::size_t bytes, std::size_t alignment) const noexcept
+    {
+        if (alignment > max_pooled_alignment_) [[unlikely]]
+            return Route::upstream;
+        if (bytes <= address_size && alignment <= AddressPool::slot_alignment)
+            return Route::address;
+        if (bytes <= word_size && alignment <= WordPool::slot_alignment)
+            return Route::word;
+        if (bytes <= 256)
+            return Route::buffer256;
+        if (bytes <= 1024)
+            return Route::buffer1024;
+        if (bytes <= 4096)
+            return Route::buffer4096;
+        return Route::upstream;
+    }
+
+    /// The transaction arena: a monotonic std::pmr resource (deallocation does nothing).
+    [[nodiscard]] TransactionArena& arena() noexcept { return arena_; }
+    /// Frees everything allocated from arena() at once, keeping its first chunk.
+    /// \requires nothing allocated from arena() is used after this.
+    void reset_arena() noexcept { arena_.reset(); }
+
+    /// The frame pool StackFrame<Traits>::init takes buffers and Memory from.
+    [[nodiscard]] FramePool<Traits>& frames() noexcept { return frames_; }
+
+    /// The typed pools: the interpreter's fast path (acquire/release, create/destroy).
+    [[nodiscard]] AddressPool& address_pool() noexcept { return address_pool_; }
+    [[nodiscard]] WordPool& word_pool() noexcept { return word_pool_; }
+    template <std::size_t N>
+    [[nodiscard]] BufferPool<N>& buffer_pool() noexcept
+    {
+        static_assert(N == 256 || N == 1024 || N == 4096, "the buffer pools hold 256, 1024 or 4096 bytes");
+        if constexpr (N == 256)
+            return buffers256_;
+        else if constexpr (N == 1024)
+            return buffers1024_;
+        else
+            return buffers4096_;
+    }
+
+    /// The request counters (when counting), the pools' usage and the arena's.
+    [[nodiscard]] AllocationStatistics statistics() const noexcept
+    {
+        AllocationStatistics s = counting_ ? stats_.snapshot() : AllocationStatistics{};
+        s.pool_count = 5;
+        s.pools[0] = usage("address", address_pool_);
+        s.pools[1] = usage("word", word_pool_);
+        s.pools[2] = usage("buffer256", buffers256_);
+        s.pools[3] = usage("buffer1024", buffers1024_);
+        s.pools[4] = usage("buffer4096", buffers4096_);
+        s.arena_bytes_used = arena_.used();
+        s.arena_bytes_reserved = arena_.reserved();
+        return s;
+    }
+
+    /// True when requests are being counted (CountingStatistics and enable_statistics).
+    [[nodiscard]] bool counting() const noexcept { return counting_; }
+    [[nodiscard]] const AllocatorConfig& config() const noexcept { return config_; }
+    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept { return upstream_; }
+
+protected:
+    /// \throws std::bad_alloc when upstream fails (a pool that must grow, or a request routed
+    /// upstream); statistics and pool counts are unchanged then.
+    void* do_allocate(std::size_t bytes, std::size_t alignment) override
+    {
+        const Route r = route(bytes, alignment);
+        void* const p = acquire(r, bytes, alignment);
+        if constexpr (enable_asserts)
+            debug_track(r, p, bytes, alignment);
+        if constexpr (Stats::compiled_in)
+        {
+            if (counting_)
+                stats_.record_allocation(bytes, reserved_size(r, bytes));
+        }
+        return p;
+    }
+
+    /// \requires (bytes, alignment) are those p was allocated with (checked in debug builds:
+    /// a mismatch is reported and the deallocation skipped).
+    void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override
+    {
+        if constexpr (enable_asserts)
+        {
+            if (!debug_untrack(p, bytes, alignment))
+                return;
+        }
+        const Route r = route(bytes, alignment);
+        release(r, p, bytes, alignment);
+        if constexpr (Stats::compiled_in)
+        {
+            if (counting_)
+                stats_.record_deallocation(bytes, reserved_size(r, bytes));
+        }
+    }
+
+    bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override
+    {
+        return this == &other;
+    }
+
+private:
+    static std::size_t slots_for(const AllocatorConfig& c, std::size_t slot_size) noexcept
+    {
+        return c.enable_pool_allocation ? c.pool_preallocation_size / 5 / slot_size : 0;
+    }
+
+    static FramePoolConfig frame_config(const AllocatorConfig& c) noexcept
+    {
+        FramePoolConfig f;
+        if (c.enable_frame_allocation)
+            f.retain_per_tier = c.frame_pool_size;
+        else
+        {
+            f.retain_per_tier = 0;
+            f.memory_retain_limit = 0;
+        }
+        return f;
+    }
+
+    template <class Pool>
+    static PoolUsage usage(const char* name, const Pool& pool) noexcept
+    {
+        return PoolUsage{name, Pool::slot_size, pool.capacity(), pool.in_use()};
+    }
+
+    /// Bytes set aside for a request: its slot, or what it asked for upstream.
+    static constexpr std::size_t reserved_size(Route r, std::size_t bytes) noexcept
+    {
+        constexpr std::array<std::size_t, 5> slot{
+            AddressPool::slot_size, WordPool::slot_size, BufferPool<256>::slot_size,
+            BufferPool<1024>::slot_size, BufferPool<4096>::slot_size};
+        return r == Route::upstream ? bytes : slot[static_cast<std::size_t>(r)];
+    }
+
+    void* acquire(Route r, std::size_t bytes, std::size_t alignment)
+    {
+        switch (r)
+        {
+        case Route::address:
+            return address_pool_.acquire();
+        case Route::word:
+            return word_pool_.acquire();
+        case Route::buffer256:
+            return buffers256_.acquire();
+        case Route::buffer1024:
+            return buffers1024_.acquire();
+        case Route::buffer4096:
+            return buffers4096_.acquire();
+        case Route::upstream:
+            break;
+        }
+        return upstream_->allocate(bytes, alignment);
+    }
+
+    void release(Route r, void* p, std::size_t bytes, std::size_t alignment) noexcept
+    {
+        switch (r)
+        {
+        case Route::address:
+            address_pool_.release(static_cast<Address*>(p));
+            return;
+        case Route::word:
+            word_pool_.release(static_cast<Word*>(p));
+            return;
+        case Route::buffer256:
+            buffers256_.release(static_cast<std::byte*>(p));
+            return;
+        case Route::buffer1024:
+            buffers1024_.release(static_cast<std::byte*>(p));
+            return;
+        case Route::buffer4096:
+            buffers4096_.release(static_cast<std::byte*>(p));
+            return;
+        case Route::upstream:
+            break;
+        }
+        upstream_->deallocate(p, bytes, alignment);
+    }
+
+    // Debug builds only: (size, alignment) of every live request, to check deallocations.
+    struct DebugBlock
+    {
+        std::size_t bytes;
+        std::size_t alignment;
+    };
+    using DebugTable = std::unordered_map<const void*, DebugBlock>;
+    struct NoDebugTable
+    {
+    };
+
+    /// Records a new request; if the table cannot grow, the request is undone and bad_alloc
+    /// propagates with nothing changed.
+    void debug_track(Route r, void* p, std::size_t bytes, std::size_t alignment)
+    {
+        if constexpr (enable_asserts)
+        {
+            try
+            {
+                debug_[p] = DebugBlock{bytes, alignment};
+            }
+            catch (...)
+            {
+                release(r, p, bytes, alignment);
+                throw;
+            }
+        }
+    }
+
+    /// True when p is live with exactly (bytes, alignment); it is then forgotten. Otherwise
+    /// reports the mismatch and returns false.
+    bool debug_untrack(void* p, std::size_t bytes, std::size_t alignment) noexcept
+    {
+        if constexpr (enable_asserts)
+        {
+            const auto it = debug_.find(p);
+            if (it == debug_.end())
+            {
+                EVMALLOC_REPORT("EvmAllocator: deallocation of a pointer it did not hand out "
+                                "(or deallocated twice)");
+                return false;
+            }
+            if (it->second.bytes != bytes || it->second.alignment != alignment)
+            {
+                EVMALLOC_REPORT("EvmAllocator: deallocation with a size or alignment different "
+                                "from the allocation");
+                return false;
+            }
+            debug_.erase(it);
+        }
+        return true;
+    }
+
+    std::pmr::memory_resource* upstream_;
+    AllocatorConfig config_;
+    std::size_t max_pooled_alignment_;  ///< 0 when pools are off: every request goes upstream
+    bool counting_;
+    [[no_unique_address]] Stats stats_{};
+    AddressPool address_pool_;
+    WordPool word_pool_;
+    BufferPool<256> buffers256_;
+    BufferPool<1024> buffers1024_;
+    BufferPool<4096> buffers4096_;
+    TransactionArena arena_;
+    FramePool<Traits> frames_;
+    [[no_unique_address]] std::conditional_t<enable_asserts, DebugTable, NoDebugTable> debug_;
+};
+
+/// The allocator an EVM owns: counts requests while AllocatorConfig::enable_statistics is on.
+using EvmAllocator = BasicEvmAllocator<CountingStatistics>;
+/// The same allocator with no statistics code on its hot path at all.
+using EvmAllocatorWithoutStatistics = BasicEvmAllocator<NoStatistics>;
+}  // namespace evmalloc
