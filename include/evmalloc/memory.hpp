@@ -100,17 +100,18 @@ public:
     /// Makes [offset, offset + length) addressable: size() becomes at least offset + length
     /// rounded up to 32. Nothing changes for length == 0, whatever the offset.
     /// \returns the gas of this expansion, expansion_cost(new words) - expansion_cost(old
-    /// words) (0 when nothing grew); Errc::memory_limit_exceeded when offset + length
+    /// words) (0 when nothing grew; saturating at 2^63 - 1); Errc::memory_limit_exceeded when offset + length
     /// overflows or the new size passes limit(); Errc::out_of_memory when upstream throws.
     /// On error size, capacity and contents are as they were.
     [[nodiscard]] Result<std::uint64_t> expand(std::uint64_t offset, std::uint64_t length) noexcept
     {
-        if (length == 0)
-            return std::uint64_t{0};
         const std::uint64_t end = offset + length;
-        if (end >= offset && end <= size_) [[likely]]
+        if (length == 0 || (end >= offset && end <= size_)) [[likely]]
             return std::uint64_t{0};
-        return grow(offset, end);
+        const std::uint64_t gas = grow(offset, end);
+        if (gas >= grow_failed) [[unlikely]]
+            return static_cast<Errc>(gas - grow_failed);
+        return gas;
     }
 
     /// Size 0; the capacity (and its bytes) stay for the next call.
@@ -143,59 +144,77 @@ public:
     [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept { return upstream_; }
 
 private:
+    // grow() returns the gas, or grow_failed + the Errc. (A scalar, not a Result: GCC returns
+    // a Result from an out-of-line call through a stack slot that it reloads wider than it
+    // wrote, a store-forwarding stall on every growth.) Gas stays below grow_failed: it
+    // saturates there, which takes 2^32 words (128 GiB) of memory.
+    static constexpr std::uint64_t grow_failed = std::uint64_t{1} << 63;
+    static constexpr std::uint64_t fail(Errc e) noexcept { return grow_failed + static_cast<std::uint64_t>(e); }
+
     /// The slow path: end > size() or offset + length overflowed.
-    [[gnu::noinline]] Result<std::uint64_t> grow(std::uint64_t offset, std::uint64_t end) noexcept
+    [[gnu::noinline]] std::uint64_t grow(std::uint64_t offset, std::uint64_t end) noexcept
     {
         constexpr std::uint64_t max_end = std::numeric_limits<std::uint64_t>::max() - 31;
         if (end < offset || end > limit_ || end > max_end)  // wrapped, or past the limit
-            return Errc::memory_limit_exceeded;
+            return fail(Errc::memory_limit_exceeded);
         const std::uint64_t new_words = (end + 31) / 32;
         const std::uint64_t new_size = new_words * 32;
         if (new_size > limit_)  // a limit that is not a multiple of 32
-            return Errc::memory_limit_exceeded;
+            return fail(Errc::memory_limit_exceeded);
         if (new_size <= size_)  // end landed in the last word: nothing grows
-            return std::uint64_t{0};
+            return 0;
 
-        const std::size_t needed = static_cast<std::size_t>(new_size);
-        if (needed > capacity_)
-        {
-            std::size_t new_capacity = capacity_ > std::numeric_limits<std::size_t>::max() / 2
-                                           ? std::numeric_limits<std::size_t>::max()
-                                           : 2 * capacity_;
-            if (new_capacity < initial_capacity)
-                new_capacity = initial_capacity;
-            const std::size_t cap_limit = round_to_page(limit_);
-            if (new_capacity > cap_limit)
-                new_capacity = cap_limit;
-            if (new_capacity < needed)
-                new_capacity = round_to_page(needed);
-
-            void* fresh = nullptr;
-            try
-            {
-                fresh = upstream_->allocate(new_capacity, alignment);
-            }
-            catch (...)
-            {
-                return Errc::out_of_memory;
-            }
-            auto* const bytes = static_cast<std::uint8_t*>(fresh);
-            if (size_ != 0)
-                std::memcpy(bytes, data_, size_);
-            if (data_ != nullptr)
-            {
-                EVMALLOC_UNPOISON(data_, capacity_);
-                upstream_->deallocate(data_, capacity_, alignment);
-            }
-            data_ = bytes;
-            capacity_ = new_capacity;
-            EVMALLOC_POISON(data_ + size_, capacity_ - size_);
-        }
-        EVMALLOC_UNPOISON(data_ + size_, needed - size_);
-        std::memset(data_ + size_, 0, needed - size_);
+        const auto needed = static_cast<std::size_t>(new_size);
+        if (needed > capacity_ && !reallocate(needed)) [[unlikely]]
+            return fail(Errc::out_of_memory);
         const std::uint64_t gas = expansion_cost(new_words) - expansion_cost(size_ / 32);
+        std::uint8_t* const tail = data_ + size_;
+        const std::size_t tail_size = needed - size_;
         size_ = needed;
-        return gas;
+        EVMALLOC_UNPOISON(tail, tail_size);
+        if (tail_size == 32)  // one MSTORE past the end: the common step, zeroed inline
+            std::memset(tail, 0, 32);
+        else
+            std::memset(tail, 0, tail_size);
+        return gas < grow_failed ? gas : grow_failed - 1;
+    }
+
+    /// Moves the contents to a buffer of at least `needed` bytes (the growth policy above).
+    /// \returns false, with nothing changed, when upstream throws.
+    [[gnu::noinline]] bool reallocate(std::size_t needed) noexcept
+    {
+        std::size_t new_capacity = capacity_ > std::numeric_limits<std::size_t>::max() / 2
+                                       ? std::numeric_limits<std::size_t>::max()
+                                       : 2 * capacity_;
+        if (new_capacity < initial_capacity)
+            new_capacity = initial_capacity;
+        const std::size_t cap_limit = round_to_page(limit_);
+        if (new_capacity > cap_limit)
+            new_capacity = cap_limit;
+        if (new_capacity < needed)
+            new_capacity = round_to_page(needed);
+
+        void* fresh = nullptr;
+        try
+        {
+            fresh = upstream_->allocate(new_capacity, alignment);
+        }
+        catch (...)
+        {
+            return false;
+        }
+        auto* const bytes = static_cast<std::uint8_t*>(fresh);
+        if (size_ != 0)
+            std::memcpy(bytes, data_, size_);
+        if (data_ != nullptr)
+        {
+            EVMALLOC_UNPOISON(data_, capacity_);
+            upstream_->deallocate(data_, capacity_, alignment);
+        }
+        data_ = bytes;
+        capacity_ = new_capacity;
+        EVMALLOC_POISON(data_ + size_, capacity_ - size_);
+        return true;
     }
 
     /// n rounded up to a multiple of page_size (n itself where that would overflow).
