@@ -12,13 +12,15 @@
 //   evmone_frame   its evmone-style frame (stack reused per depth, analysis per call);
 //                  both keep transaction data in std::vector (return data, logs, journal)
 //
-// The schedule is drawn once, seeded, outside the timing loop, and every implementation
-// runs the same one. Mixes:
-//   mainnet  256 transactions, 16 per iteration: call depth p50 1, p99.9 8 (geometric tail),
-//            one transaction 64 deep; 0-3 sibling calls per caller; memory per call p50
-//            128 B, p99 4 KiB, p99.9 16 KiB, rarely up to 579 KiB (DESIGN §1); code drawn
-//            uniformly from the code set (the real contracts when the corpus is there)
-//   deep64   16 transactions, 1 per iteration, each a chain of 64 nested calls
+// The schedule is drawn once, seeded, outside the timing loop; every implementation runs the
+// same one, and one iteration runs all of it (so every iteration does the same work, which
+// `bench/run --instructions` relies on). Mixes:
+//   mainnet  64 transactions: call depth p50 1, p99.9 8 (a geometric tail, cut at 16); 0-3
+//            sibling calls per caller; memory per call p50 128 B, p99 4 KiB, p99.9 16 KiB,
+//            rarely up to 579 KiB (DESIGN §1); code drawn uniformly from the code set (its
+//            real contracts when the corpus is there)
+//   deep64   the occasional transaction 64 calls deep, on its own (inside the mainnet mix one
+//            such transaction would be a third of the calls): one chain of 64 nested calls
 // Counters: items = calls; calls_per_tx; allocs_per_tx = global operator new calls per
 // transaction in steady state (one pass over the schedule warms every implementation first).
 // evmalloc's Memory grows through operator new (its pool's upstream), so every one of its
@@ -70,7 +72,6 @@ struct Mix
     std::vector<Code> code;          ///< the contracts calls are drawn from
     std::vector<Call> calls;         ///< every call of every transaction
     std::vector<std::uint32_t> txs;  ///< the root call of each transaction
-    std::size_t txs_per_iteration = 1;
 };
 
 /// Memory a call uses: p50 128 B, p99 4 KiB, p99.9 16 KiB, max 579 KiB; log-uniform
@@ -165,10 +166,9 @@ Mix make_mainnet_mix()
 {
     Mix mix;
     mix.code = mix_code();
-    mix.txs_per_iteration = 16;
     std::mt19937_64 rng{0x5eed'ca11};
-    for (std::size_t t = 0; t < 256; ++t)
-        draw_transaction(mix, rng, t == 5 * 16 + 3 ? 64 : draw_depth(rng), true);
+    for (std::size_t t = 0; t < 64; ++t)
+        draw_transaction(mix, rng, draw_depth(rng), true);
     return mix;
 }
 
@@ -176,10 +176,8 @@ Mix make_deep_mix()
 {
     Mix mix;
     mix.code = mix_code();
-    mix.txs_per_iteration = 1;
     std::mt19937_64 rng{0xdeeb'64};
-    for (std::size_t t = 0; t < 16; ++t)
-        draw_transaction(mix, rng, 64, false);
+    draw_transaction(mix, rng, 64, false);
     return mix;
 }
 
@@ -381,31 +379,26 @@ std::int64_t count_calls(const Mix& mix, std::uint32_t call)
 template <class Storm>
 void run_storm(benchmark::State& state, const Mix* mix)
 {
-    const std::size_t per = mix->txs_per_iteration;
-    const std::size_t slices = mix->txs.size() / per;
-    std::vector<std::int64_t> slice_calls(slices);
-    for (std::size_t t = 0; t < slices * per; ++t)
-        slice_calls[t / per] += count_calls(*mix, mix->txs[t]);
+    std::int64_t calls = 0;
+    for (const std::uint32_t root : mix->txs)
+        calls += count_calls(*mix, root);
 
     Storm storm{*mix};
     for (const std::uint32_t root : mix->txs)  // warm-up: steady state from the first iteration
         storm.transaction(root);
 
-    std::size_t slice = 0;
-    std::int64_t calls = 0;
     const std::uint64_t allocs_before = evmalloc::bench::new_calls();
     for (auto _ : state)
     {
-        for (std::size_t t = slice * per; t < (slice + 1) * per; ++t)
-            storm.transaction(mix->txs[t]);
-        calls += slice_calls[slice];
-        slice = slice + 1 == slices ? 0 : slice + 1;
+        for (const std::uint32_t root : mix->txs)
+            storm.transaction(root);
     }
     const std::uint64_t allocs = evmalloc::bench::new_calls() - allocs_before;
-    const double txs = static_cast<double>(state.iterations()) * static_cast<double>(per);
-    state.SetItemsProcessed(calls);
+    const double txs = static_cast<double>(state.iterations()) * static_cast<double>(mix->txs.size());
+    state.SetItemsProcessed(state.iterations() * calls);
     state.counters["allocs_per_tx"] = benchmark::Counter(static_cast<double>(allocs) / txs);
-    state.counters["calls_per_tx"] = benchmark::Counter(static_cast<double>(calls) / txs);
+    state.counters["calls_per_tx"] =
+        benchmark::Counter(static_cast<double>(calls) / static_cast<double>(mix->txs.size()));
 }
 
 [[maybe_unused]] const bool registered = [] {

@@ -7,9 +7,10 @@
         then one table per workload. chart.png: the summary ratios as grouped bars
         (skipped with a warning when matplotlib is missing).
 
-    report.py instructions ONE_DIR MANY_DIR [--out FILE]
-        instructions.md from two callgrind runs made by `bench/run --instructions`
-        (see bench/support/main.cpp): per benchmark (Ir_many - Ir_one) / (n_many - n_one).
+    report.py instructions GROUP_DIR... [--out FILE]
+        instructions.md from the callgrind runs made by `bench/run --instructions` (see
+        bench/support/main.cpp): each GROUP_DIR holds one/ and many/, two runs of the same
+        benchmarks; per benchmark (Ir_many - Ir_one) / (n_many - n_one).
 
 Benchmark names are workload/case/impl. The evmalloc row of a case is impl `evmalloc`;
 `evmalloc.<variant>` rows are variants; every other impl is a baseline, except the reference
@@ -90,7 +91,7 @@ def fmt_time(ns):
 def fmt_ratio(r):
     if r is None:
         return "—"
-    return f"{r:.2f}×" if r < 100 else f"{r:.0f}×"
+    return f"{r:.2f}×" if r < 10 else f"{r:.1f}×" if r < 100 else f"{r:.0f}×"
 
 
 def geomean(values):
@@ -277,6 +278,9 @@ def write_times_report(context, entries, out_dir, compiler_arg):
     method = "CPU time per iteration, " + (f"median of {reps} repetitions" if reps else "single run")
     if min_time:
         method += f" of at least {min_time} s each"
+    method += "; ratio = impl time / evmalloc time (> 1: evmalloc is faster)"
+    if any(e.get("_cv") is not None for e in entries):
+        method += "; cv = coefficient of variation of the CPU time over the repetitions"
     load = context.get("load_avg")
     header_rows = [
         ("date", date),
@@ -287,8 +291,7 @@ def write_times_report(context, entries, out_dir, compiler_arg):
                 + (f", {context['mhz_per_cpu']} MHz" if context.get("mhz_per_cpu") else "")),
         ("load average at start", " ".join(f"{x:.2f}" for x in load) if load else "unknown"),
         ("code set (call_setup, call_storm)", context.get("code_source", "not recorded")),
-        ("method", method + "; ratio = impl time / evmalloc time (> 1: evmalloc is faster); "
-                   "cv = coefficient of variation of the CPU time over the repetitions"),
+        ("method", method),
     ]
     md = ["# evmalloc benchmark report", "", md_table(["", ""], header_rows), ""]
 
@@ -452,9 +455,13 @@ def load_callgrind_run(run_dir):
     return data.get("context", {}), out
 
 
-def write_instructions_report(one_dir, many_dir, out_path):
-    _, one = load_callgrind_run(one_dir)
-    context, many = load_callgrind_run(many_dir)
+def write_instructions_report(group_dirs, out_path):
+    context, one, many = {}, [], []
+    for group_dir in group_dirs:
+        one += load_callgrind_run(os.path.join(group_dir, "one"))[1]
+        group_context, group_many = load_callgrind_run(os.path.join(group_dir, "many"))
+        context = context or group_context
+        many += group_many
     one_by_name = {r["run_name"]: r for r in one}
     entries = []
     for r in many:
@@ -477,7 +484,7 @@ def write_instructions_report(one_dir, many_dir, out_path):
               ("CPU", cpu_model()),
               ("code set (call_setup, call_storm)", context.get("code_source", "not recorded")),
               ("method", "instructions executed (callgrind Ir) per benchmark iteration: each benchmark "
-                         "runs n₁ and n₂ iterations (n = min(16, iterations): 1 and up to 16) inside "
+                         "runs n₁ and n₂ iterations (n = min(16, iterations): 1, then 2 to 16) inside "
                          "a profiled window; Ir/iter = (Ir₂ − Ir₁) / (n₂ − n₁), so setup cancels. "
                          "ratio = impl Ir / evmalloc Ir (> 1: evmalloc executes fewer instructions)"),
           ]), ""]
@@ -516,8 +523,8 @@ def write_instructions_report(one_dir, many_dir, out_path):
         header += ["n₁, n₂"]
         md += [f"## {workload}", "", md_table(header, rows), ""]
     if missing:
-        md += ["No count for (n₂ = n₁: a single iteration took longer than the second run's "
-               "min_time; raise EVMALLOC_BENCH_MIN_TIME): " + ", ".join(missing) + ".", ""]
+        md += ["No count for (n₂ = n₁: one iteration took longer under callgrind than the "
+               "second run's min_time; raise EVMALLOC_BENCH_MIN_TIME): " + ", ".join(missing) + ".", ""]
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with open(out_path, "w") as f:
         f.write("\n".join(md) + "\n")
@@ -530,9 +537,8 @@ def main():
     times.add_argument("results")
     times.add_argument("--out", default=None, help="output folder (default: the folder of results.json)")
     times.add_argument("--compiler", default=None, help="compiler, when the JSON context has none")
-    ins = sub.add_parser("instructions", help="two callgrind runs -> instructions.md")
-    ins.add_argument("one_dir")
-    ins.add_argument("many_dir")
+    ins = sub.add_parser("instructions", help="callgrind runs -> instructions.md")
+    ins.add_argument("groups", nargs="+", help="folders holding one/ and many/")
     ins.add_argument("--out", default="instructions.md")
     args = parser.parse_args()
     if args.command == "times":
@@ -542,7 +548,7 @@ def main():
         write_times_report(context, entries, args.out or os.path.dirname(os.path.abspath(args.results)),
                            args.compiler)
     else:
-        write_instructions_report(args.one_dir, args.many_dir, args.out)
+        write_instructions_report(args.groups, args.out)
 
 
 if __name__ == "__main__":
