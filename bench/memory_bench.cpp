@@ -50,7 +50,7 @@ std::uint64_t draw_call_size(std::mt19937_64& rng)
     const double p = u(rng);
     if (p < 0.10)
         return 0;  // no memory at all (plain transfers, view calls on storage)
-    if (p < 0.50)
+    if (p < 0.55)
         return 96 + 32 * static_cast<std::uint64_t>(u(rng) * 2);  // Solidity's 0x60..0x80 start
     if (p < 0.99)
         return log_uniform(128, 4096);

@@ -18,6 +18,7 @@
 //            data() == nullptr iff capacity() == 0.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -63,7 +64,7 @@ public:
     /// it outlives the Memory.
     explicit Memory(std::pmr::memory_resource* upstream = std::pmr::get_default_resource(),
                     std::size_t limit = default_limit) noexcept
-      : upstream_{upstream}, limit_{limit}
+      : upstream_{upstream}, limit_{limit}, max_size_{max_size_for(limit)}
     {
         EVMALLOC_ASSERT(upstream != nullptr);
     }
@@ -77,7 +78,8 @@ public:
         size_{std::exchange(other.size_, 0)},
         capacity_{std::exchange(other.capacity_, 0)},
         upstream_{other.upstream_},
-        limit_{other.limit_}
+        limit_{other.limit_},
+        max_size_{other.max_size_}
     {}
 
     /// Gives this buffer back to its upstream, then takes `other`'s as the move constructor.
@@ -91,6 +93,7 @@ public:
             capacity_ = std::exchange(other.capacity_, 0);
             upstream_ = other.upstream_;
             limit_ = other.limit_;
+            max_size_ = other.max_size_;
         }
         return *this;
     }
@@ -151,32 +154,46 @@ private:
     static constexpr std::uint64_t grow_failed = std::uint64_t{1} << 63;
     static constexpr std::uint64_t fail(Errc e) noexcept { return grow_failed + static_cast<std::uint64_t>(e); }
 
-    /// The slow path: end > size() or offset + length overflowed.
+    /// The slow path: end > size() or offset + length overflowed. Kept a leaf function for
+    /// the common step (one more word, within capacity); everything else goes to resize().
     [[gnu::noinline]] std::uint64_t grow(std::uint64_t offset, std::uint64_t end) noexcept
     {
-        constexpr std::uint64_t max_end = std::numeric_limits<std::uint64_t>::max() - 31;
-        if (end < offset || end > limit_ || end > max_end)  // wrapped, or past the limit
+        if (end < offset || end > max_size_) [[unlikely]]  // wrapped, or past the limit
             return fail(Errc::memory_limit_exceeded);
         const std::uint64_t new_words = (end + 31) / 32;
-        const std::uint64_t new_size = new_words * 32;
-        if (new_size > limit_)  // a limit that is not a multiple of 32
-            return fail(Errc::memory_limit_exceeded);
-        if (new_size <= size_)  // end landed in the last word: nothing grows
+        const auto needed = static_cast<std::size_t>(new_words * 32);  // <= max_size_
+        if (needed <= size_)  // end landed in the last word: nothing grows
             return 0;
+        if (needed - size_ != 32 || needed > capacity_) [[unlikely]]
+            return resize(new_words);
+        std::uint8_t* const tail = data_ + size_;
+        EVMALLOC_UNPOISON(tail, 32);
+        std::memset(tail, 0, 32);
+        size_ = needed;
+        return gas_between(new_words - 1, new_words);
+    }
 
-        const auto needed = static_cast<std::size_t>(new_size);
+    /// Grows to new_words words: reallocates if needed, zeroes the new tail.
+    [[gnu::noinline]] std::uint64_t resize(std::uint64_t new_words) noexcept
+    {
+        const auto needed = static_cast<std::size_t>(new_words * 32);
         if (needed > capacity_ && !reallocate(needed)) [[unlikely]]
             return fail(Errc::out_of_memory);
-        const std::uint64_t gas = expansion_cost(new_words) - expansion_cost(size_ / 32);
         std::uint8_t* const tail = data_ + size_;
         const std::size_t tail_size = needed - size_;
+        const std::uint64_t gas = gas_between(size_ / 32, new_words);
         size_ = needed;
         EVMALLOC_UNPOISON(tail, tail_size);
-        if (tail_size == 32)  // one MSTORE past the end: the common step, zeroed inline
-            std::memset(tail, 0, 32);
-        else
-            std::memset(tail, 0, tail_size);
-        return gas < grow_failed ? gas : grow_failed - 1;
+        std::memset(tail, 0, tail_size);
+        return gas;
+    }
+
+    /// expansion_cost(new_words) - expansion_cost(old_words), below grow_failed.
+    static constexpr std::uint64_t gas_between(std::uint64_t old_words, std::uint64_t new_words) noexcept
+    {
+        if (new_words < (std::uint64_t{1} << 32)) [[likely]]  // w * w does not overflow
+            return 3 * (new_words - old_words) + (new_words * new_words / 512 - old_words * old_words / 512);
+        return std::min(expansion_cost(new_words) - expansion_cost(old_words), grow_failed - 1);
     }
 
     /// Moves the contents to a buffer of at least `needed` bytes (the growth policy above).
@@ -217,6 +234,14 @@ private:
         return true;
     }
 
+    /// The largest size() `limit` allows: limit rounded down to 32 (and below 2^64 - 31, so
+    /// rounding an end up to 32 never wraps).
+    static constexpr std::size_t max_size_for(std::size_t limit) noexcept
+    {
+        constexpr std::size_t top = std::numeric_limits<std::size_t>::max() - 31;
+        return (limit < top ? limit : top) / 32 * 32;
+    }
+
     /// n rounded up to a multiple of page_size (n itself where that would overflow).
     static constexpr std::size_t round_to_page(std::size_t n) noexcept
     {
@@ -230,5 +255,6 @@ private:
     std::size_t capacity_ = 0;
     std::pmr::memory_resource* upstream_;
     std::size_t limit_;
+    std::size_t max_size_;  // max_size_for(limit_)
 };
 }  // namespace evmalloc
