@@ -29,6 +29,8 @@ import sys
 from collections import OrderedDict
 
 REFERENCE_FLOORS = {"jumpdest_floor"}
+# Report order of the workloads (common.md); others follow in order of appearance.
+WORKLOAD_ORDER = ["pools", "arena", "frame_setup", "call_setup", "memory", "call_storm", "allocator"]
 TIME_UNITS_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 # Keys of a Google Benchmark run that are not user counters.
 STANDARD_KEYS = {
@@ -108,12 +110,15 @@ def md_table(header, rows):
 
 
 def group(entries):
-    """{workload: {case: {impl: entry}}} in order of first appearance."""
+    """{workload: {case: {impl: entry}}}: workloads in WORKLOAD_ORDER, cases and impls in order
+    of first appearance."""
     tree = OrderedDict()
     for e in entries:
         workload, case, impl = split_name(e["run_name"])
         tree.setdefault(workload, OrderedDict()).setdefault(case, OrderedDict())[impl] = e
-    return tree
+    rank = {w: i for i, w in enumerate(WORKLOAD_ORDER)}
+    order = sorted(tree, key=lambda w: (rank.get(w, len(rank)), list(tree).index(w)))
+    return OrderedDict((w, tree[w]) for w in order)
 
 
 def ratios_by_baseline(cases, value):
