@@ -291,7 +291,8 @@ def write_times_report(context, entries, out_dir, compiler_arg):
         ("date", date),
         ("evmalloc", evmalloc_version()),
         ("compiler", context.get("compiler") or compiler_arg or "unknown"),
-        ("evmalloc build", context.get("evmalloc_build", "unknown")),
+        ("evmalloc build", context.get("evmalloc_build", "unknown")
+                           + f" (Google Benchmark library: {context.get('library_build_type', 'unknown')} build)"),
         ("CPU", f"{cpu_model()}, {context.get('num_cpus', os.cpu_count())} cores"
                 + (f", {context['mhz_per_cpu']} MHz" if context.get("mhz_per_cpu") else "")),
         ("load average at start", " ".join(f"{x:.2f}" for x in load) if load else "unknown"),

@@ -13,8 +13,8 @@
 //     --zero-before=evmalloc_bench_window_open --dump-before=evmalloc_bench_window_close
 // so callgrind writes one profile per benchmark holding the instructions of exactly that run
 // (dumps in run order, matching the JSON's run order). bench/run runs the executable twice,
-// once with a tiny min_time (1 iteration) and once with a larger one (16), and reports
-// (Ir_16 - Ir_1) / 15: the setup before the benchmark loop cancels out.
+// once with min_time 0 (n1 = 1 iteration) and once with a min_time that gives n2 = 2..16, and
+// reports (Ir_n2 - Ir_n1) / (n2 - n1): the setup before the benchmark loop cancels out.
 #include "support/workload_code.hpp"
 
 #include <benchmark/benchmark.h>
