@@ -1,10 +1,33 @@
 // evmalloc: everything but layout.hpp (which needs Boost.PFR).
 #pragma once
 
+// core
 #include "allocation.hpp"
 #include "config.hpp"
-#include "monotonic_arena.hpp"
 #include "result.hpp"
 #include "sanitizer.hpp"
 #include "tier.hpp"
 #include "traits.hpp"
+
+// resources
+#include "buffer_pool.hpp"
+#include "monotonic_arena.hpp"
+#include "object_pool.hpp"
+#include "slot_pool.hpp"
+#include "statistics.hpp"
+#include "synchronized.hpp"
+#include "transaction_arena.hpp"
+
+// components
+#include "analysis.hpp"
+#include "instruction_array.hpp"
+#include "memory.hpp"
+#include "stack.hpp"
+
+// frame
+#include "frame_layout.hpp"
+#include "frame_pool.hpp"
+#include "stack_frame.hpp"
+
+// composition
+#include "evm_allocator.hpp"
