@@ -23,11 +23,14 @@
 // the interpreter's fast path: requests made on them directly are not counted in statistics().
 //
 // Statistics are a compile-time policy (statistics.hpp). EvmAllocator counts
-// (BasicEvmAllocator<CountingStatistics>); there the runtime flag enable_statistics chooses
-// whether it does: one well-predicted branch per request, nothing else. With
-// BasicEvmAllocator<NoStatistics> (EvmAllocatorWithoutStatistics) no statistics code is
-// compiled into the hot path at all and the flag is ignored. statistics() always reports the
-// pools' and the arena's usage; the request counters only when counting.
+// (BasicEvmAllocator<CountingStatistics>); there the runtime flag enable_statistics chooses,
+// at each request, between two paths: the plain one (routing and the pool, nothing else) and
+// an out-of-line one that also records. Off costs that one well-predicted branch per request;
+// on costs a call and a few adds. With BasicEvmAllocator<NoStatistics>
+// (EvmAllocatorWithoutStatistics) there is no branch and no statistics code at all, and the
+// flag is ignored. statistics() always reports the pools' and the arena's usage; the request
+// counters only when counting. Debug builds always take the recording path (for the check
+// below).
 //
 // Debug builds (enable_asserts) remember the (size, alignment) of every live request in a
 // side table (on the global heap, never upstream) and report through EVMALLOC_ASSERT's handler
@@ -235,34 +238,24 @@ protected:
     /// upstream); statistics and pool counts are unchanged then.
     void* do_allocate(std::size_t bytes, std::size_t alignment) override
     {
+        if (recording()) [[unlikely]]
+            return allocate_recorded(bytes, alignment);
         const Route r = route(bytes, alignment);
-        void* const p = acquire(r, bytes, alignment);
-        if constexpr (enable_asserts)
-            debug_track(r, p, bytes, alignment);
-        if constexpr (Stats::compiled_in)
-        {
-            if (counting_)
-                stats_.record_allocation(bytes, reserved_size(r, bytes));
-        }
-        return p;
+        if (r == Route::upstream) [[unlikely]]
+            return upstream_->allocate(bytes, alignment);
+        return acquire(r);
     }
 
     /// \requires (bytes, alignment) are those p was allocated with (checked in debug builds:
     /// a mismatch is reported and the deallocation skipped).
     void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override
     {
-        if constexpr (enable_asserts)
-        {
-            if (!debug_untrack(p, bytes, alignment))
-                return;
-        }
+        if (recording()) [[unlikely]]
+            return deallocate_recorded(p, bytes, alignment);
         const Route r = route(bytes, alignment);
-        release(r, p, bytes, alignment);
-        if constexpr (Stats::compiled_in)
-        {
-            if (counting_)
-                stats_.record_deallocation(bytes, reserved_size(r, bytes));
-        }
+        if (r == Route::upstream) [[unlikely]]
+            return upstream_->deallocate(p, bytes, alignment);
+        release(r, p);
     }
 
     bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override
@@ -295,16 +288,19 @@ private:
         return PoolUsage{name, Pool::slot_size, pool.capacity(), pool.in_use()};
     }
 
-    /// Bytes set aside for a request: its slot, or what it asked for upstream.
-    static constexpr std::size_t reserved_size(Route r, std::size_t bytes) noexcept
+    /// The slot size of each pool, in Route order.
+    static constexpr std::array<std::size_t, 5> slot_sizes{
+        AddressPool::slot_size, WordPool::slot_size, BufferPool<256>::slot_size,
+        BufferPool<1024>::slot_size, BufferPool<4096>::slot_size};
+
+    /// Bytes set aside for a request routed to pool r: its slot. \requires r != Route::upstream
+    static constexpr std::size_t slot_size(Route r) noexcept
     {
-        constexpr std::array<std::size_t, 5> slot{
-            AddressPool::slot_size, WordPool::slot_size, BufferPool<256>::slot_size,
-            BufferPool<1024>::slot_size, BufferPool<4096>::slot_size};
-        return r == Route::upstream ? bytes : slot[static_cast<std::size_t>(r)];
+        return slot_sizes[static_cast<std::size_t>(r)];
     }
 
-    void* acquire(Route r, std::size_t bytes, std::size_t alignment)
+    /// \requires r != Route::upstream
+    void* acquire(Route r)
     {
         switch (r)
         {
@@ -317,36 +313,85 @@ private:
         case Route::buffer1024:
             return buffers1024_.acquire();
         case Route::buffer4096:
-            return buffers4096_.acquire();
         case Route::upstream:
             break;
         }
-        return upstream_->allocate(bytes, alignment);
+        return buffers4096_.acquire();
     }
 
-    void release(Route r, void* p, std::size_t bytes, std::size_t alignment) noexcept
+    /// \requires r != Route::upstream
+    void release(Route r, void* p) noexcept
     {
         switch (r)
         {
         case Route::address:
-            address_pool_.release(static_cast<Address*>(p));
-            return;
+            return address_pool_.release(static_cast<Address*>(p));
         case Route::word:
-            word_pool_.release(static_cast<Word*>(p));
-            return;
+            return word_pool_.release(static_cast<Word*>(p));
         case Route::buffer256:
-            buffers256_.release(static_cast<std::byte*>(p));
-            return;
+            return buffers256_.release(static_cast<std::byte*>(p));
         case Route::buffer1024:
-            buffers1024_.release(static_cast<std::byte*>(p));
-            return;
+            return buffers1024_.release(static_cast<std::byte*>(p));
         case Route::buffer4096:
-            buffers4096_.release(static_cast<std::byte*>(p));
-            return;
         case Route::upstream:
             break;
         }
-        upstream_->deallocate(p, bytes, alignment);
+        buffers4096_.release(static_cast<std::byte*>(p));
+    }
+
+    // The hot paths above serve requests with nothing but routing. When requests are counted
+    // (or checked, in debug builds), they take the paths below instead: one branch decides,
+    // and the plain path never carries the recording code.
+
+    /// True when requests must be counted or checked. A constant false with NoStatistics in
+    /// release builds.
+    [[nodiscard]] bool recording() const noexcept
+    {
+        if constexpr (enable_asserts)
+            return true;
+        else if constexpr (Stats::compiled_in)
+            return counting_;
+        else
+            return false;
+    }
+
+    [[gnu::noinline]] void* allocate_recorded(std::size_t bytes, std::size_t alignment)
+    {
+        const Route r = route(bytes, alignment);
+        void* const p = r == Route::upstream ? upstream_->allocate(bytes, alignment) : acquire(r);
+        if constexpr (enable_asserts)
+            debug_track(r, p, bytes, alignment);
+        if constexpr (Stats::compiled_in)
+        {
+            if (!enable_asserts || counting_)  // release builds come here only when counting
+                stats_.record_allocation(bytes, r == Route::upstream ? bytes : slot_size(r));
+        }
+        return p;
+    }
+
+    [[gnu::noinline]] void deallocate_recorded(void* p, std::size_t bytes, std::size_t alignment) noexcept
+    {
+        if constexpr (enable_asserts)
+        {
+            if (!debug_untrack(p, bytes, alignment))
+                return;
+        }
+        const Route r = route(bytes, alignment);
+        if constexpr (Stats::compiled_in)
+        {
+            if (!enable_asserts || counting_)
+                stats_.record_deallocation(bytes, r == Route::upstream ? bytes : slot_size(r));
+        }
+        give_back(r, p, bytes, alignment);
+    }
+
+    /// Gives back what acquire(r) or upstream handed out.
+    void give_back(Route r, void* p, std::size_t bytes, std::size_t alignment) noexcept
+    {
+        if (r == Route::upstream)
+            upstream_->deallocate(p, bytes, alignment);
+        else
+            release(r, p);
     }
 
     // Debug builds only: (size, alignment) of every live request, to check deallocations.
@@ -372,7 +417,7 @@ private:
             }
             catch (...)
             {
-                release(r, p, bytes, alignment);
+                give_back(r, p, bytes, alignment);
                 throw;
             }
         }
