@@ -191,7 +191,11 @@ def load_times(path):
         else:
             singles.setdefault(name, []).append(b)
     entries = []
-    names = list(OrderedDict.fromkeys(list(singles) + list(medians)))
+    # Registration order (the JSON is in run order, which random interleaving shuffles).
+    def registration(name):
+        b = medians.get(name) or singles[name][0]
+        return (b.get("family_index", 0), b.get("per_family_instance_index", 0))
+    names = sorted(OrderedDict.fromkeys(list(singles) + list(medians)), key=registration)
     for name in names:
         if name in medians:
             e = dict(medians[name])
@@ -283,6 +287,8 @@ def write_times_report(context, entries, out_dir, compiler_arg):
     method = "CPU time per iteration, " + (f"median of {reps} repetitions" if reps else "single run")
     if min_time:
         method += f" of at least {min_time} s each"
+    if context.get("interleaved"):
+        method += f" ({context['interleaved']} interleaving of all repetitions)"
     method += "; ratio = impl time / evmalloc time (> 1: evmalloc is faster)"
     if any(e.get("_cv") is not None for e in entries):
         method += "; cv = coefficient of variation of the CPU time over the repetitions"
