@@ -2,6 +2,7 @@
 #include "support/assert_capture.hpp"
 #include "support/recording_resource.hpp"
 
+#include <evmalloc/buffer_pool.hpp>
 #include <evmalloc/slot_pool.hpp>
 
 #include <algorithm>
@@ -169,6 +170,61 @@ TEST_CASE("SlotPool takes nothing upstream until asked", "[slot_pool]")
         void* p = pool.acquire();
         CHECK(pool.capacity() == SlotPool<16, 16>::default_first_chunk);
         CHECK(pool.utilization() == Approx(1.0 / static_cast<double>(pool.capacity())));
+        pool.release(p);
+    }
+    CHECK(upstream.check());
+}
+
+TEST_CASE("try_acquire: only a released slot, never upstream", "[slot_pool]")
+{
+    RecordingResource upstream;
+    {
+        SlotPool<64, 64> pool{&upstream};
+        CHECK(pool.try_acquire() == nullptr);  // nothing released yet: no growth either
+        CHECK(upstream.allocations() == 0);
+        CHECK(pool.in_use() == 0);
+
+        void* a = pool.acquire();  // grows: one chunk, slots still to carve
+        void* b = pool.acquire();
+        CHECK(pool.try_acquire() == nullptr);  // carving is acquire()'s work
+        CHECK(pool.in_use() == 2);
+
+        pool.release(a);
+        pool.release(b);
+        const std::size_t capacity = pool.capacity();
+        void* c = pool.try_acquire();
+        CHECK(c == b);  // LIFO, like acquire()
+        std::memset(c, 0x5A, 64);  // unpoisoned and writable (ASan would report otherwise)
+        CHECK(pool.try_acquire() == a);
+        CHECK(pool.try_acquire() == nullptr);
+        CHECK(pool.in_use() == 2);
+        CHECK(pool.capacity() == capacity);
+        CHECK(upstream.allocations() == 1);
+
+        // A slot from try_acquire is in use like any other: releasing it twice is caught.
+        pool.release(c);
+        pool.release(a);
+        if (evmalloc::enable_asserts)
+        {
+            evmalloc::test::AssertCapture capture;
+            pool.release(a);
+            CHECK(capture.count() == 1);
+            CHECK(pool.in_use() == 0);
+        }
+    }
+    CHECK(upstream.check());
+}
+
+TEST_CASE("try_acquire through a BufferPool", "[slot_pool]")
+{
+    RecordingResource upstream;
+    {
+        evmalloc::BufferPool<256> pool{&upstream, 4};
+        CHECK(pool.try_acquire() == nullptr);  // four slots, none released yet
+        std::byte* p = pool.acquire();
+        pool.release(p);
+        CHECK(pool.try_acquire() == p);
+        CHECK(pool.in_use() == 1);
         pool.release(p);
     }
     CHECK(upstream.check());

@@ -104,9 +104,19 @@ public:
     /// \throws std::bad_alloc when the pool must grow and upstream fails; nothing changes then.
     [[nodiscard]] void* acquire()
     {
-        void* const slot = free_;
+        void* const slot = try_acquire();
         if (slot == nullptr) [[unlikely]]
             return acquire_slow();
+        return slot;
+    }
+
+    /// The slot released last, or nullptr when no released slot is waiting (then acquire()
+    /// would carve or grow). Never goes upstream.
+    [[nodiscard]] void* try_acquire() noexcept
+    {
+        void* const slot = free_;
+        if (slot == nullptr) [[unlikely]]
+            return nullptr;
         EVMALLOC_UNPOISON(slot, slot_size);
         std::memcpy(&free_, slot, sizeof(void*));
         ++in_use_;
@@ -311,6 +321,10 @@ public:
     SlotPoolResource(const SlotPoolResource&) = delete;
     SlotPoolResource& operator=(const SlotPoolResource&) = delete;
     ~SlotPoolResource() override = default;
+
+    /// A released slot (the one released last) without growing: nullptr when none is waiting.
+    /// For callers that must not throw, or that take their own slow path when it is nullptr.
+    [[nodiscard]] void* try_acquire() noexcept { return slots_.try_acquire(); }
 
     [[nodiscard]] std::size_t capacity() const noexcept { return slots_.capacity(); }
     [[nodiscard]] std::size_t in_use() const noexcept { return slots_.in_use(); }
