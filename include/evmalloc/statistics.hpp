@@ -6,9 +6,9 @@
 // computed when asked; the only clock read is the one taken when counting starts.
 //
 // What records them is a policy type chosen at compile time:
-//   CountingStatistics  adds every request to the counters (three adds per allocation, five
-//                       updates per deallocation, no branch: the size class is computed
-//                       branch-free)
+//   CountingStatistics  adds every request to the counters, held in one cache line (three
+//                       adds per allocation, the size class computed branch-free; five
+//                       updates per deallocation)
 //   NoStatistics        empty; every call is a no-op, so with it there is no statistics code
 //                       on the hot path at all. Hold it as [[no_unique_address]]: it takes no
 //                       space either.
@@ -243,12 +243,14 @@ concept StatisticsPolicy = std::default_initializable<S> &&
 
 /// Counts every request. One clock read, at construction.
 ///
-/// The hot path keeps only what cannot be derived: three adds per allocation, five updates per
-/// deallocation, no branch. The peak needs no work per allocation: current bytes only grow
-/// between deallocations, so their maximum is reached just before some deallocation or now;
-/// record_deallocation() and snapshot() take it there.
-/// Invariant: peak_ >= current bytes at every past deallocation; total allocations is the sum
-/// of by_class_; total bytes allocated is current_ + bytes_deallocated_.
+/// The hot path keeps only what cannot be derived, in one cache line: three updates per
+/// allocation (its size class, bytes requested, bytes reserved), five per deallocation. No
+/// branch decides a size class (it is computed, and an allocator that knows a request's range
+/// lets the compiler fold it to a constant). The peak needs no work per allocation: current
+/// bytes only grow between deallocations, so their maximum is reached just before some
+/// deallocation or now; record_deallocation() and snapshot() take it there.
+/// Invariants: peak >= current bytes at every past deallocation; total allocations is the sum
+/// of by_class; total bytes allocated is current + bytes_deallocated.
 class CountingStatistics
 {
 public:
@@ -258,19 +260,20 @@ public:
 
     void record_allocation(std::size_t requested, std::size_t reserved) noexcept
     {
-        ++by_class_[SizeDistribution::size_class(requested)];
-        current_ += requested;
-        reserved_ += reserved;
+        ++c_.by_class[SizeDistribution::size_class(requested)];
+        c_.current += requested;
+        c_.reserved += reserved;
     }
 
     /// \requires (requested, reserved) are what record_allocation was given for this request.
     void record_deallocation(std::size_t requested, std::size_t reserved) noexcept
     {
-        peak_ = std::max(peak_, current_);
-        current_ -= requested;
-        reserved_ -= reserved;
-        ++deallocations_;
-        bytes_deallocated_ += requested;
+        if (c_.current > c_.peak)
+            c_.peak = c_.current;
+        c_.current -= requested;
+        c_.bytes_deallocated += requested;
+        c_.reserved -= reserved;
+        ++c_.deallocations;
     }
 
     [[nodiscard]] AllocationStatistics snapshot() const noexcept
@@ -278,26 +281,33 @@ public:
         AllocationStatistics out;
         out.enabled = true;
         out.start_time = start_;
-        out.size_distribution = {by_class_[0], by_class_[1], by_class_[2]};
-        out.total_allocations = by_class_[0] + by_class_[1] + by_class_[2];
-        out.total_deallocations = deallocations_;
-        out.total_bytes_allocated = current_ + bytes_deallocated_;
-        out.total_bytes_deallocated = bytes_deallocated_;
-        out.current_bytes = current_;
-        out.peak_bytes = std::max(peak_, current_);
-        out.reserved_bytes = reserved_;
+        out.size_distribution = {c_.by_class[0], c_.by_class[1], c_.by_class[2]};
+        out.total_allocations = c_.by_class[0] + c_.by_class[1] + c_.by_class[2];
+        out.total_deallocations = c_.deallocations;
+        out.total_bytes_allocated = c_.current + c_.bytes_deallocated;
+        out.total_bytes_deallocated = c_.bytes_deallocated;
+        out.current_bytes = c_.current;
+        out.peak_bytes = std::max(c_.peak, c_.current);
+        out.reserved_bytes = c_.reserved;
         return out;
     }
 
 private:
-    // current_ and reserved_ are kept apart: side by side, compilers pair their two adds into
-    // one vector add, which costs more than the two.
-    std::array<std::uint64_t, 3> by_class_{};  ///< allocations: small, medium, large
-    std::uint64_t current_ = 0;                ///< requested bytes live
-    std::uint64_t deallocations_ = 0;
-    std::uint64_t reserved_ = 0;               ///< reserved bytes live
-    std::uint64_t peak_ = 0;
-    std::uint64_t bytes_deallocated_ = 0;
+    // Everything the hot path writes, in one 64-byte line. No two fields that one record_*()
+    // call adds to sit side by side: compilers pair two adjacent adds into one vector add,
+    // whose setup costs more than the two.
+    struct alignas(64) Counters
+    {
+        std::array<std::uint64_t, 3> by_class{};  ///< allocations: small, medium, large
+        std::uint64_t deallocations = 0;
+        std::uint64_t current = 0;                ///< requested bytes live
+        std::uint64_t bytes_deallocated = 0;      ///< requested bytes given back, ever
+        std::uint64_t peak = 0;                   ///< see the invariants above
+        std::uint64_t reserved = 0;               ///< reserved bytes live
+    };
+    static_assert(sizeof(Counters) == 64);
+
+    Counters c_;
     AllocationStatistics::Clock::time_point start_;
 };
 
