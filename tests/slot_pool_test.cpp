@@ -3,6 +3,7 @@
 #include "support/recording_resource.hpp"
 
 #include <evmalloc/buffer_pool.hpp>
+#include <evmalloc/sanitizer.hpp>
 #include <evmalloc/slot_pool.hpp>
 
 #include <algorithm>
@@ -105,6 +106,102 @@ TEST_CASE("SlotPool rounds slots up to hold the free-list link", "[slot_pool]")
     STATIC_REQUIRE(SlotPool<4096, 64>::slot_size == 4096);
     STATIC_REQUIRE(SlotPool<4096, 64>::default_first_chunk == 8);
     STATIC_REQUIRE(sizeof(evmalloc::detail::ChunkHeader) == 2 * sizeof(void*));
+}
+
+TEST_CASE("SlotPool moves the free-list link only in slots of a multiple of 4 KiB", "[slot_pool]")
+{
+    STATIC_REQUIRE_FALSE(SlotPool<32, 32>::spread_links);
+    STATIC_REQUIRE_FALSE(SlotPool<256, 64>::spread_links);
+    STATIC_REQUIRE_FALSE(SlotPool<1024, 64>::spread_links);
+    STATIC_REQUIRE_FALSE(SlotPool<4000, 8>::spread_links);
+    STATIC_REQUIRE(SlotPool<4096, 64>::spread_links);
+    STATIC_REQUIRE(SlotPool<4096, 8>::spread_links);
+    STATIC_REQUIRE(SlotPool<8192, 64>::spread_links);
+    STATIC_REQUIRE(SlotPool<12288, 64>::spread_links);
+}
+
+namespace
+{
+struct Links
+{
+    std::vector<std::size_t> offsets;  ///< per slot: where its link was written
+    std::set<std::size_t> sets;        ///< the L1 sets (address bits 6..11) of the links
+    std::set<std::size_t> slot_sets;   ///< the L1 sets of the slots' first bytes
+};
+
+/// Releases 64 slots filled with 0xAA and finds, per slot, the offset of the first byte the
+/// release changed: where the pool wrote the free-list link. Under ASan also checks that a
+/// released slot is poisoned whole and an acquired one addressable whole.
+template <std::size_t Size, std::size_t Align>
+Links link_offsets(std::size_t initial_capacity)
+{
+    SlotPool<Size, Align> pool{std::pmr::new_delete_resource(), initial_capacity};
+    std::vector<std::byte*> slots;
+    for (int i = 0; i < 64; ++i)
+    {
+        auto* p = static_cast<std::byte*>(pool.acquire());
+        std::memset(p, 0xAA, Size);
+        slots.push_back(p);
+    }
+    for (std::byte* p : slots)
+        pool.release(p);
+
+    Links links;
+    for (std::byte* p : slots)
+    {
+#if EVMALLOC_HAS_ASAN
+        for (std::size_t i = 0; i < Size; i += 8)
+            REQUIRE(__asan_address_is_poisoned(p + i));
+#endif
+        EVMALLOC_UNPOISON(p, Size);
+        std::size_t i = 0;
+        while (i < Size && p[i] == std::byte{0xAA})
+            ++i;
+        EVMALLOC_POISON(p, Size);
+        links.offsets.push_back(i);
+        links.sets.insert((reinterpret_cast<std::uintptr_t>(p) + i) / 64 % 64);
+        links.slot_sets.insert(reinterpret_cast<std::uintptr_t>(p) / 64 % 64);
+    }
+    // Handed out again (LIFO: in reverse), each slot is addressable whole and works.
+    for (std::size_t k = slots.size(); k-- > 0;)
+    {
+        auto* p = static_cast<std::byte*>(pool.acquire());
+        REQUIRE(p == slots[k]);
+#if EVMALLOC_HAS_ASAN
+        REQUIRE(__asan_region_is_poisoned(p, Size) == nullptr);
+#endif
+        std::memset(p, 0x11, Size);
+    }
+    for (std::byte* p : slots)
+        pool.release(p);
+    return links;
+}
+}  // namespace
+
+TEST_CASE("free-list links of 4 KiB slots move from slot to slot; small slots keep offset 0", "[slot_pool]")
+{
+    SECTION("64 consecutive 4096-byte slots (one chunk): 64 different L1 sets")
+    {
+        const Links links = link_offsets<4096, 64>(64);
+        for (const std::size_t off : links.offsets)
+        {
+            CHECK(off % 64 == 0);  // at the start of a cache line inside the slot
+            CHECK(off + sizeof(void*) <= 4096);
+        }
+        CHECK(links.slot_sets.size() == 1);  // the slots' first bytes all share one set
+        CHECK(links.sets.size() == 64);
+    }
+    SECTION("4096-byte slots over several chunks: the link still moves")
+    {
+        CHECK(link_offsets<4096, 64>(0).sets.size() >= 32);  // the 32-slot chunk alone gives 32
+    }
+    SECTION("small slots keep the link at offset 0")
+    {
+        for (const std::size_t off : link_offsets<256, 64>(0).offsets)
+            CHECK(off == 0);
+        for (const std::size_t off : link_offsets<1024, 64>(64).offsets)
+            CHECK(off == 0);
+    }
 }
 
 TEST_CASE("SlotPool random acquire/release matches the model", "[slot_pool]")
