@@ -230,8 +230,14 @@ protected:
     {
         return dispatch(bytes, alignment, [this, bytes, alignment](auto to) -> void* {
             constexpr Route r = decltype(to)::value;
-            if constexpr (r == Route::upstream || enable_asserts)
-                return allocate_slow<r>(bytes, alignment);
+            if constexpr (enable_asserts)
+                return this->template allocate_slow<r>(bytes, alignment);
+            else if constexpr (r == Route::upstream)
+            {
+                if (Stats::compiled_in && counting_)
+                    return allocate_slow<r>(bytes, alignment);
+                return upstream_->allocate(bytes, alignment);  // as minimal() does: nothing added
+            }
             else
             {
                 void* const p = pool<r>().try_acquire();
