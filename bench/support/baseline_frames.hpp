@@ -1,7 +1,7 @@
 // Benchmark support: the two call frames evmalloc's StackFrame is measured against.
 //
-// Both do the same work as StackFrame (the same Analysis::prepare and the same ops/metadata
-// fill, so only the allocation style differs):
+// Both do the same work as StackFrame (the same one-pass analysis that fills ops and metadata,
+// Analysis::prepare with the instruction arrays, so only the allocation style differs):
 //
 // - NaiveFrame: one heap allocation per component, per call, as before the refactor: the
 //   stack, each of the three analysis tables, ops, metadata (operator new[], not zeroed) and
@@ -41,17 +41,16 @@ using BaselineOp = DefaultTraits::Op;
 using BaselineMetadata = DefaultTraits::Metadata;
 using BaselineOpTable = std::array<BaselineOp, 256>;
 
-/// Analysis, then ops and metadata, into the given tables: what StackFrame::prepare does.
+/// Analysis, ops and metadata into the given tables: what StackFrame::prepare does.
 /// \returns false when the analysis refused the code.
 inline bool prepare_into(std::span<const std::uint8_t> code, const BaselineOpTable& table,
     const AnalysisBuffers& buffers, std::span<BaselineOp> ops, std::span<BaselineMetadata> metadata,
     Analysis& analysis) noexcept
 {
-    auto result = Analysis::prepare(code, buffers);
+    const auto result = Analysis::prepare(code, buffers, table, ops, metadata);
     if (!result)
         return false;
     analysis = *result;
-    evmalloc::detail::fill_instructions(analysis, table, ops, metadata);
     return true;
 }
 

@@ -9,11 +9,11 @@
 //
 // init() selects the tier for the code size, takes one frame buffer of that tier and one
 // Memory from the pool and carves the buffer (Stack | Analysis buffers | Ops | Metadata).
-// prepare() analyses the code into the carved buffers, then fills, for every instruction i,
-// ops()[i] = op_table[opcode] (the implicit STOP gets op_table[0x00]) and metadata()[i] = the
-// immediate of PUSH1..PUSH8 as a big-endian integer (bytes past the end of the code read as
-// zero), else 0. The interpreter reads those arrays and never allocates, except when
-// memory() grows.
+// prepare() analyses the code into the carved buffers and, in the same pass over the code,
+// fills for every instruction i ops()[i] = op_table[opcode] (the implicit STOP gets
+// op_table[0x00]) and metadata()[i] = the immediate of PUSH1..PUSH8 as a big-endian integer
+// (bytes past the end of the code read as zero), else 0. The interpreter reads those arrays
+// and never allocates, except when memory() grows.
 //
 // Invariant: a frame that owns a buffer has pool_ != nullptr; stack().data() is the start of
 // its buffer; is_prepared() iff analysis(), ops() and metadata() describe the last code given
@@ -21,10 +21,8 @@
 #pragma once
 
 #include <array>
-#include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <span>
 #include <utility>
 
@@ -40,70 +38,6 @@
 
 namespace evmalloc
 {
-namespace detail
-{
-/// The 8 bytes at p as a big-endian integer.
-inline std::uint64_t load_be64(const std::uint8_t* p) noexcept
-{
-    std::uint64_t v;
-    std::memcpy(&v, p, sizeof(v));
-    if constexpr (std::endian::native == std::endian::little)
-        v = __builtin_bswap64(v);
-    return v;
-}
-
-/// For every instruction of `analysis`: ops[i] = table[opcode] (table[0x00] for the implicit
-/// STOP) and metadata[i] = the PUSH1..PUSH8 immediate, big-endian, bytes past the end of the
-/// code read as zero; 0 for every other opcode.
-/// \requires ops and metadata hold analysis.instruction_count() entries.
-template <class Op, class Metadata>
-void fill_instructions(const Analysis& analysis, const std::array<Op, 256>& table,
-    std::span<Op> ops, std::span<Metadata> metadata) noexcept
-{
-    constexpr std::uint8_t op_push1 = 0x60;
-    const std::span<const std::uint8_t> code = analysis.code();
-    const std::uint8_t* const c = code.data();
-    const std::size_t n = code.size();
-    const std::uint32_t* const i2p = analysis.inst_to_pc_span().data();
-    const std::size_t count = analysis.instruction_count();  // >= 1: the last is the STOP
-    EVMALLOC_ASSERT(count >= 1 && ops.size() >= count && metadata.size() >= count);
-    Op* const o = ops.data();
-    Metadata* const m = metadata.data();
-
-    std::size_t i = 0;
-    // Whole 8-byte loads while pc + 9 <= n; branch-free choice of the immediate.
-    for (; i + 1 < count; ++i)
-    {
-        const std::size_t pc = i2p[i];
-        if (pc + 9 > n) [[unlikely]]
-            break;
-        const std::uint8_t op = c[pc];
-        o[i] = table[op];
-        const auto k = static_cast<unsigned>(op - op_push1);  // 0..7 for PUSH1..PUSH8
-        const std::uint64_t word = load_be64(c + pc + 1);
-        const std::uint64_t imm = word >> ((56 - 8 * k) & 63);
-        m[i] = static_cast<Metadata>(k < 8 ? imm : 0);
-    }
-    // The last few instructions: the immediate may run past the end of the code.
-    for (; i + 1 < count; ++i)
-    {
-        const std::size_t pc = i2p[i];
-        const std::uint8_t op = c[pc];
-        o[i] = table[op];
-        const auto k = static_cast<unsigned>(op - op_push1);
-        std::uint64_t imm = 0;
-        if (k < 8)
-        {
-            for (std::size_t j = 1; j <= k + 1; ++j)
-                imm = imm << 8 | (pc + j < n ? c[pc + j] : 0U);
-        }
-        m[i] = static_cast<Metadata>(imm);
-    }
-    o[count - 1] = table[0x00];
-    m[count - 1] = Metadata{};
-}
-}  // namespace detail
-
 template <class Traits = DefaultTraits>
 class StackFrame
 {
@@ -180,11 +114,11 @@ public:
         if (code.size() > code_capacity(tier_)) [[unlikely]]
             return Errc::code_too_large;  // also covers code.size() > max_code_size
         const FrameSpans<Traits> spans = carve_frame<Traits>(buffer(), tier_);
-        Result<Analysis> analysis = Analysis::prepare(code, spans.analysis);
+        const Result<Analysis> analysis =
+            Analysis::prepare(code, spans.analysis, table, spans.ops, spans.metadata);
         if (!analysis) [[unlikely]]
             return analysis.error();  // not reachable: the carve is sized for the tier
         analysis_ = *analysis;
-        detail::fill_instructions(analysis_, table, spans.ops, spans.metadata);
         prepared_ = true;
         return {};
     }
