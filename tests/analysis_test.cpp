@@ -7,9 +7,11 @@
 #include "support/corpus.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <span>
 #include <vector>
 
 using evmalloc::Analysis;
@@ -78,19 +80,10 @@ struct Tables
     }
 };
 
-// Compares everything prepare() produced with the reference; returns false at the first
-// difference (with a message naming it), so a loop over thousands of codes stays readable.
-bool matches_reference(const std::vector<std::uint8_t>& code)
+// Compares an analysis of `code` with the reference; returns false at the first difference
+// (with a message naming it), so a loop over thousands of codes stays readable.
+bool analysis_matches(const Analysis& a, const std::vector<std::uint8_t>& code, const Reference& ref)
 {
-    Tables t{code.size()};
-    const auto result = Analysis::prepare(code, t.buffers());
-    if (!result)
-    {
-        FAIL_CHECK("prepare failed for size " << code.size());
-        return false;
-    }
-    const Analysis& a = *result;
-    const Reference ref = reference_analysis(code);
     const auto fail = [&](const char* what) {
         FAIL_CHECK(what << " differs for code of size " << code.size());
         return false;
@@ -121,6 +114,19 @@ bool matches_reference(const std::vector<std::uint8_t>& code)
     if (a.code().data() != code.data() || a.code().size() != code.size())
         return fail("code()");
     return true;
+}
+
+// prepare() against the reference, into exactly sized buffers.
+bool matches_reference(const std::vector<std::uint8_t>& code)
+{
+    Tables t{code.size()};
+    const auto result = Analysis::prepare(code, t.buffers());
+    if (!result)
+    {
+        FAIL_CHECK("prepare failed for size " << code.size());
+        return false;
+    }
+    return analysis_matches(*result, code, reference_analysis(code));
 }
 
 // Bytes with EVM-like frequencies: many PUSH1..PUSH4, some long PUSHes, JUMPDESTs, the rest
@@ -481,4 +487,270 @@ TEST_CASE("Analysis: the corpus matches MANIFEST.tsv")
         CHECK(a->inst_to_pc(a->instruction_count() - 1) == e.code.size());
         CHECK(matches_reference(e.code));
     }
+}
+
+// --- prepare() with the instruction arrays: the pass StackFrame::prepare() runs ---------------
+
+namespace
+{
+// 256 distinct handler addresses, and one that is none of them.
+const std::array<const void*, 256>& handler_table()
+{
+    static const char handlers[256] = {};
+    static const std::array<const void*, 256> table = [] {
+        std::array<const void*, 256> t{};
+        for (std::size_t i = 0; i < t.size(); ++i)
+            t[i] = &handlers[i];
+        return t;
+    }();
+    return table;
+}
+const char not_a_handler = 0;
+
+// The reference instruction arrays: for instruction i, table[its opcode] (0x00 for the
+// implicit STOP) and the PUSH1..PUSH8 immediate, big-endian, missing bytes as zero.
+template <class Op, class Metadata>
+void reference_instructions(const std::vector<std::uint8_t>& code, const std::array<Op, 256>& table,
+    std::vector<Op>& ops, std::vector<Metadata>& metadata)
+{
+    for (const std::uint32_t pc : reference_analysis(code).inst_to_pc)
+    {
+        const std::uint8_t op = pc < code.size() ? code[pc] : 0x00;
+        std::uint64_t value = 0;
+        if (op >= 0x60 && op <= 0x67)
+            for (std::size_t k = 1; k <= std::size_t{op} - 0x5Fu; ++k)
+                value = value * 256 + (pc + k < code.size() ? code[pc + k] : 0u);
+        ops.push_back(table[op]);
+        metadata.push_back(static_cast<Metadata>(value));
+    }
+}
+
+// ops and metadata of exactly code.size() + 1 entries (minus `short_*`), filled with sentinels.
+template <class Op, class Metadata>
+struct Arrays
+{
+    std::vector<Op> ops;
+    std::vector<Metadata> metadata;
+    Op op_sentinel;
+    Metadata metadata_sentinel;
+
+    Arrays(std::size_t n, Op op_fill, Metadata metadata_fill, std::size_t short_ops = 0, std::size_t short_metadata = 0)
+      : ops(n + 1 - short_ops, op_fill),
+        metadata(n + 1 - short_metadata, metadata_fill),
+        op_sentinel{op_fill},
+        metadata_sentinel{metadata_fill}
+    {}
+
+    bool untouched_from(std::size_t i) const
+    {
+        return std::all_of(ops.begin() + static_cast<std::ptrdiff_t>(std::min(i, ops.size())), ops.end(),
+                   [&](const Op& v) { return v == op_sentinel; }) &&
+               std::all_of(metadata.begin() + static_cast<std::ptrdiff_t>(std::min(i, metadata.size())),
+                   metadata.end(), [&](const Metadata& v) { return v == metadata_sentinel; });
+    }
+};
+
+// prepare(code, buffers, table, ops, metadata) into exactly sized buffers against the
+// reference: the analysis as prepare() alone, the arrays entry by entry, nothing written
+// past instruction_count().
+template <class Op, class Metadata>
+bool instructions_match_reference(
+    const std::vector<std::uint8_t>& code, const std::array<Op, 256>& table, Op op_fill, Metadata metadata_fill)
+{
+    Tables t{code.size()};
+    Arrays<Op, Metadata> x{code.size(), op_fill, metadata_fill};
+    const auto result = Analysis::prepare(code, t.buffers(), table, std::span<Op>{x.ops}, std::span<Metadata>{x.metadata});
+    if (!result)
+    {
+        FAIL_CHECK("prepare with instruction arrays failed for size " << code.size());
+        return false;
+    }
+    if (!analysis_matches(*result, code, reference_analysis(code)))
+        return false;
+    std::vector<Op> ops;
+    std::vector<Metadata> metadata;
+    reference_instructions(code, table, ops, metadata);
+    const std::size_t count = result->instruction_count();
+    for (std::size_t i = 0; i < count; ++i)
+    {
+        if (x.ops[i] != ops[i])
+        {
+            FAIL_CHECK("ops[" << i << "] differs for code of size " << code.size());
+            return false;
+        }
+        if (x.metadata[i] != metadata[i])
+        {
+            FAIL_CHECK("metadata[" << i << "] differs for code of size " << code.size());
+            return false;
+        }
+    }
+    if (!x.untouched_from(count))
+    {
+        FAIL_CHECK("an entry past instruction_count() was written, code of size " << code.size());
+        return false;
+    }
+    return true;
+}
+
+bool fused_matches_reference(const std::vector<std::uint8_t>& code)
+{
+    return instructions_match_reference<const void*, std::uint64_t>(
+        code, handler_table(), &not_a_handler, sentinel64);
+}
+}  // namespace
+
+TEST_CASE("Analysis with instruction arrays: differential against the reference on random code")
+{
+    std::mt19937_64 rng{0xf05e'd0'0e};
+    std::size_t checked = 0;
+    // Every size up to 200, many codes each: every split between the two-instruction loop,
+    // the one-instruction loop and the tail, with PUSHes cut off at every distance.
+    for (std::size_t n = 0; n <= 200; ++n)
+        for (int r = 0; r < 12; ++r)
+        {
+            if (!fused_matches_reference(random_code(rng, n)))
+                return;
+            ++checked;
+        }
+    // Uniform bytes: long PUSHes everywhere, immediates crossing the end.
+    for (int i = 0; i < 800; ++i)
+    {
+        std::uniform_int_distribution<std::size_t> size(0, 300);
+        std::uniform_int_distribution<int> byte(0, 255);
+        std::vector<std::uint8_t> code(size(rng));
+        for (auto& b : code)
+            b = static_cast<std::uint8_t>(byte(rng));
+        if (!fused_matches_reference(code))
+            return;
+        ++checked;
+    }
+    // Medium codes, and every tier boundary.
+    for (int i = 0; i < 100; ++i)
+    {
+        std::uniform_int_distribution<std::size_t> size(0, 6000);
+        if (!fused_matches_reference(random_code(rng, size(rng))))
+            return;
+        ++checked;
+    }
+    for (std::size_t capacity = 4096; capacity <= evmalloc::max_code_size; capacity *= 2)
+        for (const std::size_t n : {capacity - 1, capacity, capacity + 1})
+        {
+            if (n > evmalloc::max_code_size)
+                continue;
+            CHECK(fused_matches_reference(random_code(rng, n)));
+            ++checked;
+        }
+    CHECK(checked == 201 * 12 + 800 + 100 + (3 * 5 + 2));
+}
+
+TEST_CASE("Analysis with instruction arrays: PUSH1..PUSH32 cut off by the end, after any prefix")
+{
+    // A prefix of one-byte opcodes (ADD, JUMPDEST) so the PUSH starts an instruction, at every
+    // distance from the start; then PUSHk with `present` of its k bytes.
+    for (int k = 1; k <= 32; ++k)
+        for (int present = 0; present <= k; ++present)
+            for (std::size_t prefix = 0; prefix <= 50; ++prefix)
+            {
+                std::vector<std::uint8_t> code;
+                for (std::size_t i = 0; i < prefix; ++i)
+                    code.push_back(i % 3 == 0 ? 0x5B : 0x01);
+                code.push_back(static_cast<std::uint8_t>(0x5F + k));
+                for (int d = 0; d < present; ++d)
+                    code.push_back(static_cast<std::uint8_t>(0xA1 + d));
+                INFO("PUSH" << k << " with " << present << " bytes after " << prefix);
+                REQUIRE(fused_matches_reference(code));
+            }
+    // One hand-checked value: PUSH3 A1 A2 with its last byte missing is 0xA1A200.
+    const std::vector<std::uint8_t> code{0x01, 0x62, 0xA1, 0xA2};
+    Tables t{code.size()};
+    Arrays<const void*, std::uint64_t> x{code.size(), &not_a_handler, sentinel64};
+    const auto a = Analysis::prepare(code, t.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});
+    REQUIRE(a.has_value());
+    REQUIRE(a->instruction_count() == 3);
+    CHECK(x.metadata[1] == 0xA1A200);
+    CHECK(x.ops[1] == handler_table()[0x62]);
+    CHECK(x.ops[2] == handler_table()[0x00]);
+    CHECK(x.metadata[2] == 0);
+}
+
+TEST_CASE("Analysis with instruction arrays: all-JUMPDEST, all-PUSH8, all-PUSH32 code")
+{
+    for (std::size_t n : {0U, 1U, 8U, 9U, 10U, 41U, 42U, 43U, 64U, 65U, 100U, 4096U, 24576U, 131072U})
+    {
+        INFO("size " << n);
+        CHECK(fused_matches_reference(std::vector<std::uint8_t>(n, 0x5B)));
+        CHECK(fused_matches_reference(std::vector<std::uint8_t>(n, 0x67)));
+        CHECK(fused_matches_reference(std::vector<std::uint8_t>(n, 0x7F)));
+    }
+    // PUSH8 with distinct bytes: each metadata entry is its 8 bytes, big-endian.
+    std::vector<std::uint8_t> code;
+    for (std::uint8_t i = 0; i < 20; ++i)
+    {
+        code.push_back(0x67);
+        for (std::uint8_t b = 0; b < 8; ++b)
+            code.push_back(static_cast<std::uint8_t>(i * 8 + b));
+    }
+    Tables t{code.size()};
+    Arrays<const void*, std::uint64_t> x{code.size(), &not_a_handler, sentinel64};
+    const auto a = Analysis::prepare(code, t.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});
+    REQUIRE(a.has_value());
+    REQUIRE(a->instruction_count() == 21);
+    CHECK(x.metadata[0] == 0x0001020304050607);
+    CHECK(x.metadata[19] == 0x98999A9B9C9D9E9F);
+    CHECK(x.metadata[20] == 0);
+}
+
+TEST_CASE("Analysis with instruction arrays: other Op and Metadata types")
+{
+    // An interpreter with 16-bit handler indices and 32-bit metadata (immediates truncated).
+    std::array<std::uint16_t, 256> table{};
+    for (std::size_t i = 0; i < table.size(); ++i)
+        table[i] = static_cast<std::uint16_t>(1000 + i);
+    std::mt19937_64 rng{7};
+    for (int i = 0; i < 400; ++i)
+    {
+        std::uniform_int_distribution<std::size_t> size(0, 500);
+        if (!instructions_match_reference<std::uint16_t, std::uint32_t>(
+                random_code(rng, size(rng)), table, std::uint16_t{0xFFFF}, sentinel32))
+            break;
+    }
+}
+
+TEST_CASE("Analysis with instruction arrays: short arrays are buffer_too_small, nothing written")
+{
+    for (std::size_t n : {0U, 1U, 100U, 4096U})
+    {
+        std::mt19937_64 rng{n};
+        const std::vector<std::uint8_t> code = random_code(rng, n);
+        for (int which = 0; which < 2; ++which)
+        {
+            Tables t{n};
+            Arrays<const void*, std::uint64_t> x{n, &not_a_handler, sentinel64, which == 0 ? 1U : 0U,
+                which == 1 ? 1U : 0U};
+            const auto a = Analysis::prepare(code, t.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});
+            REQUIRE_FALSE(a.has_value());
+            CHECK(a.error() == Errc::buffer_too_small);
+            CHECK(t.untouched());
+            CHECK(x.untouched_from(0));
+        }
+        // A short analysis buffer too, with the arrays whole.
+        Tables short_bits{n, 0, 0, 1};
+        Arrays<const void*, std::uint64_t> x{n, &not_a_handler, sentinel64};
+        const auto a = Analysis::prepare(code, short_bits.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});
+        REQUIRE_FALSE(a.has_value());
+        CHECK(a.error() == Errc::buffer_too_small);
+        CHECK(short_bits.untouched());
+        CHECK(x.untouched_from(0));
+        // Exact sizes work afterwards with the same arrays.
+        CHECK(fused_matches_reference(code));
+    }
+    // code_too_large comes first, whatever the sizes; nothing written.
+    const std::vector<std::uint8_t> too_big(evmalloc::max_code_size + 1, 0x5B);
+    Tables t{10};
+    Arrays<const void*, std::uint64_t> x{10, &not_a_handler, sentinel64};
+    const auto a = Analysis::prepare(too_big, t.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});
+    REQUIRE_FALSE(a.has_value());
+    CHECK(a.error() == Errc::code_too_large);
+    CHECK(t.untouched());
+    CHECK(x.untouched_from(0));
 }

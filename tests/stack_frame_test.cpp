@@ -5,6 +5,7 @@
 
 #include <evmalloc/stack_frame.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -85,6 +86,18 @@ void check_against_reference(Frame& frame, const Code& code)
     }
     CHECK(op_mismatches == 0);
     CHECK(metadata_mismatches == 0);
+
+    // The frame's analysis (decoded in the same pass as ops and metadata) is the one
+    // Analysis::prepare alone gives.
+    std::vector<std::uint32_t> i2p(code.size() + 1), p2i(code.size() + 1);
+    std::vector<std::uint64_t> bits((code.size() + 64) / 64);
+    const auto plain = evmalloc::Analysis::prepare(code, {i2p, p2i, bits});
+    REQUIRE(plain.has_value());
+    const evmalloc::Analysis& a = frame.analysis();
+    CHECK(std::ranges::equal(a.inst_to_pc_span(), plain->inst_to_pc_span()));
+    CHECK(std::ranges::equal(a.pc_to_inst_span(), plain->pc_to_inst_span()));
+    CHECK(std::ranges::equal(a.jumpdest_bits_span(), plain->jumpdest_bits_span()));
+    CHECK(a.code().data() == code.data());
 }
 
 Code random_code(std::mt19937& rng, std::size_t size)
@@ -277,6 +290,21 @@ TEST_CASE("StackFrame ops and metadata match a reference on random code across e
         Frame frame = make(size, pool);
         check_against_reference(frame, code);
     }
+}
+
+TEST_CASE("StackFrame ops, metadata and analysis match a reference on every small size", "[stack_frame]")
+{
+    // Sizes 0..200: every split of prepare's pass into its two-instruction loop, one-instruction
+    // loop and tail, in a frame reused from one prepare to the next (stale entries must not show).
+    Pool pool;
+    Frame frame = make(4096, pool);
+    std::mt19937 rng{77};
+    for (std::size_t size = 0; size <= 200; ++size)
+        for (int r = 0; r < 4; ++r)
+        {
+            INFO("size " << size);
+            check_against_reference(frame, random_code(rng, size));
+        }
 }
 
 TEST_CASE("StackFrame metadata of PUSH1..PUSH8, whole and truncated at the end", "[stack_frame]")
