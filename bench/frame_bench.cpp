@@ -11,6 +11,7 @@
 // Counter allocs_per_iter: operator new calls per iteration (malloc is not counted).
 #include "support/alloc_counter.hpp"
 #include "support/baseline_frames.hpp"
+#include "support/op_table.hpp"
 #include "support/workload_code.hpp"
 
 #include <benchmark/benchmark.h>
@@ -31,14 +32,7 @@ using evmalloc::bench::new_calls;
 
 const Frame::OpTable& op_table()
 {
-    static const char handlers[256] = {};
-    static const Frame::OpTable table = [] {
-        Frame::OpTable t{};
-        for (std::size_t i = 0; i < t.size(); ++i)
-            t[i] = &handlers[i];
-        return t;
-    }();
-    return table;
+    return evmalloc::test::distinct_op_table();
 }
 
 void set_allocs(benchmark::State& state, std::uint64_t before)

@@ -1,5 +1,6 @@
 #include "catch.hpp"
 #include "support/assert_capture.hpp"
+#include "support/pool_state.hpp"
 #include "support/recording_resource.hpp"
 
 #include <evmalloc/frame_pool.hpp>
@@ -27,22 +28,8 @@ namespace
 using Pool = FramePool<>;
 using Lease = Pool::Lease;
 
-// Everything a caller can see of a pool, to compare before and after a failed call.
-struct PoolState
-{
-    std::size_t active, peak, allocated, retained_memories, bytes;
-    std::vector<std::size_t> retained;
-    bool operator==(const PoolState&) const = default;
-};
-
-PoolState state_of(const Pool& pool)
-{
-    PoolState s{pool.active(), pool.peak_active(), pool.buffers_allocated(), pool.retained_memories(),
-        pool.bytes_retained(), {}};
-    for (const Tier t : all_tiers)
-        s.retained.push_back(pool.retained(t));
-    return s;
-}
+using evmalloc::test::PoolState;
+using evmalloc::test::state_of;
 
 Lease take(Pool& pool, Tier t)
 {

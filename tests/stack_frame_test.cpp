@@ -1,6 +1,8 @@
 #include "catch.hpp"
 #include "support/assert_capture.hpp"
 #include "support/corpus.hpp"
+#include "support/op_table.hpp"
+#include "support/pool_state.hpp"
 #include "support/recording_resource.hpp"
 
 #include <evmalloc/stack_frame.hpp>
@@ -29,17 +31,9 @@ using Frame = evmalloc::StackFrame<>;
 using Pool = FramePool<>;
 using Code = std::vector<std::uint8_t>;
 
-// 256 distinct handler addresses.
 const Frame::OpTable& op_table()
 {
-    static const char handlers[256] = {};
-    static const Frame::OpTable table = [] {
-        Frame::OpTable t{};
-        for (std::size_t i = 0; i < t.size(); ++i)
-            t[i] = &handlers[i];
-        return t;
-    }();
-    return table;
+    return evmalloc::test::distinct_op_table();
 }
 
 struct Expected
@@ -113,21 +107,8 @@ Code random_code(std::mt19937& rng, std::size_t size)
     return code;
 }
 
-struct PoolState
-{
-    std::size_t active, peak, allocated, memories, bytes;
-    std::vector<std::size_t> retained;
-    bool operator==(const PoolState&) const = default;
-};
-
-PoolState state_of(const Pool& pool)
-{
-    PoolState s{pool.active(), pool.peak_active(), pool.buffers_allocated(), pool.retained_memories(),
-        pool.bytes_retained(), {}};
-    for (const Tier t : all_tiers)
-        s.retained.push_back(pool.retained(t));
-    return s;
-}
+using evmalloc::test::PoolState;
+using evmalloc::test::state_of;
 
 Frame make(std::size_t code_size, Pool& pool)
 {

@@ -3,6 +3,7 @@
 // replaces every form of the global operator new / delete with counting versions; the count
 // is taken only while a test says so.
 #include "catch.hpp"
+#include "support/op_table.hpp"
 
 #include <evmalloc/stack_frame.hpp>
 
@@ -175,14 +176,7 @@ using Pool = evmalloc::FramePool<>;
 
 const Frame::OpTable& op_table()
 {
-    static const char handlers[256] = {};
-    static const Frame::OpTable table = [] {
-        Frame::OpTable t{};
-        for (std::size_t i = 0; i < t.size(); ++i)
-            t[i] = &handlers[i];
-        return t;
-    }();
-    return table;
+    return evmalloc::test::distinct_op_table();
 }
 
 // Per depth: the code a call at that depth runs and how far it grows memory.
