@@ -101,14 +101,7 @@ public:
 
     [[nodiscard]] void* try_allocate(std::size_t bytes, std::size_t alignment) noexcept
     {
-        const auto pad = static_cast<std::size_t>(
-            -reinterpret_cast<std::uintptr_t>(cursor_) & (alignment - 1));
-        const auto left = static_cast<std::size_t>(end_ - cursor_);
-        if (pad > left || bytes > left - pad) [[unlikely]]
-            return nullptr;
-        std::byte* const p = cursor_ + pad;
-        cursor_ = p + bytes;
-        return p;
+        return bump(cursor_, end_, bytes, alignment);
     }
 
     [[nodiscard]] std::size_t used() const noexcept { return static_cast<std::size_t>(cursor_ - begin_); }

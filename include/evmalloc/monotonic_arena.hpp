@@ -19,6 +19,24 @@
 
 namespace evmalloc
 {
+namespace detail
+{
+/// The bump step: `bytes` at `alignment` from `cursor`, which moves past them; nullptr (and
+/// `cursor` unchanged) when they do not fit before `end`. \requires alignment is a power of two.
+[[nodiscard]] inline void* bump(std::byte*& cursor, std::byte* end, std::size_t bytes,
+    std::size_t alignment) noexcept
+{
+    const auto pad = static_cast<std::size_t>(
+        -reinterpret_cast<std::uintptr_t>(cursor) & (alignment - 1));
+    const auto left = static_cast<std::size_t>(end - cursor);
+    if (pad > left || bytes > left - pad) [[unlikely]]
+        return nullptr;
+    std::byte* const p = cursor + pad;
+    cursor = p + bytes;
+    return p;
+}
+}  // namespace detail
+
 class MonotonicArena : public std::pmr::memory_resource
 {
 public:
@@ -40,14 +58,9 @@ public:
     [[nodiscard]] void* try_allocate(std::size_t bytes, std::size_t alignment) noexcept
     {
         EVMALLOC_ASSERT(alignment != 0 && (alignment & (alignment - 1)) == 0);
-        const auto pad = static_cast<std::size_t>(
-            -reinterpret_cast<std::uintptr_t>(cursor_) & (alignment - 1));
-        const auto left = static_cast<std::size_t>(end_ - cursor_);
-        if (pad > left || bytes > left - pad) [[unlikely]]
-            return nullptr;
-        std::byte* const p = cursor_ + pad;
-        cursor_ = p + bytes;
-        EVMALLOC_UNPOISON(p, bytes);
+        void* const p = detail::bump(cursor_, end_, bytes, alignment);
+        if (p != nullptr) [[likely]]
+            EVMALLOC_UNPOISON(p, bytes);
         return p;
     }
 
