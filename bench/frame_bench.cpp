@@ -42,6 +42,14 @@ void set_allocs(benchmark::State& state, std::uint64_t before)
         iterations == 0 ? 0.0 : static_cast<double>(new_calls() - before) / iterations;
 }
 
+/// allocs_per_iter, and the bytes of code per iteration so the report shows MB/s.
+void set_call_setup_counters(benchmark::State& state, std::uint64_t before, const std::vector<std::uint8_t>& code)
+{
+    set_allocs(state, before);
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                            static_cast<std::int64_t>(code.size()));
+}
+
 // --- frame_setup ---------------------------------------------------------------------------
 
 void frame_setup_evmalloc(benchmark::State& state, Tier tier)
@@ -106,41 +114,36 @@ void call_setup_evmalloc(benchmark::State& state, const std::vector<std::uint8_t
         benchmark::DoNotOptimize(prepared);
         benchmark::DoNotOptimize(frame->metadata().data());
     }
-    set_allocs(state, before);
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
-                            static_cast<std::int64_t>(code->size()));
+    set_call_setup_counters(state, before, *code);
 }
 
-void call_setup_naive(benchmark::State& state, const std::vector<std::uint8_t>* code)
+// A baseline frame built by `make()` per call, then prepared: the same analysis work as
+// evmalloc, with the baseline's allocation style.
+template <class MakeFrame>
+void call_setup_baseline(benchmark::State& state, const std::vector<std::uint8_t>* code, MakeFrame make)
 {
     const auto before = new_calls();
     for (auto _ : state)
     {
-        evmalloc::bench::NaiveFrame frame{code->size()};
+        auto frame = make();
         const bool prepared = frame.prepare(*code, op_table());
         benchmark::DoNotOptimize(prepared);
         benchmark::DoNotOptimize(frame.stack());
     }
-    set_allocs(state, before);
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
-                            static_cast<std::int64_t>(code->size()));
+    set_call_setup_counters(state, before, *code);
+}
+
+void call_setup_naive(benchmark::State& state, const std::vector<std::uint8_t>* code)
+{
+    call_setup_baseline(state, code, [code] { return evmalloc::bench::NaiveFrame{code->size()}; });
 }
 
 void call_setup_evmone(benchmark::State& state, const std::vector<std::uint8_t>* code)
 {
     evmalloc::bench::EvmoneFrameStates states;
     (void)states.at(0);
-    const auto before = new_calls();
-    for (auto _ : state)
-    {
-        evmalloc::bench::EvmoneFrame frame{states, 0, code->size()};
-        const bool prepared = frame.prepare(*code, op_table());
-        benchmark::DoNotOptimize(prepared);
-        benchmark::DoNotOptimize(frame.stack());
-    }
-    set_allocs(state, before);
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
-                            static_cast<std::int64_t>(code->size()));
+    call_setup_baseline(
+        state, code, [&states, code] { return evmalloc::bench::EvmoneFrame{states, 0, code->size()}; });
 }
 
 // The floor: only the jumpdest bitmap, PUSH immediates skipped, into a reused buffer.
@@ -173,9 +176,7 @@ void call_setup_floor(benchmark::State& state, const std::vector<std::uint8_t>* 
         benchmark::DoNotOptimize(jumpdest_bitmap(*code, bits.data()));
         benchmark::ClobberMemory();
     }
-    set_allocs(state, before);
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
-                            static_cast<std::int64_t>(code->size()));
+    set_call_setup_counters(state, before, *code);
 }
 
 [[maybe_unused]] const bool registered = [] {

@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <memory_resource>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -306,6 +307,20 @@ bool touch_memory(Exec& ex, const Word& offset, const Word& size, std::uint64_t&
     return true;
 }
 
+/// Pops (offset, size), expands memory over them and returns those bytes; nullopt when the
+/// range is out of reach (the call fails).
+std::optional<std::span<const std::uint8_t>> pop_memory_range(Exec& ex)
+{
+    auto& s = ex.frame.stack();
+    const Word offset = s.pop_unchecked();
+    const Word size = s.pop_unchecked();
+    std::uint64_t off = 0;
+    std::uint64_t len = 0;
+    if (!touch_memory(ex, offset, size, off, len))
+        return std::nullopt;
+    return std::span<const std::uint8_t>{ex.frame.memory().data() + off, len};
+}
+
 Status op_mstore(Exec& ex)
 {
     auto& s = ex.frame.stack();
@@ -409,16 +424,11 @@ Status op_swap(Exec& ex)
 /// LOG0(offset, size): the log's data goes to the transaction's logs, in the arena.
 Status op_log0(Exec& ex)
 {
-    auto& s = ex.frame.stack();
-    const Word offset = s.pop_unchecked();
-    const Word size = s.pop_unchecked();
-    std::uint64_t off = 0;
-    std::uint64_t len = 0;
-    if (!touch_memory(ex, offset, size, off, len))
+    const auto data = pop_memory_range(ex);
+    if (!data)
         return Status::failed;
-    const std::uint8_t* p = ex.frame.memory().data();
     auto& log = ex.tx.logs.emplace_back();  // uses the arena: uses-allocator construction
-    log.assign(p + off, p + off + len);
+    log.assign(data->begin(), data->end());
     ++ex.next;
     return Status::running;
 }
@@ -426,15 +436,10 @@ Status op_log0(Exec& ex)
 /// RETURN(offset, size): this call's return data, copied into the arena.
 Status op_return(Exec& ex)
 {
-    auto& s = ex.frame.stack();
-    const Word offset = s.pop_unchecked();
-    const Word size = s.pop_unchecked();
-    std::uint64_t off = 0;
-    std::uint64_t len = 0;
-    if (!touch_memory(ex, offset, size, off, len))
+    const auto data = pop_memory_range(ex);
+    if (!data)
         return Status::failed;
-    const std::uint8_t* p = ex.frame.memory().data();
-    ex.output.assign(p + off, p + off + len);
+    ex.output.assign(data->begin(), data->end());
     return Status::returned;
 }
 
