@@ -114,8 +114,7 @@ public:
     /// On error size, capacity and contents are as they were.
     [[nodiscard]] Result<std::uint64_t> expand(std::uint64_t offset, std::uint64_t length) noexcept
     {
-        // The gas saturates at INT64_MAX, so this gas_left pays for every expansion.
-        return expand(offset, length, std::numeric_limits<std::int64_t>::max());
+        return expand_impl<false>(offset, length, 0);
     }
 
     /// As expand(offset, length), but the gas is priced before anything grows: when it is more
@@ -127,13 +126,7 @@ public:
     [[nodiscard]] Result<std::uint64_t> expand(std::uint64_t offset, std::uint64_t length,
                                                std::int64_t gas_left) noexcept
     {
-        const std::uint64_t end = offset + length;
-        if (length == 0 || (end >= offset && end <= size_)) [[likely]]
-            return std::uint64_t{0};
-        const std::uint64_t gas = grow(offset, end, gas_left);
-        if (gas >= grow_failed) [[unlikely]]
-            return static_cast<Errc>(gas - grow_failed);
-        return gas;
+        return expand_impl<true>(offset, length, gas_left);
     }
 
     /// What expand(offset, length) would charge now, without growing anything.
@@ -201,9 +194,27 @@ private:
     static constexpr std::uint64_t grow_failed = std::uint64_t{1} << 63;
     static constexpr std::uint64_t fail(Errc e) noexcept { return grow_failed + static_cast<std::uint64_t>(e); }
 
+    // Both expand forms, written once. Metered checks gas_left before growing; unmetered
+    // (the two-argument form) ignores it, which is the same as an unlimited gas_left (the gas
+    // saturates at INT64_MAX) without the comparison on every growth step: with it a one-word
+    // step took 37 instructions in grow() instead of 33, plus one at the call (callgrind,
+    // g++ 12 -O3). The within-size fast path is the same for both.
+    template <bool Metered>
+    Result<std::uint64_t> expand_impl(std::uint64_t offset, std::uint64_t length, std::int64_t gas_left) noexcept
+    {
+        const std::uint64_t end = offset + length;
+        if (length == 0 || (end >= offset && end <= size_)) [[likely]]
+            return std::uint64_t{0};
+        const std::uint64_t gas = grow<Metered>(offset, end, gas_left);
+        if (gas >= grow_failed) [[unlikely]]
+            return static_cast<Errc>(gas - grow_failed);
+        return gas;
+    }
+
     /// The slow path: end > size() or offset + length overflowed. Checks the limit, then the
     /// gas, before anything changes. Kept a leaf function for the common step (one more word,
     /// within capacity); everything else goes to resize().
+    template <bool Metered>
     [[gnu::noinline]] std::uint64_t grow(std::uint64_t offset, std::uint64_t end, std::int64_t gas_left) noexcept
     {
         if (end < offset || end > max_size_) [[unlikely]]  // wrapped, or past the limit
@@ -212,11 +223,12 @@ private:
         const auto needed = static_cast<std::size_t>(new_words * 32);  // <= max_size_
         if (needed <= size_)  // end landed in the last word: nothing grows
             return 0;
-        const std::uint64_t gas = gas_between(size_ / 32, new_words);  // < 2^63: fits int64
-        if (static_cast<std::int64_t>(gas) > gas_left) [[unlikely]]
-            return fail(Errc::out_of_gas);
         if (needed - size_ != 32 || needed > capacity_) [[unlikely]]
-            return resize(needed, gas);
+            return resize<Metered>(new_words, gas_left);
+        // One more word: the gas of that step alone (cheaper than the general difference).
+        const std::uint64_t gas = gas_between(new_words - 1, new_words);
+        if (Metered && !affords(gas, gas_left)) [[unlikely]]
+            return fail(Errc::out_of_gas);
         std::uint8_t* const tail = data_ + size_;
         EVMALLOC_UNPOISON(tail, 32);
         std::memset(tail, 0, 32);
@@ -224,9 +236,15 @@ private:
         return gas;
     }
 
-    /// Grows to `needed` bytes, priced `gas`: reallocates if needed, zeroes the new tail.
-    [[gnu::noinline]] std::uint64_t resize(std::size_t needed, std::uint64_t gas) noexcept
+    /// Grows to new_words words if gas_left pays for it: reallocates if needed, zeroes the
+    /// new tail.
+    template <bool Metered>
+    [[gnu::noinline]] std::uint64_t resize(std::uint64_t new_words, std::int64_t gas_left) noexcept
     {
+        const auto needed = static_cast<std::size_t>(new_words * 32);
+        const std::uint64_t gas = gas_between(size_ / 32, new_words);
+        if (Metered && !affords(gas, gas_left)) [[unlikely]]
+            return fail(Errc::out_of_gas);
         if (needed > capacity_ && !reallocate(needed)) [[unlikely]]
             return fail(Errc::out_of_memory);
         std::uint8_t* const tail = data_ + size_;
@@ -235,6 +253,12 @@ private:
         EVMALLOC_UNPOISON(tail, tail_size);
         std::memset(tail, 0, tail_size);
         return gas;
+    }
+
+    /// Whether gas_left pays for gas (< grow_failed, so it fits an int64_t); never when negative.
+    static constexpr bool affords(std::uint64_t gas, std::int64_t gas_left) noexcept
+    {
+        return static_cast<std::int64_t>(gas) <= gas_left;
     }
 
     /// expansion_cost(new_words) - expansion_cost(old_words), below grow_failed.
