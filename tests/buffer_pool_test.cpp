@@ -93,6 +93,7 @@ TEST_CASE("BufferPool blocks: aligned, distinct, whole, counts exact", "[buffer_
     check_blocks<4096>(8);
 }
 
+#if defined(__cpp_exceptions)
 TEST_CASE("BufferPool survives upstream failure mid-growth", "[buffer_pool]")
 {
     RecordingResource upstream;
@@ -120,6 +121,7 @@ TEST_CASE("BufferPool survives upstream failure mid-growth", "[buffer_pool]")
     }
     CHECK(upstream.report() == "");
 }
+#endif
 
 TEST_CASE("BufferPool pmr face: fitting requests from the pool, others upstream", "[buffer_pool][pmr]")
 {

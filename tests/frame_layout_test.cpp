@@ -191,6 +191,7 @@ TEST_CASE("carved analysis buffers take an analysis of code of the tier's capaci
     CHECK(evmalloc::Analysis::prepare(code, spans.analysis).error() == evmalloc::Errc::buffer_too_small);
 }
 
+#if defined(__cpp_exceptions)
 TEST_CASE("FrameArena through the std::pmr face serves only what the carve left", "[frame_layout]")
 {
     using Arena = FrameArena<Tier::kb4>;
@@ -209,6 +210,7 @@ TEST_CASE("FrameArena through the std::pmr face serves only what the carve left"
     CHECK_THROWS_AS(resource.allocate(left + 1, 1), std::bad_alloc);
     CHECK(arena.remaining() == left);
 }
+#endif
 
 TEST_CASE("FrameArena and carve_frame check their buffer in debug builds", "[frame_layout]")
 {

@@ -9,6 +9,10 @@
 // install their own with set_assert_handler() to observe a check firing. A handler that
 // returns lets the library carry on: the debug checks in the pools then skip the offending
 // operation, so nothing is corrupted by the bad call.
+//
+// detail::fatal_error() is always compiled in, whatever EVMALLOC_ENABLE_ASSERTS says: where
+// exceptions are off, a failure the library would otherwise throw (Result::value() on an
+// error, a std::pmr face out of memory) is reported through the same handler and then aborts.
 #pragma once
 
 #include <atomic>
@@ -49,6 +53,15 @@ inline std::atomic<AssertHandler>& assert_handler_slot() noexcept
     const char* what, const char* file, int line) noexcept
 {
     assert_handler_slot().load(std::memory_order_acquire)(what, file, line);
+}
+
+/// Reports `what` through the assertion handler, then calls std::abort() even if the handler
+/// returns. In every build type: for failures that cannot be handed back to the caller.
+[[noreturn, gnu::cold, gnu::noinline]] inline void fatal_error(
+    const char* what, const char* file, int line) noexcept
+{
+    assert_handler_slot().load(std::memory_order_acquire)(what, file, line);
+    std::abort();
 }
 }  // namespace detail
 

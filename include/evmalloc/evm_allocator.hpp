@@ -60,6 +60,7 @@
 #include "statistics.hpp"
 #include "traits.hpp"
 #include "transaction_arena.hpp"
+#include "upstream.hpp"
 
 namespace evmalloc
 {
@@ -425,15 +426,8 @@ private:
     {
         if constexpr (enable_asserts)
         {
-            try
-            {
-                debug_[p] = DebugBlock{bytes, alignment};
-            }
-            catch (...)
-            {
-                give_back<R>(p, bytes, alignment);
-                throw;
-            }
+            detail::invoke_or_undo([&] { debug_[p] = DebugBlock{bytes, alignment}; },
+                                   [&] { give_back<R>(p, bytes, alignment); });
         }
     }
 

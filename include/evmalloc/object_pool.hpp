@@ -20,6 +20,7 @@
 
 #include "config.hpp"
 #include "slot_pool.hpp"
+#include "upstream.hpp"
 
 namespace evmalloc
 {
@@ -54,15 +55,9 @@ public:
     [[nodiscard]] T* create(A&&... args)
     {
         T* const slot = acquire();
-        try
-        {
-            return ::new (static_cast<void*>(slot)) T(std::forward<A>(args)...);
-        }
-        catch (...)
-        {
-            release(slot);
-            throw;
-        }
+        return detail::invoke_or_undo(
+            [&] { return ::new (static_cast<void*>(slot)) T(std::forward<A>(args)...); },
+            [&] { release(slot); });
     }
 
     /// Destroys an object from create() and gives its slot back.

@@ -33,6 +33,7 @@
 #include "allocation.hpp"
 #include "config.hpp"
 #include "sanitizer.hpp"
+#include "upstream.hpp"
 
 namespace evmalloc
 {
@@ -297,9 +298,9 @@ private:
     {
         const std::size_t count = next_chunk_slots_;
         if (count > max_slots)
-            throw std::bad_alloc();
+            detail::throw_bad_alloc("pool: slot count overflows");
         const std::size_t bytes = chunk_bytes(count);
-        auto* const base = static_cast<std::byte*>(upstream_->allocate(bytes, slot_alignment));
+        auto* const base = static_cast<std::byte*>(detail::allocate_from(upstream_, bytes, slot_alignment));
 
         auto* const chunk = ::new (base + count * slot_size) detail::ChunkHeader{chunks_, count};
         if constexpr (enable_asserts)

@@ -30,6 +30,7 @@ private:
     }
     static void record(const char* what, const char*, int) noexcept
     {
+#if defined(__cpp_exceptions)
         try
         {
             failures().emplace_back(what);
@@ -37,6 +38,9 @@ private:
         catch (...)
         {
         }
+#else
+        failures().emplace_back(what);
+#endif
     }
     AssertHandler previous_;
 };
