@@ -1,5 +1,4 @@
 #include "catch.hpp"
-#include "support/assert_capture.hpp"
 
 #include <evmalloc/monotonic_arena.hpp>
 #include <evmalloc/sanitizer.hpp>

@@ -137,11 +137,8 @@ protected:
     /// Monotonic: memory comes back only with reset().
     void do_deallocate(void* p, std::size_t, std::size_t) final
     {
-        if constexpr (enable_asserts)
-        {
-            if (p != nullptr && !owns(p))
-                EVMALLOC_REPORT("TransactionArena: deallocation of a pointer it did not hand out");
-        }
+        EVMALLOC_ASSERT_MSG(p == nullptr || owns(p),
+                            "TransactionArena: deallocation of a pointer it did not hand out");
     }
 
     bool do_is_equal(const std::pmr::memory_resource& other) const noexcept final

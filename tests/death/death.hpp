@@ -3,6 +3,7 @@
 // holds the expected text. A case that returns is a failure (the process exits normally).
 #pragma once
 
+#include <cstddef>
 #include <cstdio>
 #include <string_view>
 
