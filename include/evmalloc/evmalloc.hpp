@@ -4,6 +4,7 @@
 // core
 #include "allocation.hpp"
 #include "config.hpp"
+#include "opcodes.hpp"
 #include "result.hpp"
 #include "sanitizer.hpp"
 #include "tier.hpp"
@@ -22,6 +23,7 @@
 // components
 #include "analysis.hpp"
 #include "instruction_array.hpp"
+#include "jumpdest_analysis.hpp"
 #include "memory.hpp"
 #include "stack.hpp"
 
