@@ -3,6 +3,7 @@
 
 // core
 #include "allocation.hpp"
+#include "code_hash.hpp"
 #include "config.hpp"
 #include "opcodes.hpp"
 #include "result.hpp"
@@ -25,9 +26,11 @@
 #include "instruction_array.hpp"
 #include "jumpdest_analysis.hpp"
 #include "memory.hpp"
+#include "padded_code.hpp"
 #include "stack.hpp"
 
 // frame
+#include "analysis_cache.hpp"
 #include "frame_layout.hpp"
 #include "frame_pool.hpp"
 #include "stack_frame.hpp"
