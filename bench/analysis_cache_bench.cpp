@@ -12,6 +12,8 @@
 // shared_miss/<contract>/<impl>:
 //   evmalloc      the verified key on a cache with max_bytes 0: every call misses, builds an
 //                 entry (one upstream block, the analysis), and frees it at release
+//   evmalloc.pooled_upstream  the same with a std::pmr::unsynchronized_pool_resource as the
+//                 cache's upstream: the miss without the C allocator's round trip per entry
 //   init_prepare  as above, measured again beside it
 // footprint/<tier>/<impl>: a self-recursion 1025 frames deep on generated code of the tier's
 //   capacity; counters (not time) from an upstream that counts the bytes it has handed out,
@@ -151,12 +153,15 @@ void bare_init(benchmark::State& state, const WorkloadContract* contract)
     set_counters(state, before, code);
 }
 
+template <bool PooledUpstream>
 void shared_miss(benchmark::State& state, const WorkloadContract* contract)
 {
     const std::vector<std::uint8_t>& code = contract->code;
     const evmalloc::CodeHash hash = evmalloc::bench::stand_in_hash(code);
     Pool pool;
-    Cache cache{std::pmr::new_delete_resource(), {.max_bytes = 0}};
+    std::pmr::unsynchronized_pool_resource pooled{{.max_blocks_per_chunk = 4, .largest_required_pool_block = std::size_t{4} << 20}};
+    Cache cache{PooledUpstream ? static_cast<std::pmr::memory_resource*>(&pooled) : std::pmr::new_delete_resource(),
+        {.max_bytes = 0}};
     {
         auto warm = shared_init<Key::verified>(code, hash, pool, cache);  // the stack-only buffer
         if (!warm)
@@ -301,7 +306,8 @@ void cache_threads(benchmark::State& state)
     for (const auto& contract : hit_codes())
     {
         const std::string miss = "shared_miss/" + contract.name + "/";
-        benchmark::RegisterBenchmark((miss + "evmalloc").c_str(), shared_miss, &contract);
+        benchmark::RegisterBenchmark((miss + "evmalloc").c_str(), shared_miss<false>, &contract);
+        benchmark::RegisterBenchmark((miss + "evmalloc.pooled_upstream").c_str(), shared_miss<true>, &contract);
         benchmark::RegisterBenchmark((miss + "init_prepare").c_str(), init_prepare, &contract);
     }
     for (const evmalloc::Tier tier : evmalloc::all_tiers)
