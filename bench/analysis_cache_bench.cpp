@@ -84,7 +84,8 @@ enum class Key
 };
 
 template <Key K, class C>
-evmalloc::Result<Frame> shared_init(const std::vector<std::uint8_t>& code, const evmalloc::CodeHash& hash, Pool& pool, C& cache)
+evmalloc::Result<Frame> shared_init(
+    const std::vector<std::uint8_t>& code, const evmalloc::CodeHash& hash, Pool& pool, C& cache)
 {
     if constexpr (K == Key::trusted)
         return Frame::init(code, hash, op_table(), pool, cache);
@@ -159,7 +160,8 @@ void shared_miss(benchmark::State& state, const WorkloadContract* contract)
     const std::vector<std::uint8_t>& code = contract->code;
     const evmalloc::CodeHash hash = evmalloc::bench::stand_in_hash(code);
     Pool pool;
-    std::pmr::unsynchronized_pool_resource pooled{{.max_blocks_per_chunk = 4, .largest_required_pool_block = std::size_t{4} << 20}};
+    std::pmr::unsynchronized_pool_resource pooled{
+        {.max_blocks_per_chunk = 4, .largest_required_pool_block = std::size_t{4} << 20}};
     Cache cache{PooledUpstream ? static_cast<std::pmr::memory_resource*>(&pooled) : std::pmr::new_delete_resource(),
         {.max_bytes = 0}};
     {
@@ -290,8 +292,8 @@ void cache_threads(benchmark::State& state)
     }
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
     const auto iterations = static_cast<double>(state.iterations());
-    state.counters["allocs_per_iter"] = benchmark::Counter(
-        iterations == 0 ? 0.0 : static_cast<double>(new_calls() - before) / iterations, benchmark::Counter::kAvgThreads);
+    const double allocs = iterations == 0 ? 0.0 : static_cast<double>(new_calls() - before) / iterations;
+    state.counters["allocs_per_iter"] = benchmark::Counter(allocs, benchmark::Counter::kAvgThreads);
 }
 
 [[maybe_unused]] const bool registered = [] {
