@@ -28,6 +28,8 @@
 #include <string>
 #include <string_view>
 
+#include "allocation.hpp"
+
 namespace evmalloc
 {
 /// Requests by size: small < 256 <= medium <= 4096 < large (counts of allocations).
@@ -55,10 +57,7 @@ struct PoolUsage
     std::size_t in_use = 0;     ///< slots handed out
 
     /// in_use / capacity, 0 for an empty pool.
-    [[nodiscard]] double utilization() const noexcept
-    {
-        return capacity == 0 ? 0.0 : static_cast<double>(in_use) / static_cast<double>(capacity);
-    }
+    [[nodiscard]] double utilization() const noexcept { return evmalloc::utilization(in_use, capacity); }
 };
 
 struct AllocationStatistics
