@@ -262,6 +262,7 @@ TEST_CASE("TransactionArena as a std::pmr resource backs containers", "[transact
 
 // A deallocation of a pointer it did not hand out aborts in debug builds: tests/death/contracts.cpp.
 
+#if EVMALLOC_HAS_ASAN
 TEST_CASE("TransactionArena poisons what it has not handed out", "[transaction_arena][asan]")
 {
     TransactionArena arena{4096};
