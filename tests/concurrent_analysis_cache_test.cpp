@@ -215,3 +215,39 @@ TEST_CASE("two threads missing on the same code at once leave one entry", "[anal
         CHECK(cache.entries() == 1);
     }
 }
+
+TEST_CASE("the concurrent cache: bad input and a failing upstream change nothing", "[analysis_cache]")
+{
+    RecordingResource upstream;
+    ConcurrentAnalysisCache<DefaultTraits, evmalloc::test::AlwaysSameHash> cache{&upstream};
+    FramePool<> pool;
+    const auto& table = evmalloc::test::distinct_op_table();
+    const Code a = random_code(3000, 1), b = random_code(3001, 2);
+    Code a2 = a;
+    a2[10] ^= 0x40;
+    const CodeHash h = hash_of(9);
+    {
+        auto f = StackFrame<>::init(a, h, table, pool, cache);
+        REQUIRE(f.has_value());
+    }
+    const auto before = evmalloc::test::cache_state(cache);
+    const std::size_t live = upstream.live_bytes();
+    // A trusted hash cached for code of another size.
+    CHECK(StackFrame<>::init(b, h, table, pool, cache).error() == evmalloc::Errc::code_hash_mismatch);
+    // The entry's block refused by the upstream (a miss under the verified key).
+    upstream.set_failing(true);
+    CHECK(StackFrame<>::init(b, table, pool, cache).error() == evmalloc::Errc::out_of_memory);
+    upstream.set_failing(false);
+    CHECK(evmalloc::test::cache_state(cache) == before);
+    CHECK(upstream.live_bytes() == live);
+    CHECK(pool.active() == 0);
+    // Colliding fingerprints under the verified key: each code its own entry and analysis.
+    auto fa = StackFrame<>::init(a, table, pool, cache);
+    auto fa2 = StackFrame<>::init(a2, table, pool, cache);
+    REQUIRE(fa.has_value());
+    REQUIRE(fa2.has_value());
+    CHECK(image_of(*fa) == reference_image<DefaultTraits>(a, table));
+    CHECK(image_of(*fa2) == reference_image<DefaultTraits>(a2, table));
+    CHECK(cache.entries() == 3);
+    CHECK(cache.bytes() == live_blocks(upstream, entry_alignment).bytes);
+}
