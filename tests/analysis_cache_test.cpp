@@ -579,13 +579,10 @@ TEST_CASE("the stack buffer failing on a hit and on a miss: out_of_memory, nothi
 }
 
 TEST_CASE("a miss whose bucket array cannot be had leaves no entry that lookups cannot find",
-    "[analysis_cache][!shouldfail]")
+    "[analysis_cache]")
 {
-    // KNOWN DEFECT (analysis_cache.hpp, CacheCore::insert_pinned): when the first bucket array
-    // cannot be allocated, the entry is counted and queued but linked in no bucket. The call
-    // succeeds, and the next call of the same code misses and inserts a second entry for it:
-    // entries() counts an entry no lookup finds, which stays until eviction or clear().
-    // Remove [!shouldfail] once insert_pinned reports the failure (see the report).
+    // Regression: when the first bucket array cannot be had, the miss is out_of_memory (no
+    // entry that a lookup could not find is left behind).
     RecordingResource cache_upstream;
     AnalysisCache<> cache{&cache_upstream};
     FramePool<> pool;
@@ -610,12 +607,10 @@ TEST_CASE("a miss whose bucket array cannot be had leaves no entry that lookups 
 }
 
 TEST_CASE("a hit that fails on the stack buffer leaves the recency order as it was",
-    "[analysis_cache][!shouldfail]")
+    "[analysis_cache]")
 {
-    // KNOWN DEFECT (analysis_cache.hpp, CacheCore::find_and_pin / abandon): a hit stamps the
-    // entry's use tick, and abandon() does not restore it, so a call that failed (nothing
-    // changed, by contract) still made its entry the most recently used one.
-    // Remove [!shouldfail] once abandon() restores the tick (see the report).
+    // Regression: a call that failed after its lookup leaves the recency order as it was
+    // (recency is kept when a frame unpins, not at the lookup).
     const Code a = random_code(1000, 1), b = random_code(1000, 2), c = random_code(1000, 3), d = random_code(1000, 4);
     RecordingResource pool_upstream;
     AnalysisCache<> cache{std::pmr::new_delete_resource(),
@@ -700,13 +695,10 @@ TEST_CASE("clear() while entries are pinned: the pinned ones stay valid", "[anal
 }
 
 TEST_CASE("clear() frees every unpinned entry, also one hit since it was inserted",
-    "[analysis_cache][!shouldfail]")
+    "[analysis_cache]")
 {
-    // KNOWN DEFECT (analysis_cache.hpp, CacheCore::evict_while): an unpinned entry used since it
-    // was queued is queued again at the newest end; when it was the newest already, the walk's
-    // `next` was nullptr and the walk ends without freeing it. So clear() leaves it, and a
-    // budget (max_bytes 0 included) stays passed by an entry no frame pins.
-    // Remove [!shouldfail] once fixed (see the report).
+    // Regression: the newest unpinned entry is freed by clear() and by the budget too (no
+    // entry that no frame pins outlives them).
     RecordingResource upstream;
     AnalysisCache<> cache{&upstream};
     FramePool<> pool;
@@ -722,10 +714,9 @@ TEST_CASE("clear() frees every unpinned entry, also one hit since it was inserte
 }
 
 TEST_CASE("max_bytes 0 keeps nothing after the last frame goes, also an entry that was hit",
-    "[analysis_cache][!shouldfail]")
+    "[analysis_cache]")
 {
-    // The same defect as above, through the budget: the newest entry, hit while pinned, survives
-    // the eviction at its last unpin. Remove [!shouldfail] once fixed (see the report).
+    // Regression, through the budget: the newest entry, hit while pinned, goes at its last unpin.
     RecordingResource upstream;
     AnalysisCache<JumpdestTraits> cache{&upstream, AnalysisCacheConfig{.max_bytes = 0}};
     FramePool<JumpdestTraits> pool;
@@ -813,12 +804,10 @@ TEST_CASE("LRU order: with room for 3 entries, use A B C, hit A, insert D: B goe
 }
 
 TEST_CASE("LRU order is exact: after a, c, d are hit in that order, a new entry evicts a",
-    "[analysis_cache][!shouldfail]")
+    "[analysis_cache]")
 {
-    // KNOWN DEFECT (analysis_cache.hpp, CacheCore::evict_while): the header says eviction frees
-    // "exactly the least recently used unpinned entries", but entries used since they were
-    // queued are queued again in list order, not in order of use: here c, d, a are requeued in
-    // that order and c, used after a, is evicted. Remove [!shouldfail] once fixed (see the report).
+    // Regression: eviction frees exactly the least recently released unpinned entries, in the
+    // order their frames released them.
     const Code a = random_code(1000, 1), b = random_code(1000, 2), c = random_code(1000, 3), d = random_code(1000, 4);
     const std::size_t one = entry_bytes<DefaultTraits>(1000);
     AnalysisCache<> cache{std::pmr::new_delete_resource(), AnalysisCacheConfig{.max_bytes = 3 * one}};

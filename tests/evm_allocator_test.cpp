@@ -2,6 +2,7 @@
 // failure, the debug check of mismatched deallocations, the transaction arena, and std::pmr
 // containers on both, with a recording upstream that sees every byte come back.
 #include <evmalloc/evm_allocator.hpp>
+#include <evmalloc/stack_frame.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "support/op_table.hpp"
 #include "support/assert_capture.hpp"
 #include "support/recording_resource.hpp"
 
@@ -616,6 +618,8 @@ TEST_CASE("frames(): configured from AllocatorConfig", "[evm_allocator]")
     EvmAllocator minimal{AllocatorConfig::minimal()};
     CHECK(minimal.frames().config().retain_per_tier == 0);
     CHECK(minimal.frames().config().memory_retain_bytes == 0);
+    CHECK(optimized.analyses().config().max_bytes == std::size_t{64} << 20);
+    CHECK(minimal.analyses().config().max_bytes == 0);
     CHECK(&optimized.frames() != &minimal.frames());
     CHECK(optimized.frames().upstream() == std::pmr::new_delete_resource());
 }
@@ -627,4 +631,30 @@ TEST_CASE("is_equal: only to itself", "[evm_allocator]")
     CHECK(a.is_equal(a));
     CHECK_FALSE(a.is_equal(b));
     CHECK_FALSE(a.is_equal(*std::pmr::new_delete_resource()));
+}
+
+TEST_CASE("analyses(): shared analyses through the allocator, reported in statistics()", "[evm_allocator]")
+{
+    const std::vector<std::uint8_t> code{0x60, 0x01, 0x5B, 0x56, 0x00};
+    const auto& table = evmalloc::test::distinct_op_table();
+    for (const bool minimal : {false, true})
+    {
+        INFO(minimal);
+        EvmAllocator a{minimal ? AllocatorConfig::minimal() : AllocatorConfig::optimized()};
+        for (int call = 0; call < 3; ++call)
+        {
+            auto frame = evmalloc::StackFrame<>::init(code, table, a.frames(), a.analyses());
+            REQUIRE(frame.has_value());
+            CHECK(frame->analysis().is_jumpdest(2));
+            CHECK(a.analyses().pinned() == 1);
+        }
+        const auto s = a.statistics();
+        // optimized(): analysed once, then found; minimal(): nothing kept, every call analyses.
+        CHECK(s.analysis_cache.misses == (minimal ? 3u : 1u));
+        CHECK(s.analysis_cache.hits == (minimal ? 0u : 2u));
+        CHECK(s.analysis_cache.entries == (minimal ? 0u : 1u));
+        CHECK(s.analysis_cache.bytes == a.analyses().bytes());
+        CHECK(s.analysis_cache.evictions == (minimal ? 3u : 0u));
+        CHECK(a.analyses().pinned() == 0);
+    }
 }

@@ -167,6 +167,7 @@ TEST_CASE("print_summary names every counter", "[statistics]")
     auto s = rec.snapshot();
     s.pool_count = 1;
     s.pools[0] = {"buffer1024", 1024, 8, 1};
+    s.analysis_cache = {3, 1, 0, 1, 4096};
     std::ostringstream out;
     s.print_summary(out);
     const std::string text = out.str();
@@ -174,6 +175,8 @@ TEST_CASE("print_summary names every counter", "[statistics]")
     CHECK(text.find("reserved 1024 bytes") != std::string::npos);
     CHECK(text.find("small 0, medium 1, large 0") != std::string::npos);
     CHECK(text.find("buffer1024 (1024 B): 1 of 8 slots") != std::string::npos);
+    CHECK(text.find("analyses:      3 hits, 1 misses (75 % hits), 0 evictions, 1 entries, 4096 bytes") !=
+          std::string::npos);
     CHECK(text.find("counting off") == std::string::npos);
 
     std::ostringstream off;
@@ -194,6 +197,7 @@ TEST_CASE("to_json is valid JSON carrying every field", "[statistics][json]")
     s.pools[1] = {"odd \"name\"\\", 1024, 2, 1};  // escaping is part of being valid
     s.arena_bytes_used = 123;
     s.arena_bytes_reserved = 4096;
+    s.analysis_cache = {30, 10, 2, 8, 65536};
 
     const std::string text = s.to_json();
     INFO(text);
@@ -201,7 +205,7 @@ TEST_CASE("to_json is valid JSON carrying every field", "[statistics][json]")
     REQUIRE(parsed);
     const json& j = *parsed;
     REQUIRE(j.is_object());
-    CHECK(j.size() == 15);  // every field, each once
+    CHECK(j.size() == 16);  // every field, each once
     CHECK(j.at("enabled") == true);
     CHECK(j.at("total_allocations") == 3);
     CHECK(j.at("total_deallocations") == 1);
@@ -216,6 +220,13 @@ TEST_CASE("to_json is valid JSON carrying every field", "[statistics][json]")
     CHECK(j.at("pool_utilization").get<double>() == Approx(s.pool_utilization()).epsilon(1e-5));
     CHECK(j.at("arena_bytes_used") == 123);
     CHECK(j.at("arena_bytes_reserved") == 4096);
+    const json& cache = j.at("analysis_cache");
+    CHECK(cache.at("hits") == 30);
+    CHECK(cache.at("misses") == 10);
+    CHECK(cache.at("evictions") == 2);
+    CHECK(cache.at("entries") == 8);
+    CHECK(cache.at("bytes") == 65536);
+    CHECK(cache.at("hit_rate").get<double>() == Approx(0.75));
     const json& pools = j.at("pools");
     REQUIRE(pools.is_array());
     REQUIRE(pools.size() == 2);

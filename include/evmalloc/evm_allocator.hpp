@@ -57,6 +57,7 @@
 
 #include "buffer_pool.hpp"
 #include "config.hpp"
+#include "analysis_cache.hpp"
 #include "frame_pool.hpp"
 #include "object_pool.hpp"
 #include "statistics.hpp"
@@ -109,8 +110,12 @@ struct AllocatorConfig
     /// (FramePoolConfig::retain_per_tier; used when enable_frame_allocation). Not a limit on
     /// frames alive at once: that is FramePoolConfig::max_frames.
     std::size_t frame_pool_size = 256;
+    /// The budget of analyses() (AnalysisCacheConfig::max_bytes): the shared analyses kept for
+    /// calls to come. 0 keeps none that no frame pins: every call analyses afresh.
+    std::size_t analysis_cache_bytes = std::size_t{64} << 20;
 
-    /// Everything on: 64 KiB of pool slots, a 1 MiB arena chunk, 256 frames per tier.
+    /// Everything on: 64 KiB of pool slots, a 1 MiB arena chunk, 256 frames per tier, 64 MiB
+    /// of shared analyses.
     [[nodiscard]] static constexpr AllocatorConfig optimized() noexcept { return AllocatorConfig{}; }
 
     /// Everything off: each request, arena chunk and frame buffer goes straight upstream.
@@ -125,6 +130,7 @@ struct AllocatorConfig
             .pool_preallocation_size = 0,
             .arena_size = 0,
             .frame_pool_size = 0,
+            .analysis_cache_bytes = 0,
         };
     }
 };
@@ -190,7 +196,8 @@ public:
         counting_{Stats::compiled_in && config.enable_statistics},
         pools_{seeds(PoolSeed{upstream, &config}, std::make_index_sequence<pool_count>{})},
         arena_{config.enable_arena_allocation ? config.arena_size : 0, upstream},
-        frames_{upstream, frame_config(config)}
+        frames_{upstream, frame_config(config)},
+        analyses_{upstream, AnalysisCacheConfig{.max_bytes = config.analysis_cache_bytes}}
     {
         EVMALLOC_ASSERT(upstream != nullptr);
     }
@@ -223,6 +230,8 @@ public:
 
     /// The frame pool StackFrame<Traits>::init takes buffers and Memory from.
     [[nodiscard]] FramePool<Traits>& frames() noexcept { return frames_; }
+    /// The shared analyses StackFrame<Traits>::init(code, ..., frames(), analyses()) pins.
+    [[nodiscard]] AnalysisCache<Traits>& analyses() noexcept { return analyses_; }
 
     /// The typed pools: the interpreter's fast path (acquire/release, create/destroy).
     [[nodiscard]] AddressPool& address_pool() noexcept { return pool<Route::address>(); }
@@ -236,7 +245,8 @@ public:
         return pool<buffer_route(N)>();
     }
 
-    /// The request counters (when counting), the pools' usage and the arena's.
+    /// The request counters (when counting), the pools' usage, the arena's and the shared
+    /// analyses'.
     [[nodiscard]] AllocationStatistics statistics() const noexcept
     {
         AllocationStatistics s = counting_ ? stats_.snapshot() : AllocationStatistics{};
@@ -246,6 +256,8 @@ public:
         }(std::make_index_sequence<pool_count>{});
         s.arena_bytes_used = arena_.used();
         s.arena_bytes_reserved = arena_.reserved();
+        s.analysis_cache = {analyses_.hits(), analyses_.misses(), analyses_.evictions(), analyses_.entries(),
+            analyses_.bytes()};
         return s;
     }
 
@@ -540,6 +552,7 @@ private:
     Pools pools_;
     TransactionArena arena_;
     FramePool<Traits> frames_;
+    AnalysisCache<Traits> analyses_;
     [[no_unique_address]] std::conditional_t<enable_asserts, DebugTable, NoDebugTable> debug_;
 };
 
