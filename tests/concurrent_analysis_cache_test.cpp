@@ -160,13 +160,13 @@ void four_threads_with_evictions()
 }  // namespace
 
 TEST_CASE("four threads share one concurrent cache under evictions: every frame is right",
-    "[analysis_cache][threads]")
+    "[concurrent_analysis_cache][analysis_cache][threads]")
 {
     SECTION("instruction frame") { four_threads_with_evictions<DefaultTraits>(); }
     SECTION("jumpdest frame") { four_threads_with_evictions<JumpdestTraits>(); }
 }
 
-TEST_CASE("two threads missing on the same code at once leave one entry", "[analysis_cache][threads]")
+TEST_CASE("two threads missing on the same code at once leave one entry", "[concurrent_analysis_cache][analysis_cache][threads]")
 {
     const Code code = random_code(131072, 77);  // long to analyse: the two builds overlap
     const auto& table = evmalloc::test::distinct_op_table();
@@ -216,7 +216,7 @@ TEST_CASE("two threads missing on the same code at once leave one entry", "[anal
     }
 }
 
-TEST_CASE("the concurrent cache: bad input and a failing upstream change nothing", "[analysis_cache]")
+TEST_CASE("the concurrent cache: bad input and a failing upstream change nothing", "[concurrent_analysis_cache][analysis_cache]")
 {
     RecordingResource upstream;
     ConcurrentAnalysisCache<DefaultTraits, evmalloc::test::AlwaysSameHash> cache{&upstream};
