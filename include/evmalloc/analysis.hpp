@@ -21,6 +21,10 @@
 // two instruction arrays (ops[i] = table[opcode], metadata[i] = PUSH1..PUSH8 immediate):
 // StackFrame::prepare() uses it, so the code is read once per call.
 //
+// Any code up to max_analysable_size (2^32 - 2) bytes is analysed, the range of the 32-bit
+// tables; frames apply their pool's own code-size limit before they get here.
+// include/evmalloc/jumpdest_analysis.hpp writes the jumpdest bits alone.
+//
 // An Analysis is a small trivially copyable value (pointers and counts) that views the code
 // and the buffers: both must outlive it.
 #pragma once
@@ -166,7 +170,7 @@ public:
         std::span<const std::uint8_t> code, const AnalysisBuffers& buffers) noexcept;
 
     /// prepare(), and in the same pass over the code the instruction arrays of an interpreter:
-    /// for every instruction i, ops[i] = table[its opcode] (table[0x00] for the implicit STOP)
+    /// for every instruction i, ops[i] = table[its opcode] (table[OP_STOP] for the implicit STOP)
     /// and metadata[i] = the immediate of PUSH1..PUSH8 as a big-endian integer, bytes past the
     /// end of the code read as zero; 0 for every other opcode (PUSH0, PUSH9..PUSH32 included).
     /// Entries past instruction_count() are not written.
