@@ -21,6 +21,7 @@
 // The program checks its own results and exits non-zero when one is wrong.
 #include <evmalloc/evmalloc.hpp>
 #include <evmalloc/evm_allocator.hpp>
+#include <evmalloc/opcodes.hpp>
 #include <evmalloc/stack_frame.hpp>
 
 #include <array>
@@ -126,9 +127,10 @@ Word load_be(const std::uint8_t* in, std::size_t n)  // n <= 32 bytes, big-endia
 
 namespace op
 {
-constexpr std::uint8_t stop = 0x00, add = 0x01, mul = 0x02, sub = 0x03, lt = 0x10, eq = 0x14,
+constexpr std::uint8_t stop = evmalloc::OP_STOP, add = 0x01, mul = 0x02, sub = 0x03, lt = 0x10, eq = 0x14,
                        iszero = 0x15, pop = 0x50, mload = 0x51, mstore = 0x52, jump = 0x56,
-                       jumpi = 0x57, jumpdest = 0x5B, push0 = 0x5F, push1 = 0x60, push32 = 0x7F,
+                       jumpi = 0x57, jumpdest = evmalloc::OP_JUMPDEST, push0 = evmalloc::OP_PUSH0,
+                       push1 = evmalloc::OP_PUSH1, push32 = evmalloc::OP_PUSH32,
                        dup1 = 0x80, swap1 = 0x90, log0 = 0xA0, call = 0xF1, ret = 0xF3,
                        invalid = 0xFE;
 }
@@ -515,75 +517,75 @@ constexpr std::uint64_t sum_id = 1, relay_id = 2, main_id = 3, depth_id = 4;
 
 // sum(n): 1 + 2 + ... + n by a loop; logs the result, returns it.
 constexpr std::uint8_t sum_code[] = {
-    0x60, 0x00,        //  0 PUSH1 0        [n, acc]
-    0x5B,              //  2 JUMPDEST loop
-    0x81,              //  3 DUP2           [n, acc, n]
-    0x15,              //  4 ISZERO
-    0x60, 0x13,        //  5 PUSH1 end
-    0x57,              //  7 JUMPI          [n, acc]
-    0x81,              //  8 DUP2
-    0x01,              //  9 ADD            [n, acc + n]
-    0x90,              // 10 SWAP1          [acc, n]
-    0x60, 0x01,        // 11 PUSH1 1
-    0x90,              // 13 SWAP1          [acc, 1, n]
-    0x03,              // 14 SUB            [acc, n - 1]
-    0x90,              // 15 SWAP1          [n - 1, acc]
-    0x60, 0x02,        // 16 PUSH1 loop
-    0x56,              // 18 JUMP
-    0x5B,              // 19 JUMPDEST end   [n, acc]
-    0x60, 0x00,        // 20 PUSH1 0
-    0x52,              // 22 MSTORE         memory[0..32) = acc
-    0x60, 0x20,        // 23 PUSH1 32
-    0x60, 0x00,        // 25 PUSH1 0
-    0xA0,              // 27 LOG0
-    0x60, 0x20,        // 28 PUSH1 32
-    0x60, 0x00,        // 30 PUSH1 0
-    0xF3,              // 32 RETURN
+    op::push1, 0x00,  //  0 PUSH1 0        [n, acc]
+    op::jumpdest,     //  2 JUMPDEST loop
+    0x81,             //  3 DUP2           [n, acc, n]
+    0x15,             //  4 ISZERO
+    op::push1, 0x13,  //  5 PUSH1 end
+    0x57,             //  7 JUMPI          [n, acc]
+    0x81,             //  8 DUP2
+    0x01,             //  9 ADD            [n, acc + n]
+    0x90,             // 10 SWAP1          [acc, n]
+    op::push1, 0x01,  // 11 PUSH1 1
+    0x90,             // 13 SWAP1          [acc, 1, n]
+    0x03,             // 14 SUB            [acc, n - 1]
+    0x90,             // 15 SWAP1          [n - 1, acc]
+    op::push1, 0x02,  // 16 PUSH1 loop
+    0x56,             // 18 JUMP
+    op::jumpdest,     // 19 JUMPDEST end   [n, acc]
+    op::push1, 0x00,  // 20 PUSH1 0
+    0x52,             // 22 MSTORE         memory[0..32) = acc
+    op::push1, 0x20,  // 23 PUSH1 32
+    op::push1, 0x00,  // 25 PUSH1 0
+    0xA0,             // 27 LOG0
+    op::push1, 0x20,  // 28 PUSH1 32
+    op::push1, 0x00,  // 30 PUSH1 0
+    0xF3,             // 32 RETURN
 };
 
 // relay(x): 2 * sum(x + 1), through a nested call.
 constexpr std::uint8_t relay_code[] = {
-    0x60, 0x01,              // PUSH1 1
-    0x01,                    // ADD            [x + 1]
-    0x60, sum_id,            // PUSH1 sum
-    0xF1,                    // CALL           [sum(x + 1)]
-    0x60, 0x02,              // PUSH1 2
-    0x02,                    // MUL
-    0x60, 0x00, 0x52,        // PUSH1 0 MSTORE
-    0x60, 0x20, 0x60, 0x00,  // PUSH1 32 PUSH1 0
-    0xF3,                    // RETURN
+    op::push1, 0x01,                   // PUSH1 1
+    0x01,                              // ADD            [x + 1]
+    op::push1, sum_id,                 // PUSH1 sum
+    0xF1,                              // CALL           [sum(x + 1)]
+    op::push1, 0x02,                   // PUSH1 2
+    0x02,                              // MUL
+    op::push1, 0x00, 0x52,             // PUSH1 0 MSTORE
+    op::push1, 0x20, op::push1, 0x00,  // PUSH1 32 PUSH1 0
+    0xF3,                              // RETURN
 };
 
 // main(x): relay(x) + sum(x): three frames deep.
 constexpr std::uint8_t main_code[] = {
-    0x80,                    // DUP1           [x, x]
-    0x60, relay_id,          // PUSH1 relay
-    0xF1,                    // CALL           [x, relay(x)]
-    0x90,                    // SWAP1          [relay(x), x]
-    0x60, sum_id,            // PUSH1 sum
-    0xF1,                    // CALL           [relay(x), sum(x)]
-    0x01,                    // ADD
-    0x60, 0x00, 0x52,        // PUSH1 0 MSTORE
-    0x60, 0x20, 0x60, 0x00,  // PUSH1 32 PUSH1 0
-    0xF3,                    // RETURN
+    0x80,                              // DUP1           [x, x]
+    op::push1, relay_id,               // PUSH1 relay
+    0xF1,                              // CALL           [x, relay(x)]
+    0x90,                              // SWAP1          [relay(x), x]
+    op::push1, sum_id,                 // PUSH1 sum
+    0xF1,                              // CALL           [relay(x), sum(x)]
+    0x01,                              // ADD
+    op::push1, 0x00, 0x52,             // PUSH1 0 MSTORE
+    op::push1, 0x20, op::push1, 0x00,  // PUSH1 32 PUSH1 0
+    0xF3,                              // RETURN
 };
 
 // depth(n): calls itself n times (n + 1 frames alive at once) and returns n.
 constexpr std::uint8_t depth_code[] = {
-    0x80,                    //  0 DUP1         [n, n]
-    0x60, 0x0C,              //  1 PUSH1 rec
-    0x57,                    //  3 JUMPI        [n]
-    0x60, 0x00, 0x52,        //  4 PUSH1 0 MSTORE (n == 0)
-    0x60, 0x20, 0x60, 0x00,  //  7 PUSH1 32 PUSH1 0
-    0xF3,                    // 11 RETURN
-    0x5B,                    // 12 JUMPDEST rec [n]
-    0x60, 0x01, 0x90, 0x03,  // 13 PUSH1 1 SWAP1 SUB   [n - 1]
-    0x60, depth_id,          // 17 PUSH1 depth
-    0xF1,                    // 19 CALL         [depth(n - 1)]
-    0x60, 0x01, 0x01,        // 20 PUSH1 1 ADD
-    0x60, 0x00, 0x52,        // 23 PUSH1 0 MSTORE
-    0x60, 0x20, 0x60, 0x00,  // 26 PUSH1 32 PUSH1 0
-    0xF3,                    // 30 RETURN
+    0x80,                              //  0 DUP1         [n, n]
+    op::push1, 0x0C,                   //  1 PUSH1 rec
+    0x57,                              //  3 JUMPI        [n]
+    op::push1, 0x00, 0x52,             //  4 PUSH1 0 MSTORE (n == 0)
+    op::push1, 0x20, op::push1, 0x00,  //  7 PUSH1 32 PUSH1 0
+    0xF3,                              // 11 RETURN
+    op::jumpdest,                      // 12 JUMPDEST rec [n]
+    op::push1, 0x01, 0x90, 0x03,       // 13 PUSH1 1 SWAP1 SUB   [n - 1]
+    op::push1, depth_id,               // 17 PUSH1 depth
+    0xF1,                              // 19 CALL         [depth(n - 1)]
+    op::push1, 0x01, 0x01,             // 20 PUSH1 1 ADD
+    op::push1, 0x00, 0x52,             // 23 PUSH1 0 MSTORE
+    op::push1, 0x20, op::push1, 0x00,  // 26 PUSH1 32 PUSH1 0
+    0xF3,                              // 30 RETURN
 };
 
 std::uint64_t sum_to(std::uint64_t n) { return n * (n + 1) / 2; }
@@ -712,12 +714,13 @@ void part2_custom_traits()
 
     evmalloc::StackFrame<MiniTraits>::OpTable table{};
     table.fill(&mini_stop);
-    for (unsigned c = 0x60; c <= 0x67; ++c)
+    for (unsigned c = op::push1; c <= op::push1 + 7; ++c)  // PUSH1..PUSH8
         table[c] = &mini_push;
     table[0x01] = &mini_add;
 
     // PUSH1 0x2a PUSH2 0x0100 ADD PUSH8 0x0102030405060708 ADD STOP
-    const std::uint8_t code[] = {0x60, 0x2a, 0x61, 0x01, 0x00, 0x01, 0x67, 1, 2, 3, 4, 5, 6, 7, 8, 0x01, 0x00};
+    const std::uint8_t code[] = {
+        op::push1, 0x2a, op::push1 + 1, 0x01, 0x00, 0x01, op::push1 + 7, 1, 2, 3, 4, 5, 6, 7, 8, 0x01, op::stop};
     auto frame = evmalloc::StackFrame<MiniTraits>::init(sizeof code, allocator.frames());
     expect(frame.has_value(), "custom-traits frame init");
     if (!frame)

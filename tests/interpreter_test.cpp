@@ -3,6 +3,7 @@
 // immediates from metadata(), checks jumps with pc_to_inst() and is_jumpdest(), and grows
 // memory() on MSTORE. Nothing else allocates.
 #include "catch.hpp"
+#include "support/bytecode.hpp"
 #include "support/recording_resource.hpp"
 
 #include <evmalloc/stack_frame.hpp>
@@ -12,6 +13,10 @@
 #include <vector>
 
 using evmalloc::Errc;
+using evmalloc::OP_JUMPDEST;
+using evmalloc::OP_PUSH1;
+using evmalloc::OP_STOP;
+using evmalloc::test::op_push;
 using evmalloc::Word;
 
 namespace
@@ -52,7 +57,7 @@ const Frame::OpTable& op_table()
     static const Frame::OpTable table = [] {
         Frame::OpTable t;
         t.fill(Op::invalid);
-        t[0x00] = Op::stop;
+        t[evmalloc::OP_STOP] = Op::stop;
         t[0x01] = Op::add;
         t[0x02] = Op::mul;
         t[0x10] = Op::lt;
@@ -62,8 +67,8 @@ const Frame::OpTable& op_table()
         t[0x52] = Op::mstore;
         t[0x56] = Op::jump;
         t[0x57] = Op::jumpi;
-        t[0x5B] = Op::jumpdest;
-        for (std::size_t i = 0x60; i <= 0x67; ++i)
+        t[evmalloc::OP_JUMPDEST] = Op::jumpdest;
+        for (std::size_t i = evmalloc::OP_PUSH1; i <= op_push(8); ++i)
             t[i] = Op::push;
         t[0x80] = Op::dup1;
         t[0x82] = Op::dup3;
@@ -255,25 +260,25 @@ Outcome interpret(Frame& frame)
 // sum = start; for i = 1..n: sum += i; mstore(32 * i, sum). Stops with [.., i, sum].
 std::vector<std::uint8_t> counter_loop(std::uint16_t n, std::uint64_t start)
 {
-    std::vector<std::uint8_t> code = {0x67};  // PUSH8 start
+    std::vector<std::uint8_t> code = {op_push(8)};  // PUSH8 start
     for (int b = 7; b >= 0; --b)
         code.push_back(static_cast<std::uint8_t>(start >> (8 * b)));
     const auto loop = static_cast<std::uint8_t>(code.size() + 2);
     code.insert(code.end(), {
-        0x60, 0x00,                    // PUSH1 0                    [sum, i]
-        0x5B,                          // loop: JUMPDEST
-        0x60, 0x01, 0x01,              // PUSH1 1, ADD               [sum, i+1]
+        OP_PUSH1, 0x00,                // PUSH1 0                    [sum, i]
+        OP_JUMPDEST,                   // loop: JUMPDEST
+        OP_PUSH1, 0x01, 0x01,          // PUSH1 1, ADD               [sum, i+1]
         0x80, 0x91, 0x01,              // DUP1, SWAP2, ADD           [i, sum+i]
         0x80, 0x82,                    // DUP1, DUP3                 [i, sum, sum, i]
-        0x60, 0x20, 0x02,              // PUSH1 32, MUL              [i, sum, sum, 32i]
+        OP_PUSH1, 0x20, 0x02,          // PUSH1 32, MUL              [i, sum, sum, 32i]
         0x52,                          // MSTORE                     [i, sum]
         0x90,                          // SWAP1                      [sum, i]
         0x80,                          // DUP1                       [sum, i, i]
-        0x61, static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n),  // PUSH2 n
+        op_push(2), static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n),  // PUSH2 n
         0x11,                          // GT: n > i                  [sum, i, n > i]
-        0x60, loop,                    // PUSH1 loop
+        OP_PUSH1, loop,                // PUSH1 loop
         0x57,                          // JUMPI
-        0x00,                          // STOP
+        OP_STOP,                       // STOP
     });
     return code;
 }
@@ -332,7 +337,7 @@ TEST_CASE("interpreter: jumps go only to JUMPDESTs at instruction starts", "[int
 {
     Pool pool;
     // PUSH1 4, JUMP, PUSH2 0x5B5B (a JUMPDEST byte in push data at pc 4), JUMPDEST at pc 6.
-    const std::vector<std::uint8_t> into_data = {0x60, 0x04, 0x56, 0x61, 0x5B, 0x5B, 0x5B, 0x00};
+    const std::vector<std::uint8_t> into_data = {OP_PUSH1, 0x04, 0x56, op_push(2), OP_JUMPDEST, OP_JUMPDEST, OP_JUMPDEST, OP_STOP};
     auto frame = Frame::init(into_data.size(), pool);
     REQUIRE(frame.has_value());
     REQUIRE(frame->prepare(into_data, op_table()).has_value());
@@ -388,7 +393,7 @@ TEST_CASE("interpreter: a frame's memory limit stops a runaway MSTORE", "[interp
 {
     Pool pool{std::pmr::new_delete_resource(), evmalloc::FramePoolConfig{.memory_limit = 1024}};
     // PUSH1 1, PUSH2 0x0400 (offset 1024), MSTORE: past a 1 KiB limit.
-    const std::vector<std::uint8_t> code = {0x60, 0x01, 0x61, 0x04, 0x00, 0x52, 0x00};
+    const std::vector<std::uint8_t> code = {OP_PUSH1, 0x01, op_push(2), 0x04, 0x00, 0x52, OP_STOP};
     auto frame = Frame::init(code.size(), pool);
     REQUIRE(frame.has_value());
     REQUIRE(frame->prepare(code, op_table()).has_value());

@@ -21,6 +21,10 @@
 // two instruction arrays (ops[i] = table[opcode], metadata[i] = PUSH1..PUSH8 immediate):
 // StackFrame::prepare() uses it, so the code is read once per call.
 //
+// Any code up to max_analysable_size (2^32 - 2) bytes is analysed, the range of the 32-bit
+// tables; frames apply their pool's own code-size limit before they get here.
+// include/evmalloc/jumpdest_analysis.hpp writes the jumpdest bits alone.
+//
 // An Analysis is a small trivially copyable value (pointers and counts) that views the code
 // and the buffers: both must outlive it.
 #pragma once
@@ -166,7 +170,7 @@ public:
         std::span<const std::uint8_t> code, const AnalysisBuffers& buffers) noexcept;
 
     /// prepare(), and in the same pass over the code the instruction arrays of an interpreter:
-    /// for every instruction i, ops[i] = table[its opcode] (table[0x00] for the implicit STOP)
+    /// for every instruction i, ops[i] = table[its opcode] (table[OP_STOP] for the implicit STOP)
     /// and metadata[i] = the immediate of PUSH1..PUSH8 as a big-endian integer, bytes past the
     /// end of the code read as zero; 0 for every other opcode (PUSH0, PUSH9..PUSH32 included).
     /// Entries past instruction_count() are not written.
@@ -236,9 +240,41 @@ private:
     static std::uint32_t analyse(const std::uint8_t* code, std::size_t n, std::uint32_t* inst_to_pc,
         std::uint32_t* pc_to_inst, std::uint64_t* jumpdest_bits, Fill fill) noexcept;
 
+    // Decodes instruction i at code[pc] (code[pc + 1 .. pc + 8] readable: real bytes, or the
+    // tail's zero padding): writes pc_to_inst[pc ..] for its bytes, which needs room for
+    // pc_to_inst[pc .. pc + 3] and up to pc_to_inst[n]; sets the jumpdest bit of code position
+    // origin + pc; advances pc past it; returns its PUSH1..PUSH8 immediate, else 0. The main
+    // loop passes the code and the table themselves (origin 0), the tail local copies of their
+    // last part (origin: where that part starts in the code).
+    [[gnu::always_inline]] static std::uint64_t step(const std::uint8_t* code, std::uint32_t* pc_to_inst,
+        std::size_t& pc, std::size_t n, std::uint32_t i, std::uint64_t* jumpdest_bits,
+        std::size_t origin) noexcept
+    {
+        const std::uint8_t op = code[pc];
+        if (is_push(op))
+        {
+            const std::size_t len = push_size(op);
+            // Four entries as one 16-byte value (a GCC/Clang vector: one store).
+            using Entries = std::uint32_t __attribute__((vector_size(16)));
+            const Entries first = {i, no_instruction, no_instruction, no_instruction};
+            std::memcpy(pc_to_inst + pc, &first, sizeof(first));
+            if (len > 3) [[unlikely]]
+                mark_push_data(pc_to_inst, pc + 4, pc + len < n ? pc + len : n, n);
+            const unsigned s = detail::push_value_shift[len];
+            const std::uint64_t value = (detail::load_be64(code + pc + 1) >> s) >> s;
+            pc += len + 1;
+            return value;
+        }
+        pc_to_inst[pc] = i;
+        if (op == OP_JUMPDEST)
+            jumpdest_bits[(origin + pc) / 64] |= std::uint64_t{1} << ((origin + pc) % 64);
+        ++pc;
+        return 0;
+    }
+
     // pc_to_inst[from .. last] = no_instruction, in 16-byte stores while they end at or before
-    // pc_to_inst[n] (the last entry), then entry by entry: the rest of a PUSH4..PUSH32
-    // immediate, out of line so the main loop keeps its registers. \requires last <= n
+    // pc_to_inst[n], then entry by entry: the rest of a PUSH4..PUSH32 immediate, out of line so
+    // the main loop keeps its registers. \requires last <= n
     [[gnu::noinline, gnu::cold]] static void mark_push_data(
         std::uint32_t* pc_to_inst, std::size_t from, std::size_t last, std::size_t n) noexcept
     {
@@ -261,124 +297,64 @@ private:
 
 static_assert(std::is_trivially_copyable_v<Analysis>);
 
-// The pass. Per instruction it writes inst_to_pc[i], pc_to_inst for the instruction's bytes,
-// its jumpdest bit, and (through the fill) ops[i] and metadata[i].
+// The pass: step() per instruction writes pc_to_inst for its bytes and its jumpdest bit; the
+// loops write inst_to_pc[i] and, through the fill, ops[i] and metadata[i].
 //
-// Main loop: two instructions per iteration while 42 bytes are left (the second starts at
-// most 33 bytes after the first and needs 9), then one at a time while 9 are left. With 9
-// bytes left at pc, the loads (code[pc .. pc + 8]) and the stores (pc_to_inst[pc .. pc + 3],
-// and up to pc_to_inst[n] for a long immediate) are inside the code and the buffers:
-//   - a PUSH stores {i, no_instruction x 3} in one 16-byte store at pc_to_inst + pc, and for
-//     PUSH4..PUSH32 (rare, out of line) no_instruction from pc + 4 to the end of its
-//     immediate. Entries past the immediate belong to later instructions, which store after
-//     it and never below their own pc, so each entry ends as its own instruction wrote it.
-//   - its push value is one unaligned 8-byte big-endian load and two shifts (an immediate of
-//     at most 8 bytes ends before code[pc + 9]); every other opcode gives 0 at no cost.
-//   - the ops table is read as soon as the opcode is, and the stores of a pair come last
-//     (inst_to_pc[i], [i + 1]; ops[i], [i + 1] as one 16-byte store; metadata[i], [i + 1]):
-//     stores are what this loop is bound by.
-// Tail: the last (< 9) bytes, decoded from a zero-padded copy, so an immediate cut off by the
-// end of the code reads zeros; pc_to_inst is written entry by entry up to code.size().
-// Measured (bench call_setup, g++ 12 -O3, against the former analysis pass followed by a
-// second pass for ops and metadata): 1.3-2x faster on the real contracts of the corpus, about
-// 35% fewer instructions. Slower alternatives tried: prefilling pc_to_inst, a branch-free pc
-// advance (load -> load -> add per instruction), one instruction per iteration, the push
-// value computed for every opcode, the ops table read after the decode, the PUSH4+ fill or
-// the step not inlined.
+// Main loop: two instructions per iteration while 42 bytes are left (the second starts at most
+// 33 bytes after the first, and step() reads 9 bytes and stores 4 entries from its pc), then
+// one at a time while 9 are left, on the code and pc_to_inst in place. A step's 16-byte store
+// may write no_instruction into the entries of the next instructions; they store after it,
+// each from its own pc, so every entry ends as its own instruction wrote it. The ops table is
+// read as soon as the opcode is, and the stores of a pair come last: stores bind this loop.
+// Tail: the last (< 9) bytes, through the same step() on a zero-padded copy (an immediate cut
+// off by the end reads zeros) and local pc_to_inst entries, copied back afterwards.
+// docs/analysis.md says what was measured and what was tried.
 template <class Fill>
 inline std::uint32_t Analysis::analyse(const std::uint8_t* const __restrict code, const std::size_t n,
     std::uint32_t* const __restrict i2p, std::uint32_t* const __restrict p2i,
     std::uint64_t* const __restrict bits, Fill fill) noexcept
 {
-    constexpr std::size_t step_room = 9;  // bytes a main-loop step needs from its pc
+    constexpr std::size_t step_room = 9;  // bytes step() reads from its pc
     constexpr std::size_t pair_room = 33 + step_room;
-
     std::memset(bits, 0, jumpdest_words(n) * sizeof(std::uint64_t));
     std::size_t pc = 0;
     std::uint32_t inst = 0;
-
-    // One main-loop instruction at pc (pc + step_room <= n): its pc_to_inst entries and
-    // jumpdest bit; advances pc; returns the push value. Inlined at its three uses.
-    const auto step = [&](std::uint8_t op, std::uint32_t i) __attribute__((always_inline)) -> std::uint64_t {
-        if (is_push(op))
-        {
-            const std::size_t len = push_size(op);
-            // Four entries as one 16-byte value (a GCC/Clang vector: one store).
-            using Entries = std::uint32_t __attribute__((vector_size(16)));
-            const Entries entries = {i, no_instruction, no_instruction, no_instruction};
-            std::memcpy(p2i + pc, &entries, sizeof(entries));
-            if (len > 3) [[unlikely]]
-                mark_push_data(p2i, pc + 4, pc + len < n ? pc + len : n, n);
-            const unsigned s = detail::push_value_shift[len];
-            const std::uint64_t value = (detail::load_be64(code + pc + 1) >> s) >> s;
-            pc += len + 1;
-            return value;
-        }
-        p2i[pc] = i;
-        if (op == OP_JUMPDEST)
-            bits[pc / 64] |= std::uint64_t{1} << (pc % 64);
-        ++pc;
-        return 0;
-    };
     while (pc + pair_room <= n)
     {
         const auto pc_a = static_cast<std::uint32_t>(pc);
-        const std::uint8_t op_a = code[pc];
-        const auto loaded_a = fill.load(op_a);
-        const std::uint64_t value_a = step(op_a, inst);
+        const auto op_a = fill.load(code[pc]);
+        const std::uint64_t value_a = step(code, p2i, pc, n, inst, bits, 0);
         const auto pc_b = static_cast<std::uint32_t>(pc);
-        const std::uint8_t op_b = code[pc];
-        const auto loaded_b = fill.load(op_b);
-        const std::uint64_t value_b = step(op_b, inst + 1);
+        const auto op_b = fill.load(code[pc]);
+        const std::uint64_t value_b = step(code, p2i, pc, n, inst + 1, bits, 0);
         i2p[inst] = pc_a;
         i2p[inst + 1] = pc_b;
-        fill.store(inst, loaded_a, value_a, loaded_b, value_b);
+        fill.store(inst, op_a, value_a, op_b, value_b);
         inst += 2;
     }
-
     while (pc + step_room <= n)
     {
-        const auto pc_a = static_cast<std::uint32_t>(pc);
-        const std::uint8_t op = code[pc];
-        const auto loaded = fill.load(op);
-        const std::uint64_t value = step(op, inst);
-        i2p[inst] = pc_a;
-        fill.store(inst, loaded, value);
-        ++inst;
-    }
-
-    // Tail (pc may already be past n: a PUSH cut off by the end of the code).
-    std::uint8_t rest[step_room + 8] = {};  // the last bytes, then zeros for immediates
-    const std::size_t rest_start = pc;
-    if (pc < n)
-        std::memcpy(rest, code + pc, n - pc);
-    while (pc < n)
-    {
-        const std::uint8_t* const at = rest + (pc - rest_start);
-        const std::uint8_t op = *at;
         i2p[inst] = static_cast<std::uint32_t>(pc);
-        p2i[pc] = inst;
-        std::uint64_t value = 0;
-        if (is_push(op))
-        {
-            const std::size_t len = push_size(op);
-            const std::size_t data_end = pc + 1 + len < n ? pc + 1 + len : n;
-            for (std::size_t d = pc + 1; d < data_end; ++d)
-                p2i[d] = no_instruction;
-            const unsigned s = detail::push_value_shift[len];
-            value = (detail::load_be64(at + 1) >> s) >> s;
-            pc += len + 1;
-        }
-        else
-        {
-            if (op == OP_JUMPDEST)
-                bits[pc / 64] |= std::uint64_t{1} << (pc % 64);
-            ++pc;
-        }
-        fill.store(inst, fill.load(op), value);
+        const auto op = fill.load(code[pc]);
+        fill.store(inst, op, step(code, p2i, pc, n, inst, bits, 0));
         ++inst;
     }
-    // The implicit STOP at pc == n (a truncated PUSH left pc beyond n).
+    if (pc < n)  // else a PUSH took pc past n
+    {
+        const std::size_t start = pc;
+        const std::size_t left = n - start;
+        std::uint8_t rest[step_room + 8] = {};      // the last bytes, then zeros for immediates
+        std::uint32_t rest_entries[step_room + 3];  // pc_to_inst[start ..], and room for a store
+        std::memcpy(rest, code + start, left);
+        for (std::size_t k = 0; k < left; ++inst)
+        {
+            i2p[inst] = static_cast<std::uint32_t>(start + k);
+            const auto op = fill.load(rest[k]);
+            fill.store(inst, op, step(rest, rest_entries, k, left, inst, bits, start));
+        }
+        std::memcpy(p2i + start, rest_entries, left * sizeof(std::uint32_t));
+    }
+    // The implicit STOP at pc == n.
     i2p[inst] = static_cast<std::uint32_t>(n);
     p2i[n] = inst;
     fill.store(inst, fill.load(OP_STOP), 0);

@@ -39,7 +39,7 @@ struct CorpusEntry
     std::string name;                ///< file stem, e.g. "oz_erc20"
     std::vector<std::uint8_t> code;  ///< the decoded bytecode
     std::size_t instructions = 0;    ///< opcode positions, NOT counting the implicit STOP
-    std::size_t jumpdests = 0;       ///< 0x5B at an instruction start
+    std::size_t jumpdests = 0;       ///< JUMPDEST at an instruction start
     bool synthetic = false;          ///< under synthetic/: not a real contract
 };
 

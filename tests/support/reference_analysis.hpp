@@ -4,6 +4,8 @@
 
 #include <evmalloc/opcodes.hpp>
 
+#include "bytecode.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <random>
@@ -11,12 +13,6 @@
 
 namespace evmalloc::test
 {
-/// PUSHn, for n in 1..32.
-constexpr std::uint8_t op_push(int n) noexcept
-{
-    return static_cast<std::uint8_t>(OP_PUSH1 + n - 1);
-}
-
 /// What the analyses compute, in vectors, one byte at a time.
 struct Reference
 {
