@@ -2,6 +2,7 @@
 // boundary, truncated PUSHes, all-JUMPDEST and all-PUSH32 code), the corpus counts from
 // MANIFEST.tsv, buffer_too_small / code_too_large with the buffers untouched, and carve().
 #include <evmalloc/analysis.hpp>
+#include <evmalloc/tier.hpp>
 
 #include "catch.hpp"
 #include "support/corpus.hpp"

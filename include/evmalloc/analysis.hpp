@@ -42,7 +42,6 @@
 #include "config.hpp"
 #include "opcodes.hpp"
 #include "result.hpp"
-#include "tier.hpp"
 
 namespace evmalloc
 {
