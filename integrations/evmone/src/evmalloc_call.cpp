@@ -1,5 +1,5 @@
-// evmone on evmalloc: every baseline call runs in an evmalloc jumpdest frame.
-#include "evmalloc_frames.hpp"
+// evmone on evmalloc: one call's frame and the binding of an ExecutionState to it.
+#include "evmalloc_call.hpp"
 
 #include <memory_resource>
 #include <span>
