@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 
 #include <array>
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
