@@ -3,11 +3,14 @@
 
 // core
 #include "allocation.hpp"
+#include "code_hash.hpp"
 #include "config.hpp"
+#include "opcodes.hpp"
 #include "result.hpp"
 #include "sanitizer.hpp"
 #include "tier.hpp"
 #include "traits.hpp"
+#include "upstream.hpp"
 
 // resources
 #include "buffer_pool.hpp"
@@ -21,10 +24,13 @@
 // components
 #include "analysis.hpp"
 #include "instruction_array.hpp"
+#include "jumpdest_analysis.hpp"
 #include "memory.hpp"
+#include "padded_code.hpp"
 #include "stack.hpp"
 
 // frame
+#include "analysis_cache.hpp"
 #include "frame_layout.hpp"
 #include "frame_pool.hpp"
 #include "stack_frame.hpp"
