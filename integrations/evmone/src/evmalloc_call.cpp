@@ -1,8 +1,10 @@
 // evmone on evmalloc: one call's frame and the binding of an ExecutionState to it.
 #include "evmalloc_call.hpp"
 
+#include <cstdlib>
 #include <memory_resource>
 #include <span>
+#include <string_view>
 
 namespace evmalloc_evmone
 {
@@ -16,9 +18,19 @@ evmalloc::FramePoolConfig pool_config() noexcept
     config.memory_limit = Memory::limit;
     return config;
 }
+
+bool share_analyses() noexcept
+{
+    const char* v = std::getenv("EVMONE_EVMALLOC_CACHE");
+    return v == nullptr || std::string_view{v} != "0";
+}
 }  // namespace
 
-Frames::Frames() noexcept : pool_{std::pmr::new_delete_resource(), pool_config()} {}
+Frames::Frames() noexcept
+  : pool_{std::pmr::new_delete_resource(), pool_config()},
+    cache_{std::pmr::new_delete_resource(), {.max_bytes = std::size_t{64} << 20}},
+    share_{share_analyses()}
+{}
 
 evmc_status_code status_of(evmalloc::Errc error) noexcept
 {
@@ -37,7 +49,10 @@ CallFrame::CallFrame(Frames& frames, evmc::bytes_view code, bool eof_enabled) no
   : frames_{frames}
 {
     const bool eof = eof_enabled && evmone::is_eof_container(code);
-    evmalloc::Result<Frame> frame = Frame::init(eof ? 0 : code.size(), frames.pool_);
+    const std::span<const std::uint8_t> bytes{code.data(), code.size()};
+    const bool shared = !eof && frames.share_;
+    evmalloc::Result<Frame> frame = shared ? Frame::init(bytes, frames.pool_, frames.cache_) :
+                                             Frame::init(eof ? 0 : code.size(), frames.pool_);
     if (!frame) [[unlikely]]
     {
         status_ = status_of(frame.error());
@@ -51,11 +66,13 @@ CallFrame::CallFrame(Frames& frames, evmc::bytes_view code, bool eof_enabled) no
     }
     else
     {
-        if (const evmalloc::Result<void> r = frame_->prepare({code.data(), code.size()}); !r)
-            [[unlikely]]
+        if (!shared)
         {
-            status_ = status_of(r.error());
-            return;
+            if (const evmalloc::Result<void> r = frame_->prepare(bytes); !r) [[unlikely]]
+            {
+                status_ = status_of(r.error());
+                return;
+            }
         }
         const auto& a = frame_->analysis();
         // evmalloc's jumpdest bits are evmone's BitsetSpan layout: bit pc % 64 of word pc / 64.

@@ -12,11 +12,19 @@
 // EOF code is validated at deployment and needs neither padding nor jumpdest bits: its frame
 // holds the stack and the memory, and evmone's own EOF analysis reads the header.
 //
+// Shared analysis: legacy code is looked up in the VM's AnalysisCache by the verified key (an
+// EVMC VM is handed only the code bytes: the cache hashes them and compares them on a hit), so
+// a contract called again is not analysed again; the frame then holds only the stack. Setting
+// EVMONE_EVMALLOC_CACHE=0 in the environment before the VM is created gives the per-frame path
+// (every call copies and analyses its code into its own frame), for measuring one against the
+// other.
+//
 // The pool: max_code_size 2^32 - 2 (an EVMC VM runs any code it is given; above the largest
 // tier a frame gets an exactly sized buffer that is not kept) and auto_trim on (EVMC has no
 // end-of-transaction hook: the pool trims itself when the outermost call ends).
 #pragma once
 
+#include <evmalloc/analysis_cache.hpp>
 #include <evmalloc/frame_pool.hpp>
 #include <evmalloc/stack_frame.hpp>
 #include <intx/intx.hpp>
@@ -33,10 +41,11 @@ struct Traits
 
 using Frame = evmalloc::StackFrame<Traits>;
 using FramePool = evmalloc::FramePool<Traits>;
+using AnalysisCache = evmalloc::AnalysisCache<Traits>;
 
 class CallFrame;
 
-/// What an evmone VM holds: the pool every call takes its frame from.
+/// What an evmone VM holds: the pool every call takes its frame from, and the shared analyses.
 class Frames
 {
 public:
@@ -44,12 +53,17 @@ public:
 
     [[nodiscard]] FramePool& pool() noexcept { return pool_; }
     [[nodiscard]] const FramePool& pool() const noexcept { return pool_; }
+    [[nodiscard]] const AnalysisCache& cache() const noexcept { return cache_; }
+    /// False when EVMONE_EVMALLOC_CACHE=0 was set: every call analyses into its own frame.
+    [[nodiscard]] bool shares_analyses() const noexcept { return share_; }
 
 private:
     friend class CallFrame;
     friend class StateBinding;
 
     FramePool pool_;
+    AnalysisCache cache_;
+    bool share_;
     /// The CallFrame whose analysis the next baseline::execute(VM&, ...) runs, if any.
     CallFrame* pending_ = nullptr;
 };
