@@ -9,7 +9,9 @@
       ALLOCS_DIR/allocs-<variant>.jsonl (alloc_count) for the variants stock, evmalloc and
       evmalloc-perframe; writes OUT_DIR/{report.md,results.json,chart.png}.
 
-Ratio = stock time / evmalloc time, per round (the two ran back to back, pinned to one core);
+Times are Google Benchmark's CPU time per iteration (on a shared machine the wall time also
+counts the time the process waited for the core). Ratio = stock time / evmalloc time, per
+round (the variants ran back to back, pinned to one core);
 the report gives the median over rounds and the spread (min..max). Above 1: evmalloc faster.
 The baseline/analyse rows run evmone's own analysis in both builds (the same code): their
 spread is the noise floor.
@@ -48,7 +50,7 @@ def load_rounds(rounds_dir):
             for b in json.load(open(f))["benchmarks"]:
                 if b.get("run_type", "iteration") != "iteration" or "error_occurred" in b:
                     continue
-                times[variant].setdefault(b["name"], []).append(b["real_time"])
+                times[variant].setdefault(b["name"], []).append(b["cpu_time"])
                 units[b["name"]] = b["time_unit"]
     return times, units
 
@@ -106,7 +108,7 @@ def make_report(out_dir, rounds_dir, allocs_dir):
     rounds = max((r["shared"]["rounds"] for r in rows), default=0)
     md = ["# evmone on evmalloc: evmone-bench, stock / evmalloc", ""]
     md.append(f"{rounds} rounds; in each, the three builds run back to back (order rotating), "
-              "pinned to one core. **shared**: evmone on evmalloc as shipped (jumpdest frames, "
+              "pinned to one core; times are CPU time per iteration. **shared**: evmone on evmalloc as shipped (jumpdest frames, "
               "analyses shared by the verified key); **per-frame**: the same binary with "
               "EVMONE_EVMALLOC_CACHE=0 (every call copies and analyses its code into its frame). "
               "Ratio = stock time / evmalloc time, median over rounds, min..max in brackets; "
