@@ -106,7 +106,7 @@ bool matches_reference(const std::vector<std::uint8_t>& code)
 
 }  // namespace
 
-TEST_CASE("Analysis: calculate_allocation is the three buffers, 8-aligned, not growable")
+TEST_CASE("Analysis: calculate_allocation is the three buffers, 8-aligned, not growable", "[analysis]")
 {
     STATIC_REQUIRE(evmalloc::Component<Analysis>);
     // n = 0: one bit word + two tables of 1 entry = 8 + 4 + 4.
@@ -121,7 +121,7 @@ TEST_CASE("Analysis: calculate_allocation is the three buffers, 8-aligned, not g
     STATIC_REQUIRE(std::is_trivially_copyable_v<Analysis>);
 }
 
-TEST_CASE("Analysis: a hand-decoded example")
+TEST_CASE("Analysis: a hand-decoded example", "[analysis]")
 {
     // 0: PUSH2 5B 5B | 3: JUMPDEST | 4: PUSH1 00 | 6: JUMPI | 7: JUMPDEST | 8: implicit STOP
     const std::vector<std::uint8_t> code{op_push(2), OP_JUMPDEST, OP_JUMPDEST, OP_JUMPDEST, OP_PUSH1, 0x00, 0x57, OP_JUMPDEST};
@@ -145,7 +145,7 @@ TEST_CASE("Analysis: a hand-decoded example")
     CHECK(a->jumpdest_bits_span()[0] == ((std::uint64_t{1} << 3) | (std::uint64_t{1} << 7)));
 }
 
-TEST_CASE("Analysis: empty code is one implicit STOP")
+TEST_CASE("Analysis: empty code is one implicit STOP", "[analysis]")
 {
     Tables t{0};
     const std::vector<std::uint8_t> code;
@@ -160,7 +160,7 @@ TEST_CASE("Analysis: empty code is one implicit STOP")
     CHECK(t.jumpdest_bits[0] == 0);  // the one bit word was zeroed
 }
 
-TEST_CASE("Analysis: a default-constructed analysis answers safely")
+TEST_CASE("Analysis: a default-constructed analysis answers safely", "[analysis]")
 {
     const Analysis a;
     CHECK(a.instruction_count() == 0);
@@ -170,7 +170,7 @@ TEST_CASE("Analysis: a default-constructed analysis answers safely")
     CHECK(a.jumpdest_bits_span().empty());
 }
 
-TEST_CASE("Analysis: differential against the reference on random code")
+TEST_CASE("Analysis: differential against the reference on random code", "[analysis]")
 {
     std::mt19937_64 rng{0x5eed'ab1e};
     std::size_t checked = 0;
@@ -220,7 +220,7 @@ TEST_CASE("Analysis: differential against the reference on random code")
     CHECK(checked == 3000 + 300 + (3 * 6 * 2 + 3 * 2 * 3 + 2 * 2) + 500);
 }
 
-TEST_CASE("Analysis: a PUSH1..PUSH32 cut off by the end of the code counts once")
+TEST_CASE("Analysis: a PUSH1..PUSH32 cut off by the end of the code counts once", "[analysis]")
 {
     std::mt19937_64 rng{42};
     for (int k = 1; k <= 32; ++k)
@@ -264,7 +264,7 @@ TEST_CASE("Analysis: a PUSH1..PUSH32 cut off by the end of the code counts once"
     }
 }
 
-TEST_CASE("Analysis: all-JUMPDEST code")
+TEST_CASE("Analysis: all-JUMPDEST code", "[analysis]")
 {
     for (std::size_t n : {1U, 2U, 3U, 4U, 5U, 63U, 64U, 65U, 127U, 128U, 4096U, 131072U})
     {
@@ -292,7 +292,7 @@ TEST_CASE("Analysis: all-JUMPDEST code")
     }
 }
 
-TEST_CASE("Analysis: all-PUSH32 code")
+TEST_CASE("Analysis: all-PUSH32 code", "[analysis]")
 {
     for (std::size_t n : {1U, 32U, 33U, 34U, 66U, 100U, 4096U, 131072U})
     {
@@ -324,7 +324,7 @@ TEST_CASE("Analysis: all-PUSH32 code")
     CHECK(a->instruction_count() == 101);
 }
 
-TEST_CASE("Analysis: a buffer one element short is buffer_too_small, nothing written")
+TEST_CASE("Analysis: a buffer one element short is buffer_too_small, nothing written", "[analysis]")
 {
     for (std::size_t n : {0U, 1U, 100U, 4096U, 131072U})
     {
@@ -351,7 +351,7 @@ TEST_CASE("Analysis: a buffer one element short is buffer_too_small, nothing wri
     CHECK(std::all_of(big.pc_to_inst.begin() + 11, big.pc_to_inst.end(), [](auto v) { return v == sentinel32; }));
 }
 
-TEST_CASE("Analysis: code over max_analysable_size is code_too_large, nothing written")
+TEST_CASE("Analysis: code over max_analysable_size is code_too_large, nothing written", "[analysis]")
 {
     STATIC_REQUIRE(Analysis::max_analysable_size == 0xFFFFFFFE);
     // A span one byte over the limit, over a small buffer: the size is checked before anything
@@ -369,7 +369,7 @@ TEST_CASE("Analysis: code over max_analysable_size is code_too_large, nothing wr
     CHECK(b.error() == Errc::code_too_large);
 }
 
-TEST_CASE("Analysis: code larger than any tier is analysed")
+TEST_CASE("Analysis: code larger than any tier is analysed", "[analysis]")
 {
     // One byte over the largest tier: no longer refused (frames apply their own limit).
     const std::vector<std::uint8_t> over_tier(evmalloc::max_code_size + 1, OP_JUMPDEST);
@@ -384,7 +384,7 @@ TEST_CASE("Analysis: code larger than any tier is analysed")
     CHECK(matches_reference(random_code(rng, 6 * 1024 * 1024)));
 }
 
-TEST_CASE("Analysis: carve lays out bits, inst_to_pc, pc_to_inst in one block")
+TEST_CASE("Analysis: carve lays out bits, inst_to_pc, pc_to_inst in one block", "[analysis]")
 {
     for (std::size_t n : {0U, 1U, 63U, 64U, 4095U, 4096U, 24576U})
     {
@@ -423,7 +423,7 @@ TEST_CASE("Analysis: carve lays out bits, inst_to_pc, pc_to_inst in one block")
     CHECK(a.error() == Errc::buffer_too_small);
 }
 
-TEST_CASE("Analysis: the corpus matches MANIFEST.tsv")
+TEST_CASE("Analysis: the corpus matches MANIFEST.tsv", "[analysis]")
 {
     const auto dir = evmalloc::test::corpus_dir();
     if (!dir)
@@ -569,7 +569,7 @@ bool fused_matches_reference(const std::vector<std::uint8_t>& code)
 }
 }  // namespace
 
-TEST_CASE("Analysis with instruction arrays: differential against the reference on random code")
+TEST_CASE("Analysis with instruction arrays: differential against the reference on random code", "[analysis]")
 {
     std::mt19937_64 rng{0xf05e'd0'0e};
     std::size_t checked = 0;
@@ -613,7 +613,7 @@ TEST_CASE("Analysis with instruction arrays: differential against the reference 
     CHECK(checked == 201 * 12 + 800 + 100 + (3 * 5 + 2));
 }
 
-TEST_CASE("Analysis with instruction arrays: PUSH1..PUSH32 cut off by the end, after any prefix")
+TEST_CASE("Analysis with instruction arrays: PUSH1..PUSH32 cut off by the end, after any prefix", "[analysis]")
 {
     // A prefix of one-byte opcodes (ADD, JUMPDEST) so the PUSH starts an instruction, at every
     // distance from the start; then PUSHk with `present` of its k bytes.
@@ -643,7 +643,7 @@ TEST_CASE("Analysis with instruction arrays: PUSH1..PUSH32 cut off by the end, a
     CHECK(x.metadata[2] == 0);
 }
 
-TEST_CASE("Analysis with instruction arrays: all-JUMPDEST, all-PUSH8, all-PUSH32 code")
+TEST_CASE("Analysis with instruction arrays: all-JUMPDEST, all-PUSH8, all-PUSH32 code", "[analysis]")
 {
     for (std::size_t n : {0U, 1U, 8U, 9U, 10U, 41U, 42U, 43U, 64U, 65U, 100U, 4096U, 24576U, 131072U})
     {
@@ -670,7 +670,7 @@ TEST_CASE("Analysis with instruction arrays: all-JUMPDEST, all-PUSH8, all-PUSH32
     CHECK(x.metadata[20] == 0);
 }
 
-TEST_CASE("Analysis with instruction arrays: other Op and Metadata types")
+TEST_CASE("Analysis with instruction arrays: other Op and Metadata types", "[analysis]")
 {
     // An interpreter with 16-bit handler indices and 32-bit metadata (immediates truncated).
     std::array<std::uint16_t, 256> table{};
@@ -686,7 +686,7 @@ TEST_CASE("Analysis with instruction arrays: other Op and Metadata types")
     }
 }
 
-TEST_CASE("Analysis with instruction arrays: short arrays are buffer_too_small, nothing written")
+TEST_CASE("Analysis with instruction arrays: short arrays are buffer_too_small, nothing written", "[analysis]")
 {
     for (std::size_t n : {0U, 1U, 100U, 4096U})
     {

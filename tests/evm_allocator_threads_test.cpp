@@ -79,7 +79,7 @@ void churn(std::pmr::memory_resource* mr, unsigned seed, int rounds, Outcome& ou
 }
 }  // namespace
 
-TEST_CASE("two EvmAllocators used from two threads at once", "[evm_allocator][threads]")
+TEST_CASE("two EvmAllocators used from two threads at once", "[evm_allocator_threads][evm_allocator][threads]")
 {
     RecordingResource up0;
     RecordingResource up1;
@@ -117,7 +117,7 @@ TEST_CASE("two EvmAllocators used from two threads at once", "[evm_allocator][th
     CHECK(up1.check());
 }
 
-TEST_CASE("Synchronized<EvmAllocator> shared by four threads", "[evm_allocator][threads]")
+TEST_CASE("Synchronized<EvmAllocator> shared by four threads", "[evm_allocator_threads][evm_allocator][threads]")
 {
     RecordingResource up;
     {

@@ -23,7 +23,7 @@ struct alignas(16) Wide
 };
 }  // namespace
 
-TEST_CASE("InstructionArray: calculate_allocation is (n + 1) entries of T")
+TEST_CASE("InstructionArray: calculate_allocation is (n + 1) entries of T", "[instruction_array]")
 {
     using Op = evmalloc::DefaultTraits::Op;
     using Metadata = evmalloc::DefaultTraits::Metadata;
@@ -37,7 +37,7 @@ TEST_CASE("InstructionArray: calculate_allocation is (n + 1) entries of T")
     STATIC_REQUIRE(InstructionArray<std::uint32_t>::entries(24576) == 24577);
 }
 
-TEST_CASE("InstructionArray: view() is a span over the carved bytes")
+TEST_CASE("InstructionArray: view() is a span over the carved bytes", "[instruction_array]")
 {
     std::vector<std::uint64_t> storage(11, 0x1234);
     const auto bytes = std::as_writable_bytes(std::span{storage});

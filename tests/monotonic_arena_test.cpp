@@ -20,7 +20,7 @@ bool aligned(const void* p, std::size_t a)
 }
 }  // namespace
 
-TEST_CASE("MonotonicArena bumps with alignment and counts used and remaining", "[arena]")
+TEST_CASE("MonotonicArena bumps with alignment and counts used and remaining", "[monotonic_arena][arena]")
 {
     alignas(64) std::array<std::byte, 1024> buffer{};
     MonotonicArena arena{buffer};
@@ -39,7 +39,7 @@ TEST_CASE("MonotonicArena bumps with alignment and counts used and remaining", "
     CHECK_FALSE(arena.owns(buffer.data() + 2048));
 }
 
-TEST_CASE("MonotonicArena fails a request that does not fit, losing nothing", "[arena]")
+TEST_CASE("MonotonicArena fails a request that does not fit, losing nothing", "[monotonic_arena][arena]")
 {
     alignas(64) std::array<std::byte, 256> buffer{};
     MonotonicArena arena{buffer};
@@ -59,7 +59,7 @@ TEST_CASE("MonotonicArena fails a request that does not fit, losing nothing", "[
     CHECK(arena.try_allocate(0, 1) != nullptr);  // zero bytes at the very end
 }
 
-TEST_CASE("MonotonicArena reset takes everything back", "[arena]")
+TEST_CASE("MonotonicArena reset takes everything back", "[monotonic_arena][arena]")
 {
     alignas(64) std::array<std::byte, 512> buffer{};
     MonotonicArena arena{buffer};
@@ -77,7 +77,7 @@ TEST_CASE("MonotonicArena reset takes everything back", "[arena]")
     }
 }
 
-TEST_CASE("MonotonicArena honours every alignment on random requests", "[arena]")
+TEST_CASE("MonotonicArena honours every alignment on random requests", "[monotonic_arena][arena]")
 {
     std::vector<std::byte> storage(1 << 16);
     MonotonicArena arena{storage};
@@ -102,7 +102,7 @@ TEST_CASE("MonotonicArena honours every alignment on random requests", "[arena]"
     CHECK(arena.used() >= expected_min_used);
 }
 
-TEST_CASE("MonotonicArena as a std::pmr resource backs containers", "[arena]")
+TEST_CASE("MonotonicArena as a std::pmr resource backs containers", "[monotonic_arena][arena]")
 {
     std::vector<std::byte> storage(1 << 14);
     MonotonicArena arena{storage};
@@ -120,7 +120,7 @@ TEST_CASE("MonotonicArena as a std::pmr resource backs containers", "[arena]")
 }
 
 #if EVMALLOC_HAS_ASAN
-TEST_CASE("MonotonicArena poisons what it has not handed out", "[arena][asan]")
+TEST_CASE("MonotonicArena poisons what it has not handed out", "[monotonic_arena][arena][asan]")
 {
     alignas(64) std::array<std::byte, 256> buffer{};
     MonotonicArena arena{buffer};

@@ -27,7 +27,7 @@ struct Storage
 Word w(std::uint64_t v) { return Word::from(v); }
 }  // namespace
 
-TEST_CASE("Stack: calculate_allocation is 1024 words, whatever the code size")
+TEST_CASE("Stack: calculate_allocation is 1024 words, whatever the code size", "[stack]")
 {
     STATIC_REQUIRE(evmalloc::Component<Stack<>>);
     STATIC_REQUIRE(Stack<>::capacity == 1024);
@@ -36,7 +36,7 @@ TEST_CASE("Stack: calculate_allocation is 1024 words, whatever the code size")
     STATIC_REQUIRE(Stack<std::uint64_t>::calculate_allocation(7) == evmalloc::Allocation{8192, 8, false});
 }
 
-TEST_CASE("Stack: the library never writes storage it was not asked to")
+TEST_CASE("Stack: the library never writes storage it was not asked to", "[stack]")
 {
     Storage s;
     Stack<> stack{s.span()};
@@ -50,7 +50,7 @@ TEST_CASE("Stack: the library never writes storage it was not asked to")
     CHECK(s.words[1] == sentinel);
 }
 
-TEST_CASE("Stack: push and pop are LIFO")
+TEST_CASE("Stack: push and pop are LIFO", "[stack]")
 {
     Storage s;
     Stack<> stack{s.span()};
@@ -67,7 +67,7 @@ TEST_CASE("Stack: push and pop are LIFO")
     CHECK(stack.empty());
 }
 
-TEST_CASE("Stack: the 1025th push is stack_overflow and changes nothing")
+TEST_CASE("Stack: the 1025th push is stack_overflow and changes nothing", "[stack]")
 {
     Storage s;
     Stack<> stack{s.span()};
@@ -94,7 +94,7 @@ TEST_CASE("Stack: the 1025th push is stack_overflow and changes nothing")
     CHECK(s.guard_intact());
 }
 
-TEST_CASE("Stack: pop on empty is stack_underflow and changes nothing")
+TEST_CASE("Stack: pop on empty is stack_underflow and changes nothing", "[stack]")
 {
     Storage s;
     Stack<> stack{s.span()};
@@ -112,7 +112,7 @@ TEST_CASE("Stack: pop on empty is stack_underflow and changes nothing")
     CHECK(stack.size() == 1);
 }
 
-TEST_CASE("Stack: unchecked push/pop, top, peek, clear")
+TEST_CASE("Stack: unchecked push/pop, top, peek, clear", "[stack]")
 {
     Storage s;
     Stack<> stack{s.span()};
@@ -141,7 +141,7 @@ TEST_CASE("Stack: unchecked push/pop, top, peek, clear")
     CHECK(s.guard_intact());
 }
 
-TEST_CASE("Stack: dup(n) pushes a copy of the n-th item (EVM DUP1..DUP16)")
+TEST_CASE("Stack: dup(n) pushes a copy of the n-th item (EVM DUP1..DUP16)", "[stack]")
 {
     for (std::size_t n = 1; n <= 16; ++n)
     {
@@ -167,7 +167,7 @@ TEST_CASE("Stack: dup(n) pushes a copy of the n-th item (EVM DUP1..DUP16)")
     CHECK(s.guard_intact());
 }
 
-TEST_CASE("Stack: swap(n) exchanges the top with the item n below (EVM SWAP1..SWAP16)")
+TEST_CASE("Stack: swap(n) exchanges the top with the item n below (EVM SWAP1..SWAP16)", "[stack]")
 {
     for (std::size_t n = 1; n <= 16; ++n)
     {
