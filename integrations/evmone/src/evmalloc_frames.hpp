@@ -1,0 +1,71 @@
+// evmone on evmalloc: every baseline call runs in an evmalloc jumpdest frame (see also
+// evmalloc_call.hpp).
+//
+// The evmone VM holds a Frames (evmone.patch adds the member to evmone::VM). A call through
+// EVMC (baseline::execute(evmc_vm*, ...)) builds a CallFrame: one jumpdest frame from the VM's
+// FramePool holding the call's stack, its padded copy of the code and the jumpdest bits, plus
+// a pooled evmalloc::Memory; evmone's CodeAnalysis views the padded code and the bits. Then
+// baseline::execute(VM&, ..., analysis) binds the depth's ExecutionState to that frame for the
+// call (StateBinding). A caller that analysed the code itself (baseline::analyze, as
+// evmone-bench's "execute" rows do) gets a frame for the stack and memory only.
+//
+// EOF code is validated at deployment and needs neither padding nor jumpdest bits: its frame
+// holds the stack and the memory, and evmone's own EOF analysis reads the header.
+//
+// Shared analysis: legacy code is looked up in the VM's AnalysisCache by the verified key (an
+// EVMC VM is handed only the code bytes: the cache hashes them and compares them on a hit), so
+// a contract called again is not analysed again; the frame then holds only the stack. Setting
+// EVMONE_EVMALLOC_CACHE=0 in the environment before the VM is created gives the per-frame path
+// (every call copies and analyses its code into its own frame), for measuring one against the
+// other.
+//
+// The pool: max_code_size 2^32 - 2 (an EVMC VM runs any code it is given; above the largest
+// tier a frame gets an exactly sized buffer that is not kept) and auto_trim on (EVMC has no
+// end-of-transaction hook: the pool trims itself when the outermost call ends).
+#pragma once
+
+#include <evmalloc/analysis_cache.hpp>
+#include <evmalloc/frame_pool.hpp>
+#include <evmalloc/stack_frame.hpp>
+#include <intx/intx.hpp>
+
+namespace evmalloc_evmone
+{
+/// evmone's word, and a jumpdest frame: no instruction arrays.
+struct Traits
+{
+    using Word = intx::uint256;
+    using Op = void;
+    using Metadata = void;
+};
+
+using Frame = evmalloc::StackFrame<Traits>;
+using FramePool = evmalloc::FramePool<Traits>;
+using AnalysisCache = evmalloc::AnalysisCache<Traits>;
+
+class CallFrame;
+
+/// What an evmone VM holds: the pool every call takes its frame from, and the shared analyses.
+class Frames
+{
+public:
+    Frames() noexcept;
+
+    [[nodiscard]] FramePool& pool() noexcept { return pool_; }
+    [[nodiscard]] const FramePool& pool() const noexcept { return pool_; }
+    [[nodiscard]] const AnalysisCache& cache() const noexcept { return cache_; }
+    /// False when EVMONE_EVMALLOC_CACHE=0 was set: every call analyses into its own frame.
+    [[nodiscard]] bool shares_analyses() const noexcept { return share_; }
+
+private:
+    friend class CallFrame;
+    friend class StateBinding;
+
+    FramePool pool_;
+    AnalysisCache cache_;
+    bool share_;
+    /// The CallFrame whose analysis the next baseline::execute(VM&, ...) runs, if any.
+    CallFrame* pending_ = nullptr;
+};
+
+}  // namespace evmalloc_evmone

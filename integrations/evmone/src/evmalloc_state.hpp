@@ -1,0 +1,222 @@
+// evmone on evmalloc: the EVM memory and the stack of an evmone ExecutionState.
+//
+// evmone keeps one ExecutionState per call depth and reuses it. With evmone.patch its `memory`
+// and `stack_space` members have the two types below. While a baseline call runs, both are
+// bound to the call's evmalloc frame (evmalloc_frames.hpp): the stack is the frame's stack
+// storage and the memory is the frame's evmalloc::Memory, grown gas-first. An ExecutionState
+// used outside a frame (evmone's advanced interpreter, tests that build one by hand) gets
+// storage of its own on first use, as stock evmone's does.
+//
+// Both keep evmone's interface (bottom(); operator[], data(), size(), clear(), grow()), so
+// evmone's instructions are unchanged; operator[] and size() read cached copies, as cheap as
+// evmone's own Memory.
+#pragma once
+
+#include <evmalloc/memory.hpp>
+#include <intx/intx.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <utility>
+
+namespace evmalloc_evmone
+{
+/// The EVM memory of one ExecutionState: evmone's Memory interface over an evmalloc::Memory,
+/// the call's frame's while a call runs (bind), else one of its own.
+class Memory
+{
+public:
+    /// The limit of every evmalloc::Memory used here: evmone refuses any memory offset above
+    /// 2^32 - 1 (instructions.hpp max_buffer_size), so the limit never refuses what gas pays for.
+    static constexpr std::size_t limit = std::size_t{1} << 33;
+
+    Memory() noexcept = default;
+    Memory(const Memory&) = delete;
+    Memory& operator=(const Memory&) = delete;
+
+    Memory(Memory&& other) noexcept
+      : bound_{std::exchange(other.bound_, nullptr)},
+        data_{std::exchange(other.data_, empty_data())},
+        size_{std::exchange(other.size_, 0)},
+        own_{std::move(other.own_)}
+    {
+        other.own_.reset();
+    }
+
+    Memory& operator=(Memory&& other) noexcept
+    {
+        if (this != &other)
+        {
+            bound_ = std::exchange(other.bound_, nullptr);
+            data_ = std::exchange(other.data_, empty_data());
+            size_ = std::exchange(other.size_, 0);
+            own_ = std::move(other.own_);
+            other.own_.reset();
+        }
+        return *this;
+    }
+
+    ~Memory() = default;
+
+    std::uint8_t& operator[](std::size_t index) noexcept { return data_[index]; }
+
+    /// Never null.
+    [[nodiscard]] const std::uint8_t* data() const noexcept { return data_; }
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+    /// Charges, then grows (evmalloc's gas-first expand): makes the first `new_size` bytes
+    /// addressable when `gas_left` pays for the expansion.
+    /// \returns gas_left minus the expansion's gas; negative when it did not pay (nothing grew
+    ///          then) or when the memory could not grow (limit passed, upstream failed).
+    [[nodiscard]] std::int64_t charge_and_grow(std::int64_t gas_left, std::uint64_t new_size) noexcept
+    {
+        evmalloc::Memory& m = target();
+        const evmalloc::Result<std::uint64_t> gas = m.expand(0, new_size, gas_left);
+        if (!gas) [[unlikely]]
+            return failed_growth(m, gas_left, new_size);
+        data_ = m.data();
+        size_ = m.size();
+        return gas_left - static_cast<std::int64_t>(*gas);
+    }
+
+    /// evmone's Memory::grow(): grows to `new_size` (a multiple of 32) with no gas; used by
+    /// evmone's tests on an ExecutionState. Terminates if the memory cannot grow, as evmone's does.
+    void grow(std::size_t new_size) noexcept
+    {
+        evmalloc::Memory& m = target();
+        if (!m.expand(0, new_size)) [[unlikely]]
+            std::terminate();
+        data_ = m.data();
+        size_ = m.size();
+    }
+
+    /// Size 0, capacity kept.
+    void clear() noexcept
+    {
+        size_ = 0;
+        if (bound_ != nullptr)
+            bound_->clear();
+        else if (own_)
+            own_->clear();
+    }
+
+    /// Uses `memory` (a frame's, cleared) until unbind().
+    void bind(evmalloc::Memory& memory) noexcept
+    {
+        bound_ = &memory;
+        data_ = memory.data();
+        size_ = memory.size();
+    }
+
+    /// Back to the memory of its own (empty if it never had one).
+    void unbind() noexcept
+    {
+        bound_ = nullptr;
+        data_ = own_ ? own_->data() : empty_data();
+        size_ = own_ ? own_->size() : 0;
+    }
+
+private:
+    static std::uint8_t* empty_data() noexcept
+    {
+        alignas(32) static std::uint8_t empty[32]{};
+        return empty;
+    }
+
+    evmalloc::Memory& target() noexcept
+    {
+        if (bound_ != nullptr) [[likely]]
+            return *bound_;
+        if (!own_) [[unlikely]]
+            own_.emplace(std::pmr::new_delete_resource(), limit);
+        return *own_;
+    }
+
+    [[gnu::cold, gnu::noinline]] static std::int64_t failed_growth(
+        const evmalloc::Memory& m, std::int64_t gas_left, std::uint64_t new_size) noexcept
+    {
+        // Out of gas: report what the expansion would have cost, as evmone does.
+        const evmalloc::Result<std::uint64_t> gas = m.expansion_gas(0, new_size);
+        if (gas && *gas <= static_cast<std::uint64_t>(INT64_MAX))
+        {
+            const std::int64_t rest = gas_left - static_cast<std::int64_t>(*gas);
+            if (rest < 0)
+                return rest;
+        }
+        return -1;
+    }
+
+    evmalloc::Memory* bound_ = nullptr;
+    std::uint8_t* data_ = empty_data();
+    std::size_t size_ = 0;
+    std::optional<evmalloc::Memory> own_;
+};
+
+/// The EVM stack storage of one ExecutionState: evmone's StackSpace interface (bottom()), the
+/// call's frame's stack while a call runs (bind), else 1024 words of its own.
+class StackSpace
+{
+public:
+    /// The maximum number of EVM stack items (evmone's StackSpace::limit).
+    static constexpr auto limit = 1024;
+
+    StackSpace() noexcept = default;
+    StackSpace(const StackSpace&) = delete;
+    StackSpace& operator=(const StackSpace&) = delete;
+
+    StackSpace(StackSpace&& other) noexcept
+      : bottom_{std::exchange(other.bottom_, nullptr)}, own_{std::move(other.own_)}
+    {}
+
+    StackSpace& operator=(StackSpace&& other) noexcept
+    {
+        if (this != &other)
+        {
+            bottom_ = std::exchange(other.bottom_, nullptr);
+            own_ = std::move(other.own_);
+        }
+        return *this;
+    }
+
+    ~StackSpace() = default;
+
+    /// The bottom of the stack: item i (0 = bottom) is bottom()[i]; room for `limit` items.
+    [[nodiscard]] intx::uint256* bottom() noexcept
+    {
+        if (bottom_ == nullptr) [[unlikely]]
+            bottom_ = own_bottom();
+        return bottom_;
+    }
+
+    /// Uses `storage` (at least `limit` words) until unbind().
+    void bind(intx::uint256* storage) noexcept { bottom_ = storage; }
+
+    /// Back to the storage of its own (taken on first use).
+    void unbind() noexcept { bottom_ = own_.get(); }
+
+private:
+    struct Free
+    {
+        void operator()(intx::uint256* p) const noexcept { std::free(p); }
+    };
+
+    [[gnu::cold, gnu::noinline]] intx::uint256* own_bottom() noexcept
+    {
+        if (!own_)
+        {
+            void* p = std::aligned_alloc(sizeof(intx::uint256), limit * sizeof(intx::uint256));
+            if (p == nullptr)
+                std::terminate();
+            own_.reset(static_cast<intx::uint256*>(p));
+        }
+        return own_.get();
+    }
+
+    intx::uint256* bottom_ = nullptr;
+    std::unique_ptr<intx::uint256, Free> own_;
+};
+}  // namespace evmalloc_evmone
