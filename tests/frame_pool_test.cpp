@@ -144,7 +144,13 @@ TEST_CASE("FramePool reports out_of_memory when upstream throws or returns nullp
           "[frame_pool]")
 {
     RecordingResource upstream;
+    // An upstream returning nullptr breaks libstdc++'s returns_nonnull allocate(): UBSan (the
+    // asan preset) reports it, so the sanitized build tries only the throwing upstream.
+#if EVMALLOC_HAS_ASAN
+    const bool returns_nullptr = false;
+#else
     const bool returns_nullptr = GENERATE(false, true);
+#endif
     CAPTURE(returns_nullptr);
     upstream.return_nullptr_on_failure(returns_nullptr);
     Pool pool{&upstream};

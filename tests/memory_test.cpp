@@ -366,7 +366,11 @@ TEST_CASE("Memory: past limit() is memory_limit_exceeded, nothing changed", "[me
 TEST_CASE("Memory: an upstream that throws or returns nullptr is out_of_memory, nothing changed", "[memory]")
 {
     RecordingResource res;
+    // An upstream returning nullptr breaks libstdc++'s returns_nonnull allocate(): UBSan (the
+    // asan preset) reports it, so the sanitized build tries only the throwing upstream.
+#if !EVMALLOC_HAS_ASAN
     res.fail_with_nullptr = GENERATE(false, true);
+#endif
     CAPTURE(res.fail_with_nullptr);
     SECTION("on the first growth")
     {
