@@ -1,0 +1,432 @@
+// Fuzz target `frames`: random trees of nested calls on one FramePool: calls of any code
+// size (every tier, and above max_code_size), returns, early releases of frames below the
+// top (also by move assignment), memory growth, stack use, re-prepare, trim(), with the
+// upstream failing where the input says. Against a model of the pool: every failure is the
+// Errc it must be (code_too_large, call_depth_exceeded, out_of_memory) with the pool's state
+// unchanged; active / peak / buffers_allocated / retained per tier / retained Memory objects
+// / bytes_retained exact; buffers and Memory objects reused LIFO with their capacity (cut by
+// memory_retain_limit); trim() keeping the most recent ones; retained buffers poisoned; each
+// frame's stack and memory its own (patterns kept); every prepared frame's analysis, ops
+// and metadata equal to the reference decoder's; the upstream holding exactly what the
+// frames and the pool hold. The input's first bytes are the code the calls run (a contract
+// from the corpus is a good seed).
+#include "check.hpp"
+#include "reference.hpp"
+
+#include <evmalloc/stack_frame.hpp>
+#include <support/op_table.hpp>
+#include <support/pool_state.hpp>
+#include <support/recording_resource.hpp>
+
+#include <fuzzer/FuzzedDataProvider.h>
+#include <sanitizer/asan_interface.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <vector>
+
+namespace
+{
+using evmalloc::Errc;
+using evmalloc::FramePool;
+using evmalloc::FramePoolConfig;
+using evmalloc::Memory;
+using evmalloc::StackFrame;
+using evmalloc::Tier;
+using evmalloc::test::RecordingResource;
+using Frame = StackFrame<>;
+using Pool = FramePool<>;
+
+struct Call
+{
+    Frame frame;
+    std::span<const std::uint8_t> code;  // what it was last prepared with
+    std::uint8_t tag;
+    std::size_t stack_items = 0;
+};
+
+struct FreeMemory
+{
+    const Memory* memory;  // nullptr: the model has not seen where this slot is
+    std::size_t capacity;
+};
+
+FUZZ_NO_COVERAGE bool filled(const std::uint8_t* p, std::size_t n, std::uint8_t tag)
+{
+    return std::all_of(p, p + n, [tag](std::uint8_t x) { return x == tag; });
+}
+
+class Harness
+{
+public:
+    Harness(RecordingResource& rec, FramePoolConfig config, std::span<const std::uint8_t> code)
+      : rec_{rec}, config_{config}, code_{code}, pool_{&rec, config}
+    {}
+
+    ~Harness()
+    {
+        while (!calls_.empty())
+            release(calls_.size() - 1, false);
+        pool_.trim();
+    }
+
+    void step(FuzzedDataProvider& in)
+    {
+        const bool failing = in.ConsumeIntegral<std::uint8_t>() < 40;
+        switch (in.ConsumeIntegralInRange<int>(0, 11))
+        {
+        case 0:
+        case 1:
+        case 2:
+            call(in, failing);
+            break;
+        case 3:
+        case 4:
+            if (!calls_.empty())
+                release(calls_.size() - 1, false);
+            break;
+        case 5:
+            if (!calls_.empty())
+                release(in.ConsumeIntegralInRange<std::size_t>(0, calls_.size() - 1), in.ConsumeBool());
+            break;
+        case 6:
+        case 7:
+            if (!calls_.empty())
+                grow(pick(in), in, failing);
+            break;
+        case 8:
+            if (!calls_.empty())
+                use_stack(pick(in), in);
+            break;
+        case 9:
+            if (!calls_.empty())
+                reprepare(pick(in), in);
+            break;
+        default:
+            trim();
+            break;
+        }
+        check();
+    }
+
+private:
+    std::size_t pick(FuzzedDataProvider& in) const
+    {
+        return in.ConsumeBool() ? calls_.size() - 1 : in.ConsumeIntegralInRange<std::size_t>(0, calls_.size() - 1);
+    }
+
+    std::span<const std::uint8_t> pick_code(FuzzedDataProvider& in, std::size_t max) const
+    {
+        const std::size_t start = in.ConsumeIntegralInRange<std::size_t>(0, code_.size());
+        const std::size_t len = in.ConsumeIntegralInRange<std::size_t>(0, std::min(max, code_.size() - start));
+        return code_.subspan(start, len);
+    }
+
+    FUZZ_NO_COVERAGE static Tier expected_tier(std::size_t n)
+    {
+        for (const Tier t : evmalloc::all_tiers)
+            if (n <= evmalloc::code_capacity(t))
+                return t;
+        return Tier::kb128;
+    }
+
+    FUZZ_NO_COVERAGE void call(FuzzedDataProvider& in, bool failing)
+    {
+        // The size the frame is asked for: mostly the small tiers, sometimes above the limit.
+        static constexpr std::size_t tier_weights[] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6};
+        const std::size_t choice = tier_weights[in.ConsumeIntegralInRange<std::size_t>(0, std::size(tier_weights) - 1)];
+        const std::span<const std::uint8_t> code = pick_code(in, 4096);
+        std::size_t size = code.size();
+        if (choice == 6)
+            size = evmalloc::max_code_size + 1 + in.ConsumeIntegralInRange<std::size_t>(0, 1000);
+        else if (in.ConsumeBool())
+        {
+            const std::size_t cap = evmalloc::code_capacity(static_cast<Tier>(choice));
+            size = std::max(size, in.ConsumeIntegralInRange<std::size_t>(cap / 2, cap));
+        }
+
+        const evmalloc::test::PoolState before = evmalloc::test::state_of(pool_);
+        const std::size_t live_before = rec_.live_count();
+        const Tier tier = expected_tier(size);
+        const std::size_t t = evmalloc::tier_index(tier);
+        rec_.set_failing(failing);
+        auto frame = Frame::init(size, pool_);
+        rec_.set_failing(false);
+
+        Errc expected{};
+        bool fails = true;
+        if (size > evmalloc::max_code_size)
+            expected = Errc::code_too_large;
+        else if (calls_.size() >= config_.max_frames)
+            expected = Errc::call_depth_exceeded;
+        else if (failing && (buffers_[t].empty() || memories_.empty()))
+            expected = Errc::out_of_memory;
+        else
+            fails = false;
+        if (fails)
+        {
+            FUZZ_CHECK(!frame.has_value() && frame.error() == expected);
+            FUZZ_CHECK(evmalloc::test::state_of(pool_) == before);
+            FUZZ_CHECK(rec_.live_count() == live_before);
+            return;
+        }
+        FUZZ_CHECK(frame.has_value());
+        FUZZ_CHECK(frame->tier() == tier && frame->buffer_size() == evmalloc::frame_buffer_size<>(tier));
+        FUZZ_CHECK(!frame->is_prepared() && frame->stack().empty());
+        auto* const buffer = reinterpret_cast<std::uint8_t*>(frame->stack().data());
+        FUZZ_CHECK(reinterpret_cast<std::uintptr_t>(buffer) % evmalloc::frame_buffer_alignment == 0);
+        FUZZ_CHECK(!__asan_region_is_poisoned(buffer, frame->buffer_size()));
+        if (!buffers_[t].empty())
+        {
+            FUZZ_CHECK(buffers_[t].back() == buffer);  // LIFO: the one released last
+            buffers_[t].pop_back();
+        }
+        else
+            ++allocated_;
+        const Memory& m = frame->memory();
+        FUZZ_CHECK(m.size() == 0 && m.limit() == config_.memory_limit);
+        if (!memories_.empty())
+        {
+            FUZZ_CHECK(memories_.back().memory == nullptr || memories_.back().memory == &m);
+            FUZZ_CHECK(m.capacity() == memories_.back().capacity);
+            memories_.pop_back();
+        }
+        else
+            FUZZ_CHECK(m.capacity() == 0);
+        peak_ = std::max(peak_, calls_.size() + 1);
+
+        const std::uint8_t tag = static_cast<std::uint8_t>(++tags_);
+        calls_.push_back({std::move(*frame), {}, tag, 0});
+        prepare(calls_.back(), code);
+    }
+
+    FUZZ_NO_COVERAGE void prepare(Call& c, std::span<const std::uint8_t> code)
+    {
+        const auto r = c.frame.prepare(code, evmalloc::test::distinct_op_table());
+        FUZZ_CHECK(r.has_value() && c.frame.is_prepared());
+        c.code = code;
+        check_prepared(c);
+    }
+
+    FUZZ_NO_COVERAGE void check_prepared(const Call& c) const
+    {
+        const auto ref = evmalloc::fuzz::reference_decode(c.code);
+        const evmalloc::Analysis& a = c.frame.analysis();
+        const auto& table = evmalloc::test::distinct_op_table();
+        FUZZ_CHECK(a.code().data() == c.code.data() && a.code().size() == c.code.size());
+        FUZZ_CHECK(a.instruction_count() == ref.inst_to_pc.size());
+        FUZZ_CHECK(c.frame.ops().size() == ref.inst_to_pc.size() && c.frame.metadata().size() == ref.inst_to_pc.size());
+        for (std::size_t i = 0; i < ref.inst_to_pc.size(); ++i)
+        {
+            FUZZ_CHECK(a.inst_to_pc(i) == ref.inst_to_pc[i]);
+            FUZZ_CHECK(c.frame.ops()[i] == table[ref.opcode[i]]);
+            FUZZ_CHECK(c.frame.metadata()[i] == ref.push_value[i]);
+        }
+        for (std::size_t pc = 0; pc <= c.code.size(); ++pc)
+            FUZZ_CHECK(a.pc_to_inst(pc) == ref.pc_to_inst[pc]);
+        for (std::size_t pc = 0; pc < c.code.size(); ++pc)
+            FUZZ_CHECK(a.is_jumpdest(pc) == ref.jumpdest[pc]);
+        FUZZ_CHECK(!a.is_jumpdest(c.code.size()) && !a.is_jumpdest(~std::uint64_t{0}));
+    }
+
+    // Code of the frame's tier again, or code too large for it (nothing changes then).
+    FUZZ_NO_COVERAGE void reprepare(std::size_t i, FuzzedDataProvider& in)
+    {
+        Call& c = calls_[i];
+        if (in.ConsumeBool())
+        {
+            const std::size_t over = evmalloc::code_capacity(c.frame.tier()) + 1;
+            static const std::vector<std::uint8_t> big(evmalloc::max_code_size + 2, 0x5B);
+            const auto r = c.frame.prepare(std::span{big}.first(over), evmalloc::test::distinct_op_table());
+            FUZZ_CHECK(!r.has_value() && r.error() == Errc::code_too_large);
+            FUZZ_CHECK(c.frame.is_prepared());
+            check_prepared(c);
+            return;
+        }
+        prepare(c, pick_code(in, evmalloc::code_capacity(c.frame.tier())));
+    }
+
+    FUZZ_NO_COVERAGE void grow(std::size_t i, FuzzedDataProvider& in, bool failing)
+    {
+        Call& c = calls_[i];
+        Memory& m = c.frame.memory();
+        const std::size_t size = m.size();
+        const std::uint64_t offset = in.ConsumeBool() ? in.ConsumeIntegralInRange<std::uint64_t>(0, 70000)
+                                                      : in.ConsumeIntegral<std::uint64_t>();
+        const std::uint64_t length = in.ConsumeIntegralInRange<std::uint64_t>(0, 2048);
+        rec_.set_failing(failing);
+        const auto r = m.expand(offset, length);
+        rec_.set_failing(false);
+        const unsigned __int128 end = static_cast<unsigned __int128>(offset) + length;
+        const unsigned __int128 needed = (end + 31) / 32 * 32;
+        if (length == 0 || end <= size)
+            FUZZ_CHECK(r.has_value() && m.size() == size);
+        else if (needed > config_.memory_limit)
+            FUZZ_CHECK(!r.has_value() && r.error() == Errc::memory_limit_exceeded && m.size() == size);
+        else if (!r.has_value())
+            FUZZ_CHECK(failing && r.error() == Errc::out_of_memory && m.size() == size);
+        else
+            FUZZ_CHECK(m.size() == needed && filled(m.data() + size, m.size() - size, 0));
+        // The frame's memory holds its own tag everywhere.
+        if (m.size() != 0)
+        {
+            FUZZ_CHECK(size == 0 || filled(m.data(), size, c.tag));
+            std::memset(m.data(), c.tag, m.size());
+        }
+    }
+
+    FUZZ_NO_COVERAGE void use_stack(std::size_t i, FuzzedDataProvider& in)
+    {
+        Call& c = calls_[i];
+        auto& stack = c.frame.stack();
+        FUZZ_CHECK(stack.size() == c.stack_items);
+        const std::size_t n = in.ConsumeIntegralInRange<std::size_t>(0, 40);
+        if (in.ConsumeBool())
+        {
+            for (std::size_t k = 0; k < n; ++k)
+            {
+                const auto r = stack.push(evmalloc::Word::from(c.tag));
+                if (c.stack_items == stack.capacity)
+                {
+                    FUZZ_CHECK(!r.has_value() && r.error() == Errc::stack_overflow);
+                    break;
+                }
+                FUZZ_CHECK(r.has_value());
+                ++c.stack_items;
+            }
+        }
+        else
+        {
+            for (std::size_t k = 0; k < n; ++k)
+            {
+                const auto r = stack.pop();
+                if (c.stack_items == 0)
+                {
+                    FUZZ_CHECK(!r.has_value() && r.error() == Errc::stack_underflow);
+                    break;
+                }
+                FUZZ_CHECK(r.has_value() && *r == evmalloc::Word::from(c.tag));
+                --c.stack_items;
+            }
+        }
+    }
+
+    // Releases frame i: by its destructor, or by move-assigning the top frame over it.
+    FUZZ_NO_COVERAGE void release(std::size_t i, bool by_assignment)
+    {
+        Call& c = calls_[i];
+        Memory& m = c.frame.memory();
+        FUZZ_CHECK(filled(m.data() == nullptr ? nullptr : m.data(), m.size(), c.tag));
+        FUZZ_CHECK(c.frame.stack().size() == c.stack_items);
+        for (std::size_t k = 0; k < c.stack_items; ++k)
+            FUZZ_CHECK(c.frame.stack().data()[k] == evmalloc::Word::from(c.tag));
+        const std::size_t capacity = m.capacity();
+        const Memory* const memory = &m;
+        auto* const buffer = reinterpret_cast<std::uint8_t*>(c.frame.stack().data());
+        const std::size_t size = c.frame.buffer_size();
+        const std::size_t t = evmalloc::tier_index(c.frame.tier());
+
+        if (by_assignment && i + 1 < calls_.size())
+        {
+            c.frame = std::move(calls_.back().frame);
+            c.code = calls_.back().code;
+            c.tag = calls_.back().tag;
+            c.stack_items = calls_.back().stack_items;
+            FUZZ_CHECK(!calls_.back().frame.is_prepared());
+            calls_.pop_back();
+            check_prepared(c);
+        }
+        else
+            calls_.erase(calls_.begin() + static_cast<std::ptrdiff_t>(i));
+
+        buffers_[t].push_back(buffer);
+        memories_.push_back({memory, capacity > config_.memory_retain_limit ? 0 : capacity});
+        FUZZ_CHECK(__asan_address_is_poisoned(buffer) && __asan_address_is_poisoned(buffer + size - 1));
+    }
+
+    FUZZ_NO_COVERAGE void trim()
+    {
+        pool_.trim();
+        for (auto& list : buffers_)
+            if (list.size() > config_.retain_per_tier)
+                list.erase(list.begin(), list.end() - static_cast<std::ptrdiff_t>(config_.retain_per_tier));
+        if (memories_.size() > config_.retain_per_tier)
+            memories_.erase(memories_.begin(), memories_.end() - static_cast<std::ptrdiff_t>(config_.retain_per_tier));
+    }
+
+    FUZZ_NO_COVERAGE void check() const
+    {
+        FUZZ_CHECK(pool_.active() == calls_.size());
+        FUZZ_CHECK(pool_.peak_active() == peak_);
+        FUZZ_CHECK(pool_.buffers_allocated() == allocated_);
+        std::size_t bytes = 0;
+        std::size_t live = 0;
+        for (const Tier t : evmalloc::all_tiers)
+        {
+            const auto& list = buffers_[evmalloc::tier_index(t)];
+            FUZZ_CHECK(pool_.retained(t) == list.size());
+            bytes += list.size() * evmalloc::frame_buffer_size<>(t);
+            live += list.size();
+        }
+        FUZZ_CHECK(pool_.retained_memories() == memories_.size());
+        for (const FreeMemory& f : memories_)
+        {
+            bytes += sizeof(Pool::MemorySlot) + f.capacity;
+            live += 1 + (f.capacity != 0 ? 1 : 0);
+        }
+        FUZZ_CHECK(pool_.bytes_retained() == bytes);
+        // The upstream holds the live frames' buffers, Memory slots and storage, and what the
+        // pool retains: nothing else.
+        for (const Call& c : calls_)
+        {
+            bytes += c.frame.buffer_size() + sizeof(Pool::MemorySlot) + c.frame.memory().capacity();
+            live += 2 + (c.frame.memory().capacity() != 0 ? 1 : 0);
+        }
+        FUZZ_CHECK(rec_.live_bytes() == bytes && rec_.live_count() == live);
+    }
+
+    RecordingResource& rec_;
+    FramePoolConfig config_;
+    std::span<const std::uint8_t> code_;
+    Pool pool_;
+    std::vector<Call> calls_;
+    std::array<std::vector<std::uint8_t*>, evmalloc::tier_count> buffers_;
+    std::vector<FreeMemory> memories_;
+    std::size_t peak_ = 0;
+    std::size_t allocated_ = 0;
+    unsigned tags_ = 0;
+};
+
+FramePoolConfig pick_config(FuzzedDataProvider& in)
+{
+    FramePoolConfig c;
+    c.max_frames = in.ConsumeIntegral<std::uint8_t>() < 8 ? 1025 : in.ConsumeIntegralInRange<std::size_t>(0, 24);
+    c.retain_per_tier = in.ConsumeIntegralInRange<std::size_t>(0, 4);
+    constexpr std::size_t retain[] = {0, 4096, 8192, 64 * 1024, 1 << 20};
+    c.memory_retain_limit = retain[in.ConsumeIntegralInRange<std::size_t>(0, 4)];
+    constexpr std::size_t limits[] = {0, 32, 1000, 4096, 65536, Memory::default_limit};
+    c.memory_limit = limits[in.ConsumeIntegralInRange<std::size_t>(0, 5)];
+    return c;
+}
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
+{
+    FuzzedDataProvider in{data, size};
+    // The code from the front of the input, the choices from its back.
+    const std::vector<std::uint8_t> code = in.ConsumeBytes<std::uint8_t>(
+        in.ConsumeIntegralInRange<std::size_t>(0, std::min<std::size_t>(in.remaining_bytes(), evmalloc::max_code_size)));
+    RecordingResource rec;
+    const FramePoolConfig config = pick_config(in);
+    {
+        Harness h{rec, config, code};
+        while (in.remaining_bytes() != 0)
+            h.step(in);
+    }
+    FUZZ_CHECK(rec.check());
+    return 0;
+}
