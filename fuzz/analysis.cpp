@@ -1,17 +1,16 @@
 // Fuzz target `analysis`: the input is code (cut to max_code_size bytes). Analysis::prepare,
 // without and with the instruction arrays, into exactly sized heap buffers (ASan sees any
 // write past them) and into one carved block, against the reference decoder: instruction
-// starts, pc_to_inst and is_jumpdest for every pc (past the end and huge ones included), the
-// bit words with their padding, ops from a table of distinct entries and PUSH1..PUSH8
-// metadata, entries past instruction_count() untouched. Then each buffer one entry short:
-// buffer_too_small with nothing written; and code one byte above max_code_size:
-// code_too_large with nothing written.
+// starts, pc_to_inst and the jumpdest bit words (padding zero) as whole tables, the
+// accessors at the edges, past the end and at huge pcs, ops from a table of distinct entries
+// and PUSH1..PUSH8 metadata (cut to the metadata type), entries past instruction_count()
+// untouched. Then each buffer one entry short: buffer_too_small with nothing written; and
+// code one byte above max_code_size: code_too_large with nothing written.
 #include "check.hpp"
 #include "reference.hpp"
 
 #include <evmalloc/analysis.hpp>
 
-#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -27,46 +26,88 @@ using evmalloc::Analysis;
 using evmalloc::AnalysisBuffers;
 using evmalloc::Errc;
 using evmalloc::fuzz::Reference;
+using evmalloc::fuzz::same_elements;
 
-constexpr std::uint32_t sentinel32 = 0xA5A5A5A5;
-constexpr std::uint64_t sentinel64 = 0xA5A5A5A5A5A5A5A5;
+constexpr unsigned char sentinel_byte = 0xA5;
 
-// The three tables in heap blocks of exactly the sizes asked for.
+// n elements of T in a heap block of exactly that size, every byte the sentinel.
+template <class T>
+class Block
+{
+public:
+    explicit Block(std::size_t n) : data_{new T[n == 0 ? 1 : n]}, size_{n} { std::memset(data_.get(), sentinel_byte, n * sizeof(T)); }
+    std::span<T> span() { return {data_.get(), size_}; }
+    T* data() { return data_.get(); }
+    FUZZ_NO_COVERAGE bool untouched_from(std::size_t first) const
+    {
+        const auto* b = reinterpret_cast<const unsigned char*>(data_.get());
+        for (std::size_t i = first * sizeof(T); i < size_ * sizeof(T); ++i)
+            if (b[i] != sentinel_byte)
+                return false;
+        return true;
+    }
+
+private:
+    std::unique_ptr<T[]> data_;
+    std::size_t size_;
+};
+
 struct Tables
 {
-    std::vector<std::uint32_t> inst_to_pc, pc_to_inst;
-    std::vector<std::uint64_t> bits;
+    Block<std::uint32_t> inst_to_pc, pc_to_inst;
+    Block<std::uint64_t> bits;
 
-    Tables(std::size_t i2p, std::size_t p2i, std::size_t words)
-      : inst_to_pc(i2p, sentinel32), pc_to_inst(p2i, sentinel32), bits(words, sentinel64)
-    {}
+    Tables(std::size_t i2p, std::size_t p2i, std::size_t words) : inst_to_pc{i2p}, pc_to_inst{p2i}, bits{words} {}
     explicit Tables(std::size_t n)
       : Tables{Analysis::table_entries(n), Analysis::table_entries(n), Analysis::jumpdest_words(n)}
     {}
-    AnalysisBuffers buffers() { return {inst_to_pc, pc_to_inst, bits}; }
-    FUZZ_NO_COVERAGE bool untouched() const
+    AnalysisBuffers buffers() { return {inst_to_pc.span(), pc_to_inst.span(), bits.span()}; }
+    bool untouched() const
     {
-        return std::ranges::all_of(inst_to_pc, [](std::uint32_t v) { return v == sentinel32; }) &&
-               std::ranges::all_of(pc_to_inst, [](std::uint32_t v) { return v == sentinel32; }) &&
-               std::ranges::all_of(bits, [](std::uint64_t v) { return v == sentinel64; });
+        return inst_to_pc.untouched_from(0) && pc_to_inst.untouched_from(0) && bits.untouched_from(0);
     }
 };
 
-FUZZ_NO_COVERAGE void check_against(const Analysis& a, std::span<const std::uint8_t> code, const Reference& ref)
+FUZZ_NO_COVERAGE void check_tables(const Analysis& a, std::span<const std::uint8_t> code, const Reference& ref)
 {
     const std::size_t n = code.size();
     FUZZ_CHECK(a.code().data() == code.data() && a.code().size() == n);
     FUZZ_CHECK(a.instruction_count() == ref.inst_to_pc.size());
-    for (std::size_t i = 0; i < ref.inst_to_pc.size(); ++i)
-        FUZZ_CHECK(a.inst_to_pc(i) == ref.inst_to_pc[i]);
-    const auto i2p = a.inst_to_pc_span();
-    FUZZ_CHECK(i2p.size() == ref.inst_to_pc.size());
+    FUZZ_CHECK(a.inst_to_pc_span().size() == ref.inst_to_pc.size());
+    FUZZ_CHECK(same_elements(a.inst_to_pc_span().data(), ref.inst_to_pc.data(), ref.inst_to_pc.size()));
     FUZZ_CHECK(a.pc_to_inst_span().size() == n + 1);
-    for (std::size_t pc = 0; pc <= n; ++pc)
-        FUZZ_CHECK(a.pc_to_inst(pc) == ref.pc_to_inst[pc]);
-    for (std::size_t pc = 0; pc < n; ++pc)
-        FUZZ_CHECK(a.is_jumpdest(pc) == ref.jumpdest[pc]);
-    // Past the end and huge values: never an instruction, never a jumpdest.
+    FUZZ_CHECK(same_elements(a.pc_to_inst_span().data(), ref.pc_to_inst.data(), n + 1));
+    FUZZ_CHECK(a.jumpdest_bits_span().size() == ref.jumpdest_bits.size());
+    FUZZ_CHECK(same_elements(a.jumpdest_bits_span().data(), ref.jumpdest_bits.data(), ref.jumpdest_bits.size()));
+}
+
+// The accessors: at every pc of short code, at the first and last 70 pcs and every
+// instruction start of long code, past the end and at huge pcs.
+FUZZ_NO_COVERAGE void check_at(const Analysis& a, std::size_t n, const Reference& ref, std::size_t pc)
+{
+    FUZZ_CHECK(a.pc_to_inst(pc) == ref.pc_to_inst[pc]);
+    if (pc < n)
+        FUZZ_CHECK(a.is_jumpdest(pc) == ref.is_jumpdest(pc));
+}
+
+FUZZ_NO_COVERAGE void check_accessors(const Analysis& a, std::size_t n, const Reference& ref)
+{
+    if (n <= 512)
+        for (std::size_t pc = 0; pc <= n; ++pc)
+            check_at(a, n, ref, pc);
+    else
+    {
+        for (std::size_t pc = 0; pc < 70; ++pc)
+        {
+            check_at(a, n, ref, pc);
+            check_at(a, n, ref, n - pc);
+        }
+        for (std::size_t i = 0; i < ref.inst_to_pc.size(); i += 1 + i / 256)
+            check_at(a, n, ref, ref.inst_to_pc[i]);
+    }
+    for (std::size_t i = 0; i < ref.inst_to_pc.size(); i += 1 + i / 64)
+        FUZZ_CHECK(a.inst_to_pc(i) == ref.inst_to_pc[i]);
+    FUZZ_CHECK(a.inst_to_pc(ref.inst_to_pc.size() - 1) == n);
     constexpr std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
     const std::uint64_t far[] = {n, n + 1, n + 63, n + 64, n + 65, n + 4096, std::uint64_t{1} << 32,
         (std::uint64_t{1} << 32) + n, std::uint64_t{1} << 63, max - 64, max - 1, max};
@@ -76,71 +117,72 @@ FUZZ_NO_COVERAGE void check_against(const Analysis& a, std::span<const std::uint
         if (pc > n)
             FUZZ_CHECK(a.pc_to_inst(pc) == Analysis::no_instruction);
     }
-    // The bit words: exactly the reference's bits, padding past the end zero.
-    const auto bits = a.jumpdest_bits_span();
-    FUZZ_CHECK(bits.size() == Analysis::jumpdest_words(n));
-    for (std::size_t w = 0; w < bits.size(); ++w)
-    {
-        std::uint64_t expected = 0;
-        for (std::size_t b = 0; b < 64 && w * 64 + b < n; ++b)
-            expected |= std::uint64_t{ref.jumpdest[w * 64 + b]} << b;
-        FUZZ_CHECK(bits[w] == expected);
-    }
 }
 
 // prepare() with instruction arrays of Op and Metadata: ops[i] == table[opcode], metadata[i]
-// == the push value (cut to Metadata), nothing written past instruction_count(); and each
-// short array gives buffer_too_small with nothing written.
-template <class Op, class Metadata, class MakeOp, class Same>
-FUZZ_NO_COVERAGE void check_arrays(std::span<const std::uint8_t> code, const Reference& ref, const Analysis& plain,
-    MakeOp make_op, Same same, Op unwritten_op, std::size_t which_short)
+// == the push value cut to Metadata, nothing written past instruction_count(); the same
+// tables as without the arrays. With which_short 0 or 1, ops or metadata one entry short:
+// buffer_too_small, nothing written.
+template <class Op, class Metadata>
+FUZZ_NO_COVERAGE void check_arrays(std::span<const std::uint8_t> code, const Reference& ref,
+    const Analysis& plain, const std::array<Op, 256>& table, std::size_t which_short)
 {
     const std::size_t n = code.size();
-    std::array<Op, 256> table{};
-    for (std::size_t i = 0; i < 256; ++i)
-        table[i] = make_op(i);
-    const auto unwritten_metadata = static_cast<Metadata>(sentinel64);
-
+    const std::size_t count = ref.inst_to_pc.size();
     Tables tables{n};
-    std::vector<Op> ops(n + 1, unwritten_op);
-    std::vector<Metadata> metadata(n + 1, unwritten_metadata);
-    const auto r = Analysis::prepare(code, tables.buffers(), table, std::span<Op>{ops}, std::span<Metadata>{metadata});
+    Block<Op> ops{n + 1};
+    Block<Metadata> metadata{n + 1};
+    const auto r = Analysis::prepare(code, tables.buffers(), table, ops.span(), metadata.span());
     FUZZ_CHECK(r.has_value());
     FUZZ_CHECK(r->code().data() == code.data() && r->instruction_count() == plain.instruction_count());
-    // The same tables as without the arrays.
-    FUZZ_CHECK(std::ranges::equal(r->inst_to_pc_span(), plain.inst_to_pc_span()));
-    FUZZ_CHECK(std::ranges::equal(r->pc_to_inst_span(), plain.pc_to_inst_span()));
-    FUZZ_CHECK(std::ranges::equal(r->jumpdest_bits_span(), plain.jumpdest_bits_span()));
-    const std::size_t count = ref.inst_to_pc.size();
+    FUZZ_CHECK(same_elements(r->inst_to_pc_span().data(), plain.inst_to_pc_span().data(), count));
+    FUZZ_CHECK(same_elements(r->pc_to_inst_span().data(), plain.pc_to_inst_span().data(), n + 1));
+    FUZZ_CHECK(same_elements(r->jumpdest_bits_span().data(), plain.jumpdest_bits_span().data(), ref.jumpdest_bits.size()));
+    std::vector<Op> expected_ops(count);
+    std::vector<Metadata> expected_metadata(count);
     for (std::size_t i = 0; i < count; ++i)
     {
-        FUZZ_CHECK(same(ops[i], table[ref.opcode[i]]));
-        FUZZ_CHECK(metadata[i] == static_cast<Metadata>(ref.push_value[i]));
+        expected_ops[i] = table[ref.opcode[i]];
+        expected_metadata[i] = static_cast<Metadata>(ref.push_value[i]);
     }
-    for (std::size_t i = count; i <= n; ++i)
-    {
-        FUZZ_CHECK(same(ops[i], unwritten_op));
-        FUZZ_CHECK(metadata[i] == unwritten_metadata);
-    }
+    FUZZ_CHECK(same_elements(ops.data(), expected_ops.data(), count));
+    FUZZ_CHECK(same_elements(metadata.data(), expected_metadata.data(), count));
+    FUZZ_CHECK(ops.untouched_from(count) && metadata.untouched_from(count));
 
-    // One array one entry short: buffer_too_small, nothing written anywhere.
     if (which_short < 2)
     {
         Tables untouched{n};
-        std::vector<Op> short_ops(which_short == 0 ? n : n + 1, unwritten_op);
-        std::vector<Metadata> short_metadata(which_short == 1 ? n : n + 1, unwritten_metadata);
-        const auto e = Analysis::prepare(code, untouched.buffers(), table, std::span<Op>{short_ops},
-            std::span<Metadata>{short_metadata});
+        Block<Op> short_ops{which_short == 0 ? n : n + 1};
+        Block<Metadata> short_metadata{which_short == 1 ? n : n + 1};
+        const auto e = Analysis::prepare(code, untouched.buffers(), table, short_ops.span(), short_metadata.span());
         FUZZ_CHECK(!e.has_value() && e.error() == Errc::buffer_too_small);
-        FUZZ_CHECK(untouched.untouched());
-        for (const Op& op : short_ops)
-            FUZZ_CHECK(same(op, unwritten_op));
-        for (const Metadata m : short_metadata)
-            FUZZ_CHECK(m == unwritten_metadata);
+        FUZZ_CHECK(untouched.untouched() && short_ops.untouched_from(0) && short_metadata.untouched_from(0));
     }
 }
 
 const char handlers[256] = {};
+
+const std::array<std::uint16_t, 256>& table16()
+{
+    static const auto t = [] {
+        std::array<std::uint16_t, 256> a{};
+        for (std::size_t i = 0; i < a.size(); ++i)
+            a[i] = static_cast<std::uint16_t>(i * 0x9E3 + 1);
+        return a;
+    }();
+    return t;
+}
+
+const std::array<const void*, 256>& table_pointers()
+{
+    static const auto t = [] {
+        std::array<const void*, 256> a{};
+        for (std::size_t i = 0; i < a.size(); ++i)
+            a[i] = &handlers[i];
+        return a;
+    }();
+    return t;
+}
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
@@ -157,40 +199,32 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Tables tables{n};
     const auto plain = Analysis::prepare(code, tables.buffers());
     FUZZ_CHECK(plain.has_value());
-    check_against(*plain, code, ref);
+    check_tables(*plain, code, ref);
+    check_accessors(*plain, n, ref);
 
     // Into one carved block of calculate_allocation(n) bytes: the same tables.
     const auto alloc = Analysis::calculate_allocation(n);
     FUZZ_CHECK(alloc.alignment == alignof(std::uint64_t) && alloc.size % sizeof(std::uint64_t) == 0);
-    std::vector<std::uint64_t> block(alloc.size / sizeof(std::uint64_t));
-    const AnalysisBuffers carved =
-        Analysis::carve(std::as_writable_bytes(std::span<std::uint64_t>{block}), n);
+    Block<std::uint64_t> block{alloc.size / sizeof(std::uint64_t)};
+    const AnalysisBuffers carved = Analysis::carve(std::as_writable_bytes(block.span()), n);
     const auto from_block = Analysis::prepare(code, carved);
     FUZZ_CHECK(from_block.has_value());
-    FUZZ_CHECK(std::ranges::equal(from_block->inst_to_pc_span(), plain->inst_to_pc_span()));
-    FUZZ_CHECK(std::ranges::equal(from_block->pc_to_inst_span(), plain->pc_to_inst_span()));
-    FUZZ_CHECK(std::ranges::equal(from_block->jumpdest_bits_span(), plain->jumpdest_bits_span()));
+    check_tables(*from_block, code, ref);
 
     // With the instruction arrays, two shapes: 16-bit ops with 64-bit metadata, and handler
-    // pointers with 8-bit metadata (values cut to the type).
+    // pointers with 8-bit metadata.
     const std::size_t which = size % 7;
-    check_arrays<std::uint16_t, std::uint64_t>(
-        code, ref, *plain, [](std::size_t i) { return static_cast<std::uint16_t>(i * 0x9E3 + 1); },
-        [](std::uint16_t x, std::uint16_t y) { return x == y; }, std::uint16_t{0}, which);
-    check_arrays<const void*, std::uint8_t>(
-        code, ref, *plain, [](std::size_t i) -> const void* { return &handlers[i]; },
-        [](const void* x, const void* y) { return x == y; }, static_cast<const void*>(nullptr), which - 2);
+    check_arrays<std::uint16_t, std::uint64_t>(code, ref, *plain, table16(), which);
+    check_arrays<const void*, std::uint8_t>(code, ref, *plain, table_pointers(), which + 5);
 
     // Each table one entry short: buffer_too_small, nothing written.
     const std::size_t e = Analysis::table_entries(n);
     const std::size_t w = Analysis::jumpdest_words(n);
-    for (std::size_t k = 0; k < 3; ++k)
-    {
-        Tables short_tables{k == 0 ? e - 1 : e, k == 1 ? e - 1 : e, k == 2 ? w - 1 : w};
-        const auto r = Analysis::prepare(code, short_tables.buffers());
-        FUZZ_CHECK(!r.has_value() && r.error() == Errc::buffer_too_small);
-        FUZZ_CHECK(short_tables.untouched());
-    }
+    const std::size_t k = size % 3;
+    Tables short_tables{k == 0 ? e - 1 : e, k == 1 ? e - 1 : e, k == 2 ? w - 1 : w};
+    const auto r = Analysis::prepare(code, short_tables.buffers());
+    FUZZ_CHECK(!r.has_value() && r.error() == Errc::buffer_too_small);
+    FUZZ_CHECK(short_tables.untouched());
 
     // One byte above max_code_size: code_too_large (checked first), nothing written.
     static const std::vector<std::uint8_t> too_large(evmalloc::max_code_size + 1, 0x5B);
