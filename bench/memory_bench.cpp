@@ -8,8 +8,20 @@
 //                               larger copies, with reads of the free memory pointer between;
 //                               one memory reused across calls (clear()), as the frame pool does
 //   memory/mstore_1MiB/<impl>   32-byte MSTOREs from 0 to 1 MiB into a fresh memory each time
+//   memory/repeated_1MiB_call/<impl>
+//                               the same memory-heavy call repeated: each iteration is one call
+//                               that grows its memory to 1 MiB by 32-byte MSTOREs, then ends.
+//                               evmalloc: a StackFrame<> from a FramePool<> with the default
+//                               config (init(0, pool), then frame.memory()), released at the end
+//                               of the call; evmone_memory: created and destroyed per call, as
+//                               evmone does. Counter allocs_per_call: calls into the C allocator
+//                               (malloc/realloc, operator new included) per call in steady state
+//                               (one call warms the pool first). Whether evmalloc allocates here
+//                               depends on how much Memory capacity the pool keeps at release.
 #include <evmalloc/memory.hpp>
+#include <evmalloc/stack_frame.hpp>
 
+#include "support/alloc_counter.hpp"
 #include "support/evmone_memory.hpp"
 
 #include <benchmark/benchmark.h>
@@ -199,6 +211,81 @@ void mstore_1mib_bench(benchmark::State& state)
     state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(total));
 }
 
+// One call of repeated_1MiB_call on a memory: MSTOREs from 0 to 1 MiB. \returns the gas.
+template <class Impl>
+inline std::int64_t mstore_1mib_call(Impl& impl)
+{
+    constexpr std::uint64_t total = 1024 * 1024;
+    std::int64_t gas = 0;
+    for (std::uint64_t off = 0; off < total; off += 32)
+        gas += access(impl, Access{off, 32});
+    return gas;
+}
+
+// evmalloc's face over a frame's Memory (EvmallocImpl owns its Memory; this one borrows).
+struct FrameMemoryImpl
+{
+    evmalloc::Memory& m;
+    std::int64_t expand(std::uint64_t offset, std::uint64_t length) noexcept
+    {
+        auto r = m.expand(offset, length);  // not const: see EvmallocImpl
+        return r ? static_cast<std::int64_t>(*r) : -1;
+    }
+    std::uint8_t* data() noexcept { return m.data(); }
+};
+
+void set_allocs_per_call(benchmark::State& state, std::uint64_t before)
+{
+    constexpr std::uint64_t total = 1024 * 1024;
+    const auto iterations = static_cast<double>(state.iterations());
+    state.counters["allocs_per_call"] =
+        iterations == 0 ? 0.0 : static_cast<double>(evmalloc::bench::malloc_calls() - before) / iterations;
+    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(total / 32));
+    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(total));
+}
+
+void repeated_call_evmalloc(benchmark::State& state)
+{
+    using Frame = evmalloc::StackFrame<>;
+    evmalloc::FramePool<> pool;  // default config
+    const auto call = [&pool]() -> bool {
+        auto frame = Frame::init(0, pool);
+        if (!frame)
+            return false;
+        FrameMemoryImpl impl{frame->memory()};
+        const std::int64_t gas = mstore_1mib_call(impl);
+        benchmark::DoNotOptimize(gas);
+        benchmark::DoNotOptimize(impl.data());
+        benchmark::ClobberMemory();
+        return gas > 0;
+    };  // ~StackFrame: buffer and Memory back to the pool
+    if (!call())  // warm: the pool's first buffer and Memory
+    {
+        state.SkipWithError("init or expand failed");
+        return;
+    }
+    const std::uint64_t before = evmalloc::bench::malloc_calls();
+    for (auto _ : state)
+        call();
+    set_allocs_per_call(state, before);
+}
+
+void repeated_call_evmone(benchmark::State& state)
+{
+    const auto call = [] {
+        EvmoneImpl impl;  // per call, as evmone creates its execution state's memory
+        const std::int64_t gas = mstore_1mib_call(impl);
+        benchmark::DoNotOptimize(gas);
+        benchmark::DoNotOptimize(impl.data());
+        benchmark::ClobberMemory();
+    };
+    call();
+    const std::uint64_t before = evmalloc::bench::malloc_calls();
+    for (auto _ : state)
+        call();
+    set_allocs_per_call(state, before);
+}
+
 [[maybe_unused]] const bool registered = [] {
     benchmark::RegisterBenchmark("memory/mainnet_mix/evmalloc", mainnet_mix_bench<EvmallocImpl>);
     benchmark::RegisterBenchmark("memory/mainnet_mix/evmone_memory", mainnet_mix_bench<EvmoneImpl>);
@@ -206,6 +293,8 @@ void mstore_1mib_bench(benchmark::State& state)
     benchmark::RegisterBenchmark("memory/mstore_1MiB/evmalloc", mstore_1mib_bench<EvmallocImpl>);
     benchmark::RegisterBenchmark("memory/mstore_1MiB/evmone_memory", mstore_1mib_bench<EvmoneImpl>);
     benchmark::RegisterBenchmark("memory/mstore_1MiB/std_vector", mstore_1mib_bench<VectorImpl>);
+    benchmark::RegisterBenchmark("memory/repeated_1MiB_call/evmalloc", repeated_call_evmalloc);
+    benchmark::RegisterBenchmark("memory/repeated_1MiB_call/evmone_memory", repeated_call_evmone);
     return true;
 }();
 }  // namespace

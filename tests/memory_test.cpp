@@ -1,12 +1,16 @@
 // Memory: gas of known expansions, the growth policy (capacities after a sequence), only the
 // new tail zeroed, contents kept across growth, clear(), length 0 at any offset, overflow and
-// limit errors, an upstream that throws, release_storage(), moves. A recording upstream fills
+// limit errors, an upstream that throws, release_storage(), moves; expand with a gas budget
+// (out_of_gas changes nothing), expansion_gas(), data() never null, operator[]. A recording
+// upstream fills
 // every new block with a pattern (so zeroing is visible) and checks each deallocation.
 #include <evmalloc/memory.hpp>
 #include <evmalloc/sanitizer.hpp>
 
 #include "catch.hpp"
+#include "support/assert_capture.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -98,7 +102,7 @@ bool filled(const Memory& m, std::size_t size, std::uint8_t seed)
 }
 }  // namespace
 
-TEST_CASE("Memory: the component and its constants")
+TEST_CASE("Memory: the component and its constants", "[memory]")
 {
     STATIC_REQUIRE(evmalloc::Component<Memory>);
     STATIC_REQUIRE(Memory::calculate_allocation(0) == evmalloc::Allocation{4096, alignof(std::max_align_t), true});
@@ -109,7 +113,7 @@ TEST_CASE("Memory: the component and its constants")
     STATIC_REQUIRE(std::is_nothrow_move_constructible_v<Memory> && std::is_nothrow_move_assignable_v<Memory>);
 }
 
-TEST_CASE("Memory: expansion_cost is 3w + w*w/512")
+TEST_CASE("Memory: expansion_cost is 3w + w*w/512", "[memory]")
 {
     STATIC_REQUIRE(Memory::expansion_cost(0) == 0);
     STATIC_REQUIRE(Memory::expansion_cost(1) == 3);
@@ -121,14 +125,14 @@ TEST_CASE("Memory: expansion_cost is 3w + w*w/512")
     STATIC_REQUIRE(Memory::expansion_cost(std::uint64_t{1} << 32) == u64_max);
 }
 
-TEST_CASE("Memory: the constructor allocates nothing")
+TEST_CASE("Memory: the constructor allocates nothing", "[memory]")
 {
     RecordingResource res;
     const Memory m{&res, 1000};
     CHECK(res.attempts == 0);
     CHECK(m.size() == 0);
     CHECK(m.capacity() == 0);
-    CHECK(m.data() == nullptr);
+    CHECK(m.data() != nullptr);  // the empty sentinel, never null
     CHECK(m.limit() == 1000);
     CHECK(m.upstream() == &res);
     const Memory d;
@@ -136,7 +140,7 @@ TEST_CASE("Memory: the constructor allocates nothing")
     CHECK(d.upstream() == std::pmr::get_default_resource());
 }
 
-TEST_CASE("Memory: gas of known expansions")
+TEST_CASE("Memory: gas of known expansions", "[memory]")
 {
     RecordingResource res;
     Memory m{&res};
@@ -169,7 +173,7 @@ TEST_CASE("Memory: gas of known expansions")
     CHECK(r.size() == 96);
 }
 
-TEST_CASE("Memory: growth policy: 4 KiB first, then doubling, then 4 KiB pages")
+TEST_CASE("Memory: growth policy: 4 KiB first, then doubling, then 4 KiB pages", "[memory]")
 {
     RecordingResource res;
     Memory m{&res};
@@ -203,7 +207,7 @@ TEST_CASE("Memory: growth policy: 4 KiB first, then doubling, then 4 KiB pages")
     CHECK(limited.capacity() == 12288);
 }
 
-TEST_CASE("Memory: only the new tail is zeroed")
+TEST_CASE("Memory: only the new tail is zeroed", "[memory]")
 {
     RecordingResource res;
     Memory m{&res};
@@ -235,7 +239,7 @@ TEST_CASE("Memory: only the new tail is zeroed")
     CHECK(res.sizes.size() == 1);          // all within the first buffer
 }
 
-TEST_CASE("Memory: contents are kept across growth")
+TEST_CASE("Memory: contents are kept across growth", "[memory]")
 {
     RecordingResource res;
     Memory m{&res};
@@ -255,7 +259,7 @@ TEST_CASE("Memory: contents are kept across growth")
     CHECK(res.mismatched == 0);
 }
 
-TEST_CASE("Memory: clear() keeps the capacity and asks upstream for nothing")
+TEST_CASE("Memory: clear() keeps the capacity and asks upstream for nothing", "[memory]")
 {
     RecordingResource res;
     Memory m{&res};
@@ -274,7 +278,7 @@ TEST_CASE("Memory: clear() keeps the capacity and asks upstream for nothing")
     CHECK(res.attempts == 1);
 }
 
-TEST_CASE("Memory: length 0 expands nothing, whatever the offset")
+TEST_CASE("Memory: length 0 expands nothing, whatever the offset", "[memory]")
 {
     RecordingResource res;
     Memory m{&res, 1024};
@@ -293,7 +297,7 @@ TEST_CASE("Memory: length 0 expands nothing, whatever the offset")
     CHECK(filled(m, 64, 9));
 }
 
-TEST_CASE("Memory: offset + length overflowing is memory_limit_exceeded, nothing changed")
+TEST_CASE("Memory: offset + length overflowing is memory_limit_exceeded, nothing changed", "[memory]")
 {
     RecordingResource res;
     Memory m{&res, u64_max};  // no limit: only the overflow stops it
@@ -317,7 +321,7 @@ TEST_CASE("Memory: offset + length overflowing is memory_limit_exceeded, nothing
     CHECK(m.expand(96, 32).value() == Memory::expansion_cost(4) - Memory::expansion_cost(3));  // usable
 }
 
-TEST_CASE("Memory: past limit() is memory_limit_exceeded, nothing changed")
+TEST_CASE("Memory: past limit() is memory_limit_exceeded, nothing changed", "[memory]")
 {
     RecordingResource res;
     Memory m{&res, 1024};
@@ -352,19 +356,20 @@ TEST_CASE("Memory: past limit() is memory_limit_exceeded, nothing changed")
     CHECK(res.sizes.size() == 2);  // m and odd only
 }
 
-TEST_CASE("Memory: an upstream that throws is out_of_memory, nothing changed")
+TEST_CASE("Memory: an upstream that throws is out_of_memory, nothing changed", "[memory]")
 {
     RecordingResource res;
     SECTION("on the first growth")
     {
         Memory m{&res};
+        const auto* const empty = m.data();
         res.fail = true;
         const auto r = m.expand(0, 32);
         REQUIRE_FALSE(r.has_value());
         CHECK(r.error() == Errc::out_of_memory);
         CHECK(m.size() == 0);
         CHECK(m.capacity() == 0);
-        CHECK(m.data() == nullptr);
+        CHECK(m.data() == empty);
         res.fail = false;
         CHECK(m.expand(0, 32).value() == 3);  // the gas is still owed: nothing grew before
     }
@@ -391,7 +396,7 @@ TEST_CASE("Memory: an upstream that throws is out_of_memory, nothing changed")
     CHECK(res.mismatched == 0);
 }
 
-TEST_CASE("Memory: release_storage gives the buffer back; the destructor too")
+TEST_CASE("Memory: release_storage gives the buffer back; the destructor too", "[memory]")
 {
     RecordingResource res;
     {
@@ -402,7 +407,8 @@ TEST_CASE("Memory: release_storage gives the buffer back; the destructor too")
         CHECK(res.live() == 0);
         CHECK(m.size() == 0);
         CHECK(m.capacity() == 0);
-        CHECK(m.data() == nullptr);
+        CHECK(m.data() != nullptr);
+        CHECK(m.data() == Memory{&res}.data());  // the shared empty sentinel
         m.release_storage();  // twice is fine
         CHECK(res.deallocations == 1);
         CHECK(m.expand(0, 32).value() == 3);  // allocates again, initial capacity
@@ -414,7 +420,7 @@ TEST_CASE("Memory: release_storage gives the buffer back; the destructor too")
     CHECK(res.mismatched == 0);
 }
 
-TEST_CASE("Memory: moves take the buffer; move-assignment returns the old one")
+TEST_CASE("Memory: moves take the buffer; move-assignment returns the old one", "[memory]")
 {
     RecordingResource res;
     RecordingResource other_res;
@@ -430,7 +436,8 @@ TEST_CASE("Memory: moves take the buffer; move-assignment returns the old one")
     CHECK(b.limit() == 2048);
     CHECK(b.upstream() == &res);
     CHECK(filled(b, 64, 4));
-    CHECK(a.data() == nullptr);  // NOLINT(bugprone-use-after-move): moved-from is empty
+    CHECK(a.data() != nullptr);  // NOLINT(bugprone-use-after-move): moved-from is empty
+    CHECK(a.data() != data);
     CHECK(a.size() == 0);
     CHECK(a.capacity() == 0);
 
@@ -446,4 +453,260 @@ TEST_CASE("Memory: moves take the buffer; move-assignment returns the old one")
     CHECK(res.live() == 1);
     CHECK(res.mismatched == 0);
     CHECK(other_res.mismatched == 0);
+}
+
+namespace
+{
+constexpr std::int64_t i64_max = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t i64_min = std::numeric_limits<std::int64_t>::min();
+
+// Everything an expansion could change, to compare before and after.
+struct Snapshot
+{
+    std::size_t size;
+    std::size_t capacity;
+    const std::uint8_t* data;
+    std::size_t attempts;
+    std::size_t deallocations;
+
+    bool operator==(const Snapshot&) const = default;
+};
+
+Snapshot snapshot(const Memory& m, const RecordingResource& res)
+{
+    return {m.size(), m.capacity(), m.data(), res.attempts, res.deallocations};
+}
+}  // namespace
+
+TEST_CASE("Memory: expand with one gas short is out_of_gas, nothing allocated, zeroed or changed", "[memory]")
+{
+    RecordingResource res;
+    Memory m{&res};
+    std::uint64_t offset = 0;
+    std::uint64_t length = 0;
+    std::size_t start = 0;  // the size before the expansion under test
+    SECTION("the first growth (would allocate)")
+    {
+        offset = 0;
+        length = 32;
+    }
+    SECTION("one word within capacity (the leaf step)")
+    {
+        start = 64;
+        offset = 64;
+        length = 32;
+    }
+    SECTION("many words within capacity")
+    {
+        start = 64;
+        offset = 1000;
+        length = 2000;
+    }
+    SECTION("past capacity (would reallocate)")
+    {
+        start = 4096;
+        offset = 4096;
+        length = 5000;
+    }
+    SECTION("a large growth, 1 MiB from 4 KiB")
+    {
+        start = 4096;
+        offset = 0;
+        length = 1024 * 1024;
+    }
+    if (start != 0)
+    {
+        REQUIRE(m.expand(0, start).has_value());
+        fill(m, 31);
+    }
+    const std::uint64_t gas = m.expansion_gas(offset, length).value();
+    REQUIRE(gas > 0);
+    const Snapshot before = snapshot(m, res);
+
+    const auto r = m.expand(offset, length, static_cast<std::int64_t>(gas) - 1);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error() == Errc::out_of_gas);
+    CHECK(snapshot(m, res) == before);
+    CHECK(filled(m, start, 31));
+    if (m.capacity() > m.size())  // the bytes past size() were not zeroed either
+        CHECK(byte_at(m, m.size()) == fresh_pattern);
+
+    // With exactly enough gas: the gas and the state of the two-argument form.
+    Memory twin{&res};
+    if (start != 0)
+        REQUIRE(twin.expand(0, start).has_value());
+    const auto plain = twin.expand(offset, length);
+    const auto budget = m.expand(offset, length, static_cast<std::int64_t>(gas));
+    REQUIRE(plain.has_value());
+    REQUIRE(budget.has_value());
+    CHECK(*budget == gas);
+    CHECK(*plain == gas);
+    CHECK(m.size() == twin.size());
+    CHECK(m.capacity() == twin.capacity());
+    CHECK(filled(m, start, 31));
+    CHECK(all_bytes(m, start, m.size(), 0));
+    CHECK(res.mismatched == 0);
+}
+
+TEST_CASE("Memory: a negative gas_left affords no growth, but what needs none succeeds", "[memory]")
+{
+    RecordingResource res;
+    Memory m{&res};
+    for (const std::int64_t gas_left : {std::int64_t{-1}, i64_min})
+    {
+        const auto r = m.expand(0, 32, gas_left);
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error() == Errc::out_of_gas);
+        CHECK(m.size() == 0);
+        CHECK(res.attempts == 0);
+    }
+    CHECK(m.expand(0, 32, 2).error() == Errc::out_of_gas);  // one word costs 3
+    CHECK(m.expand(0, 32, 3).value() == 3);
+    fill(m, 5);
+    // Within size(): 0 gas, whatever gas_left.
+    CHECK(m.expand(0, 32, -1).value() == 0);
+    CHECK(m.expand(31, 1, i64_min).value() == 0);
+    CHECK(m.expand(0, 0, i64_min).value() == 0);
+    CHECK(m.size() == 32);
+    CHECK(filled(m, 32, 5));
+    CHECK(m.expand(0, 33, 0).error() == Errc::out_of_gas);
+    CHECK(m.size() == 32);
+    CHECK(res.attempts == 1);
+}
+
+TEST_CASE("Memory: memory_limit_exceeded is checked before the gas", "[memory]")
+{
+    RecordingResource res;
+    Memory m{&res, 1024};
+    REQUIRE(m.expand(0, 64).has_value());
+    const Snapshot before = snapshot(m, res);
+    for (const std::int64_t gas_left : {i64_min, std::int64_t{-1}, std::int64_t{0}, std::int64_t{10}, i64_max})
+    {
+        CHECK(m.expand(0, 1025, gas_left).error() == Errc::memory_limit_exceeded);
+        CHECK(m.expand(u64_max, 2, gas_left).error() == Errc::memory_limit_exceeded);  // wraps
+        CHECK(m.expand(std::uint64_t{1} << 40, 32, gas_left).error() == Errc::memory_limit_exceeded);
+    }
+    CHECK(m.expansion_gas(0, 1025).error() == Errc::memory_limit_exceeded);
+    CHECK(m.expansion_gas(u64_max, 2).error() == Errc::memory_limit_exceeded);
+    CHECK(snapshot(m, res) == before);
+    CHECK(m.expand(0, 1024, 0).error() == Errc::out_of_gas);  // at the limit: the gas decides
+    CHECK(m.expand(0, 1024, i64_max).value() == Memory::expansion_cost(32) - Memory::expansion_cost(2));
+}
+
+TEST_CASE("Memory: length 0 costs 0 and succeeds whatever the offset and gas", "[memory]")
+{
+    RecordingResource res;
+    Memory m{&res, 1024};
+    for (const std::uint64_t offset : {std::uint64_t{0}, std::uint64_t{1} << 40, u64_max})
+    {
+        for (const std::int64_t gas_left : {i64_min, std::int64_t{0}, i64_max})
+            CHECK(m.expand(offset, 0, gas_left).value() == 0);
+        CHECK(m.expansion_gas(offset, 0).value() == 0);
+    }
+    CHECK(m.size() == 0);
+    CHECK(res.attempts == 0);
+}
+
+TEST_CASE("Memory: expansion_gas is what expand charges, without growing", "[memory]")
+{
+    RecordingResource res;
+    Memory m{&res, 256 * 1024};     // priced with expansion_gas, then grown with exactly that
+    Memory plain{&res, 256 * 1024};  // the same steps through the two-argument expand
+    struct Step
+    {
+        std::uint64_t offset;
+        std::uint64_t length;
+    };
+    const Step steps[] = {
+        {0, 1},          {0, 32},      {31, 1},     {32, 1},     {64, 32},    // first growth, one-word steps
+        {100, 1000},     {0, 4096},    {4095, 1},   {4096, 1},   // within, then past capacity
+        {10000, 1},      {8191, 2},    {0, 70000},  {69999, 2},  // doubling and page rounding
+        {262143, 1},     {262144, 1},  {u64_max, 1}, {5, 0},     // at and past the limit, empty
+    };
+    for (const Step& s : steps)
+    {
+        INFO("offset " << s.offset << " length " << s.length << " from size " << m.size());
+        const Snapshot before = snapshot(m, res);
+        const auto priced = m.expansion_gas(s.offset, s.length);
+        CHECK(snapshot(m, res) == before);  // pricing changes nothing
+        const auto charged = plain.expand(s.offset, s.length);
+        REQUIRE(priced.has_value() == charged.has_value());
+        if (!priced)
+        {
+            CHECK(priced.error() == charged.error());
+            CHECK(m.expand(s.offset, s.length, i64_max).error() == charged.error());
+            continue;
+        }
+        CHECK(*priced == *charged);
+        if (*priced > 0)
+            CHECK(m.expand(s.offset, s.length, static_cast<std::int64_t>(*priced) - 1).error() == Errc::out_of_gas);
+        CHECK(m.expand(s.offset, s.length, static_cast<std::int64_t>(*priced)).value() == *priced);
+        CHECK(m.size() == plain.size());
+        CHECK(m.capacity() == plain.capacity());
+        CHECK(m.expansion_gas(s.offset, s.length).value() == 0);  // now addressable
+    }
+    CHECK(m.size() == 256 * 1024);
+    CHECK(res.mismatched == 0);
+}
+
+TEST_CASE("Memory: data() is never null and aligned", "[memory]")
+{
+    RecordingResource res;
+    const auto aligned = [](const void* p) {
+        return reinterpret_cast<std::uintptr_t>(p) % Memory::alignment == 0;
+    };
+    Memory m{&res};
+    CHECK(m.data() != nullptr);
+    CHECK(aligned(m.data()));
+    const Memory& cm = m;
+    CHECK(cm.data() == m.data());
+    m.clear();
+    CHECK(m.data() != nullptr);
+    REQUIRE(m.expand(0, 32).has_value());
+    const auto* const storage = m.data();
+    CHECK(aligned(storage));
+    m.release_storage();
+    CHECK(m.data() != nullptr);
+    CHECK(m.data() != storage);
+    CHECK(aligned(m.data()));
+    m.release_storage();  // the sentinel is not given to upstream
+    CHECK(res.deallocations == 1);
+    CHECK(res.mismatched == 0);
+
+    Memory from{&res};
+    REQUIRE(from.expand(0, 64).has_value());
+    Memory to{std::move(from)};
+    CHECK(from.data() != nullptr);  // NOLINT(bugprone-use-after-move): moved-from is empty
+    CHECK(aligned(from.data()));
+    Memory assigned{&res};
+    assigned = std::move(to);
+    CHECK(to.data() != nullptr);  // NOLINT(bugprone-use-after-move)
+    CHECK(to.capacity() == 0);
+    CHECK(res.live() == 1);  // only assigned's buffer
+}
+
+TEST_CASE("Memory: operator[] reads and writes the bytes", "[memory]")
+{
+    RecordingResource res;
+    Memory m{&res};
+    REQUIRE(m.expand(0, 64).has_value());
+    CHECK(m[0] == 0);
+    CHECK(m[63] == 0);
+    m[0] = 0xAB;
+    m[63] = 0x12;
+    CHECK(m.data()[0] == 0xAB);
+    CHECK(m.data()[63] == 0x12);
+    m.data()[40] = 7;
+    const Memory& cm = m;
+    CHECK(cm[40] == 7);
+    CHECK(&cm[63] == m.data() + 63);
+    REQUIRE(m.expand(64, 1).has_value());
+    CHECK(m[64] == 0);
+    CHECK(m[0] == 0xAB);  // kept across growth
+
+    evmalloc::test::AssertCapture capture;
+    [[maybe_unused]] const std::uint8_t* past = &cm[m.size()];  // the reference only, not read
+    CHECK(capture.count() == 1);
+    [[maybe_unused]] const std::uint8_t* in = &cm[m.size() - 1];
+    CHECK(capture.count() == 1);
 }

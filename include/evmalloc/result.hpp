@@ -26,6 +26,8 @@ enum class Errc
     call_depth_exceeded,    ///< more frames alive than FramePoolConfig::max_frames
     stack_overflow,         ///< push onto a full Stack (1024 words)
     stack_underflow,        ///< pop from an empty Stack
+    code_hash_mismatch,     ///< the cached analysis for this code hash has other code
+    out_of_gas,             ///< the gas left does not pay for a Memory expansion
 };
 
 namespace detail
@@ -53,6 +55,10 @@ public:
             return "EVM stack overflow";
         case Errc::stack_underflow:
             return "EVM stack underflow";
+        case Errc::code_hash_mismatch:
+            return "the cached analysis for this code hash has other code";
+        case Errc::out_of_gas:
+            return "not enough gas for the memory expansion";
         }
         return "unknown evmalloc error";
     }
