@@ -2,6 +2,8 @@
 // where it failed, then aborts, which libFuzzer reports as a crash with the input saved.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
@@ -15,6 +17,13 @@
 
 namespace evmalloc::fuzz
 {
+/// True when each of the n bytes at p is `tag` (one memcmp: every byte equals the next).
+inline bool filled(const void* p, std::size_t n, std::uint8_t tag) noexcept
+{
+    const auto* b = static_cast<const std::uint8_t*>(p);
+    return n == 0 || (b[0] == tag && __builtin_memcmp(b, b + 1, n - 1) == 0);
+}
+
 [[noreturn]] inline void check_failed(const char* what, const char* file, int line) noexcept
 {
     std::fprintf(stderr, "%s:%d: model check failed: %s\n", file, line, what);

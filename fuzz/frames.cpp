@@ -10,6 +10,7 @@
 // and metadata equal to the reference decoder's; the upstream holding exactly what the
 // frames and the pool hold. The input's first bytes are the code the calls run (a contract
 // from the corpus is a good seed).
+#include "caching_resource.hpp"
 #include "check.hpp"
 #include "reference.hpp"
 
@@ -31,6 +32,7 @@
 
 namespace
 {
+using evmalloc::fuzz::filled;
 using evmalloc::Errc;
 using evmalloc::FramePool;
 using evmalloc::FramePoolConfig;
@@ -54,11 +56,6 @@ struct FreeMemory
     const Memory* memory;  // nullptr: the model has not seen where this slot is
     std::size_t capacity;
 };
-
-FUZZ_NO_COVERAGE bool filled(const std::uint8_t* p, std::size_t n, std::uint8_t tag)
-{
-    return std::all_of(p, p + n, [tag](std::uint8_t x) { return x == tag; });
-}
 
 class Harness
 {
@@ -119,8 +116,12 @@ private:
         return in.ConsumeBool() ? calls_.size() - 1 : in.ConsumeIntegralInRange<std::size_t>(0, calls_.size() - 1);
     }
 
+    // A slice of the input's code of at most `max` bytes: mostly short (each prepare is
+    // checked against the reference decoder), sometimes up to `max`.
     std::span<const std::uint8_t> pick_code(FuzzedDataProvider& in, std::size_t max) const
     {
+        const std::uint8_t scale = in.ConsumeIntegral<std::uint8_t>();
+        max = std::min(max, scale < 200 ? std::size_t{256} : scale < 245 ? std::size_t{2048} : max);
         const std::size_t start = in.ConsumeIntegralInRange<std::size_t>(0, code_.size());
         const std::size_t len = in.ConsumeIntegralInRange<std::size_t>(0, std::min(max, code_.size() - start));
         return code_.subspan(start, len);
@@ -139,7 +140,7 @@ private:
         // The size the frame is asked for: mostly the small tiers, sometimes above the limit.
         static constexpr std::size_t tier_weights[] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6};
         const std::size_t choice = tier_weights[in.ConsumeIntegralInRange<std::size_t>(0, std::size(tier_weights) - 1)];
-        const std::span<const std::uint8_t> code = pick_code(in, 4096);
+        const std::span<const std::uint8_t> code = pick_code(in, evmalloc::code_capacity(Tier::kb4));
         std::size_t size = code.size();
         if (choice == 6)
             size = evmalloc::max_code_size + 1 + in.ConsumeIntegralInRange<std::size_t>(0, 1000);
@@ -214,22 +215,22 @@ private:
 
     FUZZ_NO_COVERAGE void check_prepared(const Call& c) const
     {
+        using evmalloc::fuzz::same_elements;
         const auto ref = evmalloc::fuzz::reference_decode(c.code);
         const evmalloc::Analysis& a = c.frame.analysis();
         const auto& table = evmalloc::test::distinct_op_table();
+        const std::size_t count = ref.inst_to_pc.size();
         FUZZ_CHECK(a.code().data() == c.code.data() && a.code().size() == c.code.size());
-        FUZZ_CHECK(a.instruction_count() == ref.inst_to_pc.size());
-        FUZZ_CHECK(c.frame.ops().size() == ref.inst_to_pc.size() && c.frame.metadata().size() == ref.inst_to_pc.size());
-        for (std::size_t i = 0; i < ref.inst_to_pc.size(); ++i)
-        {
-            FUZZ_CHECK(a.inst_to_pc(i) == ref.inst_to_pc[i]);
-            FUZZ_CHECK(c.frame.ops()[i] == table[ref.opcode[i]]);
-            FUZZ_CHECK(c.frame.metadata()[i] == ref.push_value[i]);
-        }
-        for (std::size_t pc = 0; pc <= c.code.size(); ++pc)
-            FUZZ_CHECK(a.pc_to_inst(pc) == ref.pc_to_inst[pc]);
-        for (std::size_t pc = 0; pc < c.code.size(); ++pc)
-            FUZZ_CHECK(a.is_jumpdest(pc) == ref.jumpdest[pc]);
+        FUZZ_CHECK(a.instruction_count() == count);
+        FUZZ_CHECK(same_elements(a.inst_to_pc_span().data(), ref.inst_to_pc.data(), count));
+        FUZZ_CHECK(same_elements(a.pc_to_inst_span().data(), ref.pc_to_inst.data(), c.code.size() + 1));
+        FUZZ_CHECK(same_elements(a.jumpdest_bits_span().data(), ref.jumpdest_bits.data(), ref.jumpdest_bits.size()));
+        FUZZ_CHECK(c.frame.ops().size() == count && c.frame.metadata().size() == count);
+        std::vector<Frame::Op> ops(count);
+        for (std::size_t i = 0; i < count; ++i)
+            ops[i] = table[ref.opcode[i]];
+        FUZZ_CHECK(same_elements(c.frame.ops().data(), ops.data(), count));
+        FUZZ_CHECK(same_elements(c.frame.metadata().data(), ref.push_value.data(), count));
         FUZZ_CHECK(!a.is_jumpdest(c.code.size()) && !a.is_jumpdest(~std::uint64_t{0}));
     }
 
@@ -414,17 +415,20 @@ FramePoolConfig pick_config(FuzzedDataProvider& in)
 }
 }  // namespace
 
+/// Steps one input drives at most: long inputs stay cheap, and the corpus keeps its variety.
+constexpr int max_steps = 128;
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 {
     FuzzedDataProvider in{data, size};
     // The code from the front of the input, the choices from its back.
     const std::vector<std::uint8_t> code = in.ConsumeBytes<std::uint8_t>(
         in.ConsumeIntegralInRange<std::size_t>(0, std::min<std::size_t>(in.remaining_bytes(), evmalloc::max_code_size)));
-    RecordingResource rec;
+    RecordingResource rec{&evmalloc::fuzz::CachingResource::instance()};
     const FramePoolConfig config = pick_config(in);
     {
         Harness h{rec, config, code};
-        while (in.remaining_bytes() != 0)
+        for (int steps = 0; steps < max_steps && in.remaining_bytes() != 0; ++steps)
             h.step(in);
     }
     FUZZ_CHECK(rec.check());
