@@ -8,6 +8,7 @@
 //                               larger copies, with reads of the free memory pointer between;
 //                               one memory reused across calls (clear()), as the frame pool does
 //   memory/mstore_1MiB/<impl>   32-byte MSTOREs from 0 to 1 MiB into a fresh memory each time
+//   (evmalloc.metered: the same through expand(offset, length, gas_left), gas_left charged)
 //   memory/repeated_1MiB_call/<impl>
 //                               the same memory-heavy call repeated: each iteration is one call
 //                               that grows its memory to 1 MiB by 32-byte MSTOREs, then ends.
@@ -124,6 +125,28 @@ struct EvmallocImpl
     }
     std::uint8_t* data() noexcept { return m.data(); }
     void clear() noexcept { m.clear(); }
+};
+
+// The metered expand, as an interpreter that charges memory gas against the gas left: the
+// budget (30M, a block's worth) goes down by every expansion's gas.
+struct EvmallocMeteredImpl
+{
+    evmalloc::Memory m{std::pmr::new_delete_resource()};
+    std::int64_t gas_left = 30'000'000;
+    std::int64_t expand(std::uint64_t offset, std::uint64_t length) noexcept
+    {
+        auto r = m.expand(offset, length, gas_left);  // not const: see EvmallocImpl
+        if (!r)
+            return -1;
+        gas_left -= static_cast<std::int64_t>(*r);
+        return static_cast<std::int64_t>(*r);
+    }
+    std::uint8_t* data() noexcept { return m.data(); }
+    void clear() noexcept
+    {
+        m.clear();
+        gas_left = 30'000'000;
+    }
 };
 
 struct EvmoneImpl
@@ -288,9 +311,11 @@ void repeated_call_evmone(benchmark::State& state)
 
 [[maybe_unused]] const bool registered = [] {
     benchmark::RegisterBenchmark("memory/mainnet_mix/evmalloc", mainnet_mix_bench<EvmallocImpl>);
+    benchmark::RegisterBenchmark("memory/mainnet_mix/evmalloc.metered", mainnet_mix_bench<EvmallocMeteredImpl>);
     benchmark::RegisterBenchmark("memory/mainnet_mix/evmone_memory", mainnet_mix_bench<EvmoneImpl>);
     benchmark::RegisterBenchmark("memory/mainnet_mix/std_vector", mainnet_mix_bench<VectorImpl>);
     benchmark::RegisterBenchmark("memory/mstore_1MiB/evmalloc", mstore_1mib_bench<EvmallocImpl>);
+    benchmark::RegisterBenchmark("memory/mstore_1MiB/evmalloc.metered", mstore_1mib_bench<EvmallocMeteredImpl>);
     benchmark::RegisterBenchmark("memory/mstore_1MiB/evmone_memory", mstore_1mib_bench<EvmoneImpl>);
     benchmark::RegisterBenchmark("memory/mstore_1MiB/std_vector", mstore_1mib_bench<VectorImpl>);
     benchmark::RegisterBenchmark("memory/repeated_1MiB_call/evmalloc", repeated_call_evmalloc);

@@ -6,6 +6,12 @@
 #include <catch2/generators/catch_generators.hpp>
 #include <catch2/generators/catch_generators_range.hpp>
 #else
+// Without exceptions (the noexcept preset) Catch2 v2 runs with its exception support off and
+// calls our Catch::throw_exception (tests/support/catch_main.cpp) where it would throw.
+#if !defined(__cpp_exceptions)
+#define CATCH_CONFIG_DISABLE_EXCEPTIONS
+#define CATCH_CONFIG_DISABLE_EXCEPTIONS_CUSTOM_HANDLER
+#endif
 #include <catch2/catch.hpp>
 #endif
 

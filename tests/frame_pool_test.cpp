@@ -140,9 +140,13 @@ TEST_CASE("FramePool refuses the frame beyond max_frames, losing nothing", "[fra
     CHECK(pool.active() == 0);
 }
 
-TEST_CASE("FramePool reports out_of_memory when upstream throws, losing nothing", "[frame_pool]")
+TEST_CASE("FramePool reports out_of_memory when upstream throws or returns nullptr, losing nothing",
+          "[frame_pool]")
 {
     RecordingResource upstream;
+    const bool returns_nullptr = GENERATE(false, true);
+    CAPTURE(returns_nullptr);
+    upstream.return_nullptr_on_failure(returns_nullptr);
     Pool pool{&upstream};
 
     SECTION("the buffer allocation fails")

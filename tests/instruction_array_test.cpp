@@ -3,7 +3,6 @@
 #include <evmalloc/traits.hpp>
 
 #include "catch.hpp"
-#include "support/assert_capture.hpp"
 
 #include <array>
 #include <cstdint>
@@ -51,18 +50,4 @@ TEST_CASE("InstructionArray: view() is a span over the carved bytes")
     CHECK(storage[10] == 0x1234);
 }
 
-TEST_CASE("InstructionArray: a short view is reported and cut to fit")
-{
-    if constexpr (!evmalloc::enable_asserts)
-    {
-        EVMALLOC_SKIP("assertions are compiled out in this build");
-    }
-    else
-    {
-        evmalloc::test::AssertCapture capture;
-        std::array<std::uint64_t, 4> storage{};
-        const auto view = InstructionArray<std::uint64_t>::view(std::as_writable_bytes(std::span{storage}), 5);
-        CHECK(capture.count() == 1);
-        CHECK(view.size() == 4);
-    }
-}
+// A view longer than its storage aborts in debug builds: tests/death/contracts.cpp.

@@ -1,8 +1,8 @@
 // Memory: gas of known expansions, the growth policy (capacities after a sequence), only the
 // new tail zeroed, contents kept across growth, clear(), length 0 at any offset, overflow and
-// limit errors, an upstream that throws, release_storage(), moves; expand with a gas budget
-// (out_of_gas changes nothing), expansion_gas(), data() never null, operator[]. A recording
-// upstream fills
+// limit errors, an upstream that throws or returns nullptr, release_storage(), moves; expand
+// with a gas budget (out_of_gas changes nothing), expansion_gas(), data() never null,
+// operator[]. A recording upstream fills
 // every new block with a pattern (so zeroing is visible) and checks each deallocation.
 #include <evmalloc/memory.hpp>
 #include <evmalloc/sanitizer.hpp>
@@ -31,7 +31,8 @@ constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
 class RecordingResource final : public std::pmr::memory_resource
 {
 public:
-    bool fail = false;                      ///< the next allocations throw std::bad_alloc
+    bool fail = false;                      ///< the next allocations fail
+    bool fail_with_nullptr = false;         ///< fail by returning nullptr, not std::bad_alloc
     std::vector<std::size_t> sizes;         ///< every successful allocation, in order
     std::size_t deallocations = 0;
     std::size_t mismatched = 0;             ///< deallocations not matching an allocation
@@ -46,7 +47,13 @@ private:
     {
         ++attempts;
         if (fail)
-            throw std::bad_alloc();
+        {
+#if defined(__cpp_exceptions)
+            if (!fail_with_nullptr)
+                throw std::bad_alloc();
+#endif
+            return nullptr;
+        }
         void* p = std::pmr::new_delete_resource()->allocate(bytes, alignment);
         std::memset(p, fresh_pattern, bytes);
         blocks_[p] = {bytes, alignment};
@@ -356,9 +363,11 @@ TEST_CASE("Memory: past limit() is memory_limit_exceeded, nothing changed", "[me
     CHECK(res.sizes.size() == 2);  // m and odd only
 }
 
-TEST_CASE("Memory: an upstream that throws is out_of_memory, nothing changed", "[memory]")
+TEST_CASE("Memory: an upstream that throws or returns nullptr is out_of_memory, nothing changed", "[memory]")
 {
     RecordingResource res;
+    res.fail_with_nullptr = GENERATE(false, true);
+    CAPTURE(res.fail_with_nullptr);
     SECTION("on the first growth")
     {
         Memory m{&res};

@@ -1,5 +1,4 @@
 #include "catch.hpp"
-#include "support/assert_capture.hpp"
 #include "support/recording_resource.hpp"
 
 #include <evmalloc/buffer_pool.hpp>
@@ -298,16 +297,11 @@ TEST_CASE("try_acquire: only a released slot, never upstream", "[slot_pool]")
         CHECK(pool.capacity() == capacity);
         CHECK(upstream.allocations() == 1);
 
-        // A slot from try_acquire is in use like any other: releasing it twice is caught.
+        // A slot from try_acquire is in use like any other (releasing it twice aborts in debug
+        // builds: tests/death/contracts.cpp).
         pool.release(c);
         pool.release(a);
-        if (evmalloc::enable_asserts)
-        {
-            evmalloc::test::AssertCapture capture;
-            pool.release(a);
-            CHECK(capture.count() == 1);
-            CHECK(pool.in_use() == 0);
-        }
+        CHECK(pool.in_use() == 0);
     }
     CHECK(upstream.check());
 }

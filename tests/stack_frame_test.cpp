@@ -1,5 +1,4 @@
 #include "catch.hpp"
-#include "support/assert_capture.hpp"
 #include "support/corpus.hpp"
 #include "support/op_table.hpp"
 #include "support/pool_state.hpp"
@@ -414,20 +413,4 @@ TEST_CASE("StackFrame stack and memory work in the frame", "[stack_frame]")
     CHECK(next.memory().capacity() >= 10016);  // the capacity came back with the Memory
 }
 
-TEST_CASE("StackFrame reports use before prepare in debug builds", "[stack_frame]")
-{
-    if constexpr (!evmalloc::enable_asserts)
-    {
-        EVMALLOC_SKIP("assertions are compiled out in this build");
-    }
-    else
-    {
-        Pool pool;
-        Frame frame = make(10, pool);
-        evmalloc::test::AssertCapture capture;
-        CHECK(frame.ops().empty());
-        CHECK(capture.count() == 1);
-        (void)frame.analysis();
-        CHECK(capture.count() == 2);
-    }
-}
+// Use before prepare() aborts in debug builds: tests/death/contracts.cpp.

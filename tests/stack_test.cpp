@@ -3,7 +3,6 @@
 #include <evmalloc/stack.hpp>
 
 #include "catch.hpp"
-#include "support/assert_capture.hpp"
 
 #include <array>
 #include <cstdint>
@@ -186,49 +185,5 @@ TEST_CASE("Stack: swap(n) exchanges the top with the item n below (EVM SWAP1..SW
     }
 }
 
-TEST_CASE("Stack: a violated precondition of a fast path is reported in debug builds")
-{
-    if constexpr (!evmalloc::enable_asserts)
-    {
-        EVMALLOC_SKIP("assertions are compiled out in this build");
-    }
-    else
-    {
-        evmalloc::test::AssertCapture capture;
-        Storage s;
-        Stack<> stack{s.span()};
-        CHECK(stack.pop_unchecked() == Word{});  // reported, nothing popped
-        CHECK(capture.count() == 1);
-        CHECK(stack.size() == 0);
-        (void)stack.top();
-        CHECK(capture.count() == 2);
-        stack.dup(1);  // nothing to duplicate
-        CHECK(capture.count() == 3);
-        CHECK(stack.size() == 0);
-        stack.push_unchecked(w(1));
-        stack.push_unchecked(w(2));
-        stack.swap(2);  // needs 3 items
-        stack.dup(17);  // no DUP17
-        stack.swap(0);
-        CHECK(capture.count() == 6);
-        CHECK(stack.top() == w(2));
-        CHECK(stack.peek(1) == w(1));
-        (void)stack.peek(2);
-        CHECK(capture.count() == 7);
-        while (stack.size() < Stack<>::capacity)
-            stack.push_unchecked(w(3));
-        stack.push_unchecked(w(4));  // full: skipped
-        stack.dup(1);                // full: skipped
-        CHECK(capture.count() == 9);
-        CHECK(stack.size() == 1024);
-        CHECK(s.guard_intact());
-
-        // Storage shorter than 1024 words: reported, and the stack stops at what it was given.
-        std::array<Word, 4> small{};
-        Stack<> short_stack{small};
-        CHECK(capture.count() == 10);
-        for (std::uint64_t v = 0; v < 4; ++v)
-            CHECK(short_stack.push(w(v)).has_value());
-        CHECK(short_stack.push(w(4)).error() == Errc::stack_overflow);
-    }
-}
+// A violated precondition of a fast path (and storage shorter than 1024 words) aborts in debug
+// builds: tests/death/contracts.cpp.

@@ -34,11 +34,11 @@
 // the arena's usage; the request counters only when counting.
 //
 // Debug builds (enable_asserts) remember the (size, alignment) of every live request in a
-// side table (on the global heap, never upstream) and report through EVMALLOC_ASSERT's handler
-// a deallocation whose size or alignment differs from its allocation, or of a pointer this
-// allocator did not hand out (also a second deallocation); the reported deallocation is
-// skipped. Every allocation of a debug build takes the out-of-line path, which fills the
-// table. Release builds carry no table and no check.
+// side table (on the global heap, never upstream); a deallocation whose size or alignment
+// differs from its allocation, or of a pointer this allocator did not hand out (also a second
+// deallocation), is reported through the assertion handler and aborts. Every allocation of a
+// debug build takes the out-of-line path, which fills the table. Release builds carry no table
+// and no check.
 //
 // Threads: the model is one EvmAllocator per executing thread (transactions executed in
 // parallel, each thread with its own allocator). An EvmAllocator is not thread-safe and
@@ -60,6 +60,7 @@
 #include "statistics.hpp"
 #include "traits.hpp"
 #include "transaction_arena.hpp"
+#include "upstream.hpp"
 
 namespace evmalloc
 {
@@ -250,14 +251,11 @@ protected:
     }
 
     /// \requires (bytes, alignment) are those p was allocated with (checked in debug builds:
-    /// a mismatch is reported and the deallocation skipped).
+    /// a mismatch is reported and aborts).
     void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override
     {
         if constexpr (enable_asserts)
-        {
-            if (!debug_untrack(p, bytes, alignment))
-                return;
-        }
+            debug_untrack(p, bytes, alignment);
         // Not noexcept: a deallocation upstream stays a tail call.
         dispatch(bytes, alignment, [this, p, bytes, alignment](auto to) {
             constexpr Route r = decltype(to)::value;
@@ -425,40 +423,29 @@ private:
     {
         if constexpr (enable_asserts)
         {
-            try
-            {
-                debug_[p] = DebugBlock{bytes, alignment};
-            }
-            catch (...)
-            {
-                give_back<R>(p, bytes, alignment);
-                throw;
-            }
+            detail::invoke_or_undo([&] { debug_[p] = DebugBlock{bytes, alignment}; },
+                                   [&] { give_back<R>(p, bytes, alignment); });
         }
     }
 
-    /// True when p is live with exactly (bytes, alignment); it is then forgotten. Otherwise
-    /// reports the mismatch and returns false.
-    bool debug_untrack(void* p, std::size_t bytes, std::size_t alignment) noexcept
+    /// Forgets p, which must be live with exactly (bytes, alignment); otherwise reports the
+    /// mismatch and aborts.
+    void debug_untrack(void* p, std::size_t bytes, std::size_t alignment) noexcept
     {
         if constexpr (enable_asserts)
         {
             const auto it = debug_.find(p);
-            if (it == debug_.end())
-            {
-                EVMALLOC_REPORT("EvmAllocator: deallocation of a pointer it did not hand out "
+            EVMALLOC_ASSERT_MSG(it != debug_.end(),
+                                "EvmAllocator: deallocation of a pointer it did not hand out "
                                 "(or deallocated twice)");
-                return false;
-            }
-            if (it->second.bytes != bytes || it->second.alignment != alignment)
-            {
-                EVMALLOC_REPORT("EvmAllocator: deallocation with a size or alignment different "
+            EVMALLOC_ASSERT_MSG(it->second.bytes == bytes && it->second.alignment == alignment,
+                                "EvmAllocator: deallocation with a size or alignment different "
                                 "from the allocation");
-                return false;
-            }
             debug_.erase(it);
         }
-        return true;
+        static_cast<void>(p);
+        static_cast<void>(bytes);
+        static_cast<void>(alignment);
     }
 
     std::pmr::memory_resource* upstream_;

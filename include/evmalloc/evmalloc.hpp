@@ -8,6 +8,7 @@
 #include "sanitizer.hpp"
 #include "tier.hpp"
 #include "traits.hpp"
+#include "upstream.hpp"
 
 // resources
 #include "buffer_pool.hpp"

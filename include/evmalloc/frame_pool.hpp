@@ -36,6 +36,7 @@
 #include "memory.hpp"
 #include "result.hpp"
 #include "sanitizer.hpp"
+#include "upstream.hpp"
 #include "tier.hpp"
 #include "traits.hpp"
 
@@ -201,28 +202,15 @@ private:
 
     std::byte* allocate_buffer(Tier tier) noexcept
     {
-        try
-        {
-            return static_cast<std::byte*>(
-                upstream_->allocate(frame_buffer_size<Traits>(tier), buffer_alignment));
-        }
-        catch (...)
-        {
-            return nullptr;
-        }
+        return static_cast<std::byte*>(
+            detail::try_allocate_from(upstream_, frame_buffer_size<Traits>(tier), buffer_alignment));
     }
 
     MemorySlot* allocate_memory() noexcept
     {
-        void* p = nullptr;
-        try
-        {
-            p = upstream_->allocate(sizeof(MemorySlot), alignof(MemorySlot));
-        }
-        catch (...)
-        {
+        void* const p = detail::try_allocate_from(upstream_, sizeof(MemorySlot), alignof(MemorySlot));
+        if (p == nullptr)
             return nullptr;
-        }
         return ::new (p) MemorySlot{Memory{upstream_, config_.memory_limit}, nullptr};
     }
 

@@ -34,7 +34,8 @@ struct InstructionArray
 
     /// The first `count` entries of T in `storage` (contents as the bytes were: not
     /// initialised). \requires storage is aligned to alignof(T) and holds count * sizeof(T)
-    /// bytes; when it holds fewer (reported through EVMALLOC_ASSERT) the span is cut to fit.
+    /// bytes (checked in debug builds: reported and aborts; a release build cuts the span to
+    /// fit).
     [[nodiscard]] static std::span<T> view(std::span<std::byte> storage, std::size_t count) noexcept
     {
         EVMALLOC_ASSERT(reinterpret_cast<std::uintptr_t>(storage.data()) % alignof(T) == 0);

@@ -36,6 +36,7 @@
 #include "config.hpp"
 #include "result.hpp"
 #include "sanitizer.hpp"
+#include "upstream.hpp"
 
 namespace evmalloc
 {
@@ -284,15 +285,9 @@ private:
         if (new_capacity < needed)
             new_capacity = round_to_page(needed);
 
-        void* fresh = nullptr;
-        try
-        {
-            fresh = upstream_->allocate(new_capacity, alignment);
-        }
-        catch (...)
-        {
+        void* const fresh = detail::try_allocate_from(upstream_, new_capacity, alignment);
+        if (fresh == nullptr)
             return false;
-        }
         auto* const bytes = static_cast<std::uint8_t*>(fresh);
         if (size_ != 0)
             std::memcpy(bytes, data_, size_);

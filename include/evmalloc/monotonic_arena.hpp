@@ -16,6 +16,7 @@
 
 #include "config.hpp"
 #include "sanitizer.hpp"
+#include "upstream.hpp"
 
 namespace evmalloc
 {
@@ -91,7 +92,7 @@ protected:
     {
         if (void* p = try_allocate(bytes, alignment)) [[likely]]
             return p;
-        throw std::bad_alloc();
+        detail::throw_bad_alloc("MonotonicArena: request does not fit what is left");
     }
 
     /// Monotonic: memory comes back only with reset().

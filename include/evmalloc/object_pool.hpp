@@ -9,8 +9,9 @@
 // alignment <= slot_alignment) from the pool and forwards the rest to upstream; deallocation
 // follows the same rule. The overrides are final: calls through an ObjectPool<T>& devirtualize.
 //
-// Debug builds report double release, foreign pointers and objects alive at destruction
-// through EVMALLOC_ASSERT's handler (see slot_pool.hpp). Not thread-safe: see Synchronized.
+// Debug builds abort on a double release or a foreign pointer and report objects alive at
+// destruction, through the assertion handler (see slot_pool.hpp). Not thread-safe: see
+// Synchronized.
 #pragma once
 
 #include <cstddef>
@@ -20,6 +21,7 @@
 
 #include "config.hpp"
 #include "slot_pool.hpp"
+#include "upstream.hpp"
 
 namespace evmalloc
 {
@@ -54,27 +56,17 @@ public:
     [[nodiscard]] T* create(A&&... args)
     {
         T* const slot = acquire();
-        try
-        {
-            return ::new (static_cast<void*>(slot)) T(std::forward<A>(args)...);
-        }
-        catch (...)
-        {
-            release(slot);
-            throw;
-        }
+        return detail::invoke_or_undo(
+            [&] { return ::new (static_cast<void*>(slot)) T(std::forward<A>(args)...); },
+            [&] { release(slot); });
     }
 
     /// Destroys an object from create() and gives its slot back.
     /// \requires p came from create() of this pool and is not destroyed yet (checked in debug
-    /// builds before the destructor runs: a bad call is reported and does nothing).
+    /// builds before the destructor runs: a bad call is reported and aborts).
     void destroy(T* p) noexcept
     {
-        if constexpr (enable_asserts)
-        {
-            if (!this->slots_.check_release(p))
-                return;
-        }
+        this->slots_.check_release(p);
         p->~T();
         release(p);
     }

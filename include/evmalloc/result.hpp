@@ -3,7 +3,9 @@
 // Every failure an input can cause (code size, call depth, memory offsets, an upstream
 // resource that throws) comes back as an Errc inside a Result, in every build type.
 // Result<T> is shaped like std::expected<T, Errc>: has_value(), explicit operator bool,
-// value() (throws std::system_error on error), error(), operator* and operator->.
+// value() (throws std::system_error on error), error(), operator* and operator->. Where
+// exceptions are off, value() on an error reports through the assertion handler and aborts,
+// in every build type.
 // A Result is built from a T (success) or from an Errc (failure): `return Errc::stack_overflow;`.
 #pragma once
 
@@ -86,9 +88,14 @@ namespace evmalloc
 {
 namespace detail
 {
-[[noreturn]] inline void throw_result_error(Errc e)
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_result_error(Errc e)
 {
+#if defined(__cpp_exceptions)
     throw std::system_error(make_error_code(e));
+#else
+    const std::string what = "Result::value() on an error: " + error_category().message(static_cast<int>(e));
+    fatal_error(what.c_str(), __FILE__, __LINE__);
+#endif
 }
 
 // Storage for Result<T>: trivially destructible (and so usable in constant expressions)
@@ -222,7 +229,8 @@ public:
         return this->error_;
     }
 
-    /// \throws std::system_error with this error's code when !has_value().
+    /// \throws std::system_error with this error's code when !has_value() (without exceptions:
+    /// reports through the assertion handler and aborts).
     constexpr T& value() &
     {
         if (!this->has_value_)
@@ -284,7 +292,8 @@ public:
         return error_;
     }
 
-    /// \throws std::system_error with this error's code when !has_value().
+    /// \throws std::system_error with this error's code when !has_value() (without exceptions:
+    /// reports through the assertion handler and aborts).
     constexpr void value() const
     {
         if (!has_value_)

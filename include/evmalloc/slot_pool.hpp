@@ -16,10 +16,11 @@
 // fit a slot come from the pool, every other request goes to upstream, and deallocation applies
 // the same (size, alignment) rule, so it never guesses by pointer.
 //
-// Debug builds (enable_asserts) keep one "in use" bit per slot and report through the
-// assertion handler: a double release, a release of a pointer the pool never handed out, and
-// slots still in use when the pool is destroyed. A reported release is skipped. Under
-// AddressSanitizer free and not-yet-carved slots are poisoned.
+// Debug builds (enable_asserts) keep one "in use" bit per slot: a double release, or a release
+// of a pointer the pool never handed out, is reported through the assertion handler and
+// aborts; slots still in use when the pool is destroyed are reported (a leak) and the pool's
+// memory goes back all the same. Under AddressSanitizer free and not-yet-carved slots are
+// poisoned.
 //
 // Not thread-safe: one pool per thread, or Synchronized<> for what must be shared.
 #pragma once
@@ -33,6 +34,7 @@
 #include "allocation.hpp"
 #include "config.hpp"
 #include "sanitizer.hpp"
+#include "upstream.hpp"
 
 namespace evmalloc
 {
@@ -132,13 +134,12 @@ public:
 
     /// Gives a slot back; it is the next one handed out.
     /// \requires p came from acquire() of this pool and is not released yet (checked in debug
-    /// builds: a bad release is reported and skipped).
+    /// builds: a bad release is reported and aborts).
     void release(void* p) noexcept
     {
         if constexpr (enable_asserts)
         {
-            if (!check_release(p))
-                return;
+            check_release(p);
             set_in_use(p, false);
         }
         std::memcpy(link_of(p), &free_, sizeof(void*));
@@ -147,26 +148,17 @@ public:
         EVMALLOC_POISON(p, slot_size);
     }
 
-    /// Debug builds: true when `p` is a slot of this pool that is in use; otherwise reports
-    /// why not and returns false. Release builds: true without looking.
-    [[nodiscard]] bool check_release(const void* p) const noexcept
+    /// Debug builds: unless `p` is a slot of this pool that is in use, reports why not and
+    /// aborts. Release builds: checks nothing.
+    void check_release(const void* p) const noexcept
     {
         if constexpr (enable_asserts)
         {
             const Location at = locate(p);
-            if (at.chunk == nullptr)
-            {
-                EVMALLOC_REPORT("release of a pointer the pool never handed out");
-                return false;
-            }
-            if (!is_in_use(at))
-            {
-                EVMALLOC_REPORT("double release: the slot is not in use");
-                return false;
-            }
+            EVMALLOC_ASSERT_MSG(at.chunk != nullptr, "release of a pointer the pool never handed out");
+            EVMALLOC_ASSERT_MSG(is_in_use(at), "double release: the slot is not in use");
         }
         static_cast<void>(p);
-        return true;
     }
 
     /// True when `p` is the start of a slot in one of this pool's chunks (in use or not).
@@ -297,9 +289,9 @@ private:
     {
         const std::size_t count = next_chunk_slots_;
         if (count > max_slots)
-            throw std::bad_alloc();
+            detail::throw_bad_alloc("pool: slot count overflows");
         const std::size_t bytes = chunk_bytes(count);
-        auto* const base = static_cast<std::byte*>(upstream_->allocate(bytes, slot_alignment));
+        auto* const base = static_cast<std::byte*>(detail::allocate_from(upstream_, bytes, slot_alignment));
 
         auto* const chunk = ::new (base + count * slot_size) detail::ChunkHeader{chunks_, count};
         if constexpr (enable_asserts)

@@ -6,12 +6,12 @@
 // failure; the unchecked fast paths are for interpreters that check stack bounds once per
 // basic block (as evmone's advanced interpreter does). They check nothing in release builds;
 // in debug builds a violated precondition is reported through the assertion handler and the
-// operation is skipped (peek()/top() then return a scratch word, pop_unchecked() W{}).
+// process aborts (config.hpp).
 //
 // A Stack is a view: copies share the storage, which the caller keeps alive.
 //
-// Invariant: bottom_ <= top_ <= end_, end_ - bottom_ == capacity (less only when the storage
-// was too short, which is reported through EVMALLOC_ASSERT).
+// Invariant: bottom_ <= top_ <= end_, end_ - bottom_ == capacity (less only in a release
+// build given storage that is too short: the checked push() then stops at its end).
 #pragma once
 
 #include <cstddef>
@@ -70,22 +70,14 @@ public:
     /// \requires size() < capacity
     void push_unchecked(const W& w) noexcept
     {
-        if constexpr (enable_asserts)
-        {
-            if (top_ == end_)
-                return report("push_unchecked on a full stack");
-        }
+        EVMALLOC_ASSERT_MSG(top_ != end_, "push_unchecked on a full stack");
         *top_++ = w;
     }
 
     /// \requires !empty()
     W pop_unchecked() noexcept
     {
-        if constexpr (enable_asserts)
-        {
-            if (top_ == bottom_)
-                return report("pop_unchecked on an empty stack"), W{};
-        }
+        EVMALLOC_ASSERT_MSG(top_ != bottom_, "pop_unchecked on an empty stack");
         return *--top_;
     }
 
@@ -96,11 +88,7 @@ public:
     /// The item `n` below the top (peek(0) is top()). \requires n < size()
     [[nodiscard]] W& peek(std::size_t n) noexcept
     {
-        if constexpr (enable_asserts)
-        {
-            if (n >= size())
-                return report("peek/top below the bottom of the stack"), scratch_;
-        }
+        EVMALLOC_ASSERT_MSG(n < size(), "peek/top below the bottom of the stack");
         return *(top_ - 1 - n);
     }
     [[nodiscard]] const W& peek(std::size_t n) const noexcept { return const_cast<Stack*>(this)->peek(n); }
@@ -109,11 +97,8 @@ public:
     /// \requires 1 <= n <= 16, n <= size(), size() < capacity
     void dup(std::size_t n) noexcept
     {
-        if constexpr (enable_asserts)
-        {
-            if (n < 1 || n > 16 || n > size() || top_ == end_)
-                return report("dup(n) needs 1 <= n <= 16, n items and a free slot");
-        }
+        EVMALLOC_ASSERT_MSG(n >= 1 && n <= 16 && n <= size() && top_ != end_,
+                            "dup(n) needs 1 <= n <= 16, n items and a free slot");
         *top_ = *(top_ - n);
         ++top_;
     }
@@ -122,11 +107,7 @@ public:
     /// \requires 1 <= n <= 16, n < size()
     void swap(std::size_t n) noexcept
     {
-        if constexpr (enable_asserts)
-        {
-            if (n < 1 || n > 16 || n >= size())
-                return report("swap(n) needs 1 <= n <= 16 and n + 1 items");
-        }
+        EVMALLOC_ASSERT_MSG(n >= 1 && n <= 16 && n < size(), "swap(n) needs 1 <= n <= 16 and n + 1 items");
         using std::swap;
         swap(top_[-1], *(top_ - 1 - n));
     }
@@ -141,15 +122,6 @@ public:
     [[nodiscard]] W* data() const noexcept { return bottom_; }
 
 private:
-    static void report([[maybe_unused]] const char* what) noexcept
-    {
-        if constexpr (enable_asserts)
-            detail::assert_failed(what, __FILE__, __LINE__);
-    }
-
-    /// What peek()/top() return in a debug build after reporting a violated precondition.
-    static inline W scratch_{};
-
     W* bottom_;
     W* top_;
     W* end_;

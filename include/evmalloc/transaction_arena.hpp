@@ -24,6 +24,7 @@
 #include "allocation.hpp"
 #include "config.hpp"
 #include "sanitizer.hpp"
+#include "upstream.hpp"
 
 namespace evmalloc
 {
@@ -136,11 +137,8 @@ protected:
     /// Monotonic: memory comes back only with reset().
     void do_deallocate(void* p, std::size_t, std::size_t) final
     {
-        if constexpr (enable_asserts)
-        {
-            if (p != nullptr && !owns(p))
-                EVMALLOC_REPORT("TransactionArena: deallocation of a pointer it did not hand out");
-        }
+        EVMALLOC_ASSERT_MSG(p == nullptr || owns(p),
+                            "TransactionArena: deallocation of a pointer it did not hand out");
     }
 
     bool do_is_equal(const std::pmr::memory_resource& other) const noexcept final
@@ -167,7 +165,7 @@ private:
     /// Takes a chunk of `size` bytes from upstream and makes it the current one.
     void add_chunk(std::size_t size)
     {
-        void* raw = upstream_->allocate(size, chunk_alignment);  // may throw: nothing changed yet
+        void* raw = detail::allocate_from(upstream_, size, chunk_alignment);  // may throw: nothing changed yet
         auto* c = ::new (raw) ChunkHeader{head_, size};
         if (head_ != nullptr)
             used_before_ += static_cast<std::size_t>(cursor_ - chunk_begin_);
@@ -183,7 +181,7 @@ private:
         constexpr std::size_t max = std::numeric_limits<std::size_t>::max();
         const std::size_t overhead = sizeof(ChunkHeader) + alignment;
         if (bytes > max - overhead - min_chunk_size)
-            throw std::bad_alloc();
+            detail::throw_bad_alloc("TransactionArena: request too large");
         const std::size_t needed = align_up(bytes + overhead, min_chunk_size);
         const std::size_t size = std::max(next_size_, needed);
         add_chunk(size);

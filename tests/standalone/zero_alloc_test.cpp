@@ -21,17 +21,30 @@ std::atomic<bool> counting{false};
 std::atomic<std::size_t> new_calls{0};
 std::atomic<std::size_t> delete_calls{0};
 
-void* counted_new(std::size_t size, std::size_t alignment = 0)
+// nullptr when malloc fails.
+void* counted_new_nothrow(std::size_t size, std::size_t alignment = 0) noexcept
 {
     if (counting.load(std::memory_order_relaxed))
         new_calls.fetch_add(1, std::memory_order_relaxed);
     if (size == 0)
         size = 1;
-    void* p = alignment > alignof(std::max_align_t)
-                  ? std::aligned_alloc(alignment, (size + alignment - 1) / alignment * alignment)
-                  : std::malloc(size);
+    return alignment > alignof(std::max_align_t)
+               ? std::aligned_alloc(alignment, (size + alignment - 1) / alignment * alignment)
+               : std::malloc(size);
+}
+
+// Throws std::bad_alloc when malloc fails (aborts where exceptions are off).
+void* counted_new(std::size_t size, std::size_t alignment = 0)
+{
+    void* const p = counted_new_nothrow(size, alignment);
     if (p == nullptr)
+    {
+#if defined(__cpp_exceptions)
         throw std::bad_alloc();
+#else
+        std::abort();
+#endif
+    }
     return p;
 }
 
@@ -78,47 +91,19 @@ void* operator new[](std::size_t n, std::align_val_t a)
 }
 void* operator new(std::size_t n, const std::nothrow_t&) noexcept
 {
-    try
-    {
-        return counted_new(n);
-    }
-    catch (...)
-    {
-        return nullptr;
-    }
+    return counted_new_nothrow(n);
 }
 void* operator new[](std::size_t n, const std::nothrow_t&) noexcept
 {
-    try
-    {
-        return counted_new(n);
-    }
-    catch (...)
-    {
-        return nullptr;
-    }
+    return counted_new_nothrow(n);
 }
 void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept
 {
-    try
-    {
-        return counted_new(n, static_cast<std::size_t>(a));
-    }
-    catch (...)
-    {
-        return nullptr;
-    }
+    return counted_new_nothrow(n, static_cast<std::size_t>(a));
 }
 void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept
 {
-    try
-    {
-        return counted_new(n, static_cast<std::size_t>(a));
-    }
-    catch (...)
-    {
-        return nullptr;
-    }
+    return counted_new_nothrow(n, static_cast<std::size_t>(a));
 }
 void operator delete(void* p) noexcept
 {

@@ -1,5 +1,7 @@
-// Test support: records EVMALLOC_ASSERT failures instead of aborting, for the lifetime of one
-// AssertCapture. Not thread-safe: one capture at a time, on the test's own thread.
+// Test support: records what the assertion handler is given, for the lifetime of one
+// AssertCapture: the leak reports (EVMALLOC_REPORT), which carry on. A failed check still
+// aborts after the handler returns; those are tested in tests/death/. Not thread-safe: one
+// capture at a time, on the test's own thread.
 #pragma once
 
 #include <evmalloc/config.hpp>
@@ -17,9 +19,9 @@ public:
     AssertCapture(const AssertCapture&) = delete;
     AssertCapture& operator=(const AssertCapture&) = delete;
 
-    /// How many checks failed since this capture began.
+    /// How many reports the handler received since this capture began.
     [[nodiscard]] std::size_t count() const noexcept { return failures().size(); }
-    /// What each failed check reported (the condition or the message).
+    /// The message of each report, in order.
     [[nodiscard]] const std::vector<std::string>& messages() const noexcept { return failures(); }
 
 private:
@@ -30,6 +32,7 @@ private:
     }
     static void record(const char* what, const char*, int) noexcept
     {
+#if defined(__cpp_exceptions)
         try
         {
             failures().emplace_back(what);
@@ -37,6 +40,9 @@ private:
         catch (...)
         {
         }
+#else
+        failures().emplace_back(what);
+#endif
     }
     AssertHandler previous_;
 };

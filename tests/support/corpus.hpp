@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +21,18 @@
 
 namespace evmalloc::test
 {
+/// Throws E{what}; where exceptions are off, prints `what` and aborts (a broken corpus).
+template <class E>
+[[noreturn]] inline void corpus_error(const std::string& what)
+{
+#if defined(__cpp_exceptions)
+    throw E(what);
+#else
+    std::fprintf(stderr, "corpus: %s\n", what.c_str());
+    std::abort();
+#endif
+}
+
 struct CorpusEntry
 {
     std::string file;                ///< as in MANIFEST.tsv, e.g. "real/oz_erc20.hex"
@@ -46,7 +59,7 @@ inline std::optional<std::filesystem::path> corpus_dir()
 inline std::vector<std::uint8_t> from_hex(std::string_view hex)
 {
     if (hex.size() % 2 != 0)
-        throw std::invalid_argument("odd-length hex");
+        corpus_error<std::invalid_argument>("odd-length hex");
     const auto nibble = [](char c) -> std::uint8_t {
         if (c >= '0' && c <= '9')
             return static_cast<std::uint8_t>(c - '0');
@@ -54,7 +67,7 @@ inline std::vector<std::uint8_t> from_hex(std::string_view hex)
             return static_cast<std::uint8_t>(c - 'a' + 10);
         if (c >= 'A' && c <= 'F')
             return static_cast<std::uint8_t>(c - 'A' + 10);
-        throw std::invalid_argument("bad hex digit");
+        corpus_error<std::invalid_argument>("bad hex digit");
     };
     std::vector<std::uint8_t> out(hex.size() / 2);
     for (std::size_t i = 0; i < out.size(); ++i)
@@ -68,7 +81,7 @@ inline std::vector<CorpusEntry> load_corpus(const std::filesystem::path& dir)
 {
     std::ifstream manifest{dir / "MANIFEST.tsv"};
     if (!manifest)
-        throw std::runtime_error("cannot open " + (dir / "MANIFEST.tsv").string());
+        corpus_error<std::runtime_error>("cannot open " + (dir / "MANIFEST.tsv").string());
     std::vector<CorpusEntry> entries;
     std::string line;
     std::getline(manifest, line);  // header
@@ -93,7 +106,7 @@ inline std::vector<CorpusEntry> load_corpus(const std::filesystem::path& dir)
             hex.pop_back();
         e.code = from_hex(hex);
         if (!hex_file || e.code.size() != std::stoul(bytes))
-            throw std::runtime_error("corpus file missing or of the wrong size: " + e.file);
+            corpus_error<std::runtime_error>("corpus file missing or of the wrong size: " + e.file);
         entries.push_back(std::move(e));
     }
     return entries;

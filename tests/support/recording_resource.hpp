@@ -2,9 +2,11 @@
 //
 // Every allocation is logged with its size and alignment; every deallocation must match a live
 // allocation exactly (pointer, size, alignment) or it is recorded as an error (and not passed
-// on). It can be told to fail: throw std::bad_alloc once K more allocations have succeeded,
-// while a flag is set, or for any request above a size (an upstream that cannot serve huge
-// requests, as a real one cannot). check() / report() let a test assert that nothing is left and nothing
+// on). It can be told to fail once K more allocations have succeeded, while a flag is set, or
+// for any request above a size (an upstream that cannot serve huge requests, as a real one
+// cannot): by throwing std::bad_alloc, or by returning nullptr (what a resource does where
+// exceptions are off; the only way there, and chosen with return_nullptr_on_failure()
+// elsewhere). check() / report() let a test assert that nothing is left and nothing
 // went wrong; the destructor returns anything still live to its own upstream so a failed test
 // does not leak. Thread-safe (one mutex), so it can sit under Synchronized<> tests.
 #pragma once
@@ -45,13 +47,21 @@ public:
             upstream_->deallocate(p, block.bytes, block.alignment);
     }
 
-    /// The next `k` allocations succeed, every one after throws std::bad_alloc (until reset).
+    /// A failing allocation returns nullptr instead of throwing std::bad_alloc (in a build
+    /// without exceptions it always does).
+    void return_nullptr_on_failure(bool on = true)
+    {
+        const std::lock_guard lock{mutex_};
+        return_nullptr_ = on;
+    }
+
+    /// The next `k` allocations succeed, every one after fails (until reset).
     void fail_after(std::size_t k)
     {
         const std::lock_guard lock{mutex_};
         successes_left_ = k;
     }
-    /// While set, every allocation throws std::bad_alloc.
+    /// While set, every allocation fails.
     void set_failing(bool failing)
     {
         const std::lock_guard lock{mutex_};
@@ -74,7 +84,7 @@ public:
 
     [[nodiscard]] std::size_t allocations() const { return locked([&] { return allocations_; }); }
     [[nodiscard]] std::size_t deallocations() const { return locked([&] { return deallocations_; }); }
-    /// Allocations refused (thrown) so far.
+    /// Allocations refused so far.
     [[nodiscard]] std::size_t failures() const { return locked([&] { return failures_; }); }
     [[nodiscard]] std::size_t live_count() const { return locked([&] { return live_.size(); }); }
     [[nodiscard]] std::size_t live_bytes() const { return locked([&] { return live_bytes_; }); }
@@ -108,7 +118,11 @@ protected:
         if (failing_ || successes_left_ == 0 || bytes > max_bytes_)
         {
             ++failures_;
-            throw std::bad_alloc();
+#if defined(__cpp_exceptions)
+            if (!return_nullptr_)
+                throw std::bad_alloc();
+#endif
+            return nullptr;
         }
         void* const p = upstream_->allocate(bytes, alignment);
         if (successes_left_ != no_limit)
@@ -178,5 +192,6 @@ private:
     std::size_t successes_left_ = no_limit;
     std::size_t max_bytes_ = no_limit;
     bool failing_ = false;
+    bool return_nullptr_ = false;
 };
 }  // namespace evmalloc::test
