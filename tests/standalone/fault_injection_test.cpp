@@ -1,5 +1,5 @@
 // Fault injection: one scenario (an EvmAllocator built over a recording upstream, then a
-// transaction of nested calls through StackFrame and the FramePool with memory growth, arena
+// transaction of nested calls through StackFrame and a FramePool with memory growth, arena
 // data, the typed pools, requests through the allocator's std::pmr face and a pmr container,
 // a standalone ObjectPool and BufferPool, then everything unwound), run again and again with
 // the upstream failing at its Nth allocation, for N = 0, 1, 2, ... until a run completes
@@ -9,20 +9,24 @@
 // retried and succeeds), and when the scenario ends nothing is left live upstream. Under the
 // asan preset the same run also proves nothing leaked or was touched after release.
 //
+// The upstream fails in both ways a resource can: by throwing std::bad_alloc, and by
+// returning nullptr. Without exceptions (the noexcept preset) only the parts that report an
+// Errc run (frames and Memory, with an upstream returning nullptr): there an upstream failure
+// behind a std::pmr face aborts by design.
+//
 // Its own executable (tests/standalone) so that `ctest -R fault_injection` and the asan
 // build can run it alone.
 #include "catch.hpp"
-
-#if defined(__cpp_exceptions)
-
 #include "support/op_table.hpp"
 #include "support/pool_state.hpp"
 #include "support/recording_resource.hpp"
 
+#include <evmalloc/stack_frame.hpp>
+#if defined(__cpp_exceptions)
 #include <evmalloc/buffer_pool.hpp>
 #include <evmalloc/evm_allocator.hpp>
 #include <evmalloc/object_pool.hpp>
-#include <evmalloc/stack_frame.hpp>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -37,7 +41,6 @@
 namespace
 {
 using evmalloc::Errc;
-using evmalloc::EvmAllocator;
 using evmalloc::test::RecordingResource;
 
 using State = std::vector<std::uint64_t>;
@@ -75,6 +78,7 @@ struct Walk
         REQUIRE(attempt());
     }
 
+#if defined(__cpp_exceptions)
     // A step that throws std::bad_alloc when the upstream fails.
     template <class F, class StateOf>
     void throwing_step(F&& f, StateOf&& state)
@@ -93,6 +97,7 @@ struct Walk
             },
             state);
     }
+#endif
 };
 
 struct Call
@@ -101,7 +106,8 @@ struct Call
     std::uint8_t tag;
 };
 
-State allocator_state(const EvmAllocator& a, const RecordingResource& rec)
+#if defined(__cpp_exceptions)
+State allocator_state(const evmalloc::EvmAllocator& a, const RecordingResource& rec)
 {
     const auto s = a.statistics();
     State out{s.total_allocations, s.total_deallocations, s.current_bytes, s.reserved_bytes, s.peak_bytes,
@@ -113,6 +119,7 @@ State allocator_state(const EvmAllocator& a, const RecordingResource& rec)
     }
     return out;
 }
+#endif
 
 State pool_state(const evmalloc::FramePool<>& pool)
 {
@@ -127,6 +134,7 @@ State memory_state(const evmalloc::Memory& m)
     return {m.size(), m.capacity(), reinterpret_cast<std::uintptr_t>(m.data()), fingerprint(m.data(), m.size())};
 }
 
+#if defined(__cpp_exceptions)
 struct Block
 {
     void* p;
@@ -141,31 +149,22 @@ bool holds(const Block& b)
     return std::all_of(p, p + b.bytes, [&](std::uint8_t x) { return x == b.tag; });
 }
 
+struct Tiny
+{
+    std::uint64_t a, b;
+};
+#endif
+
 struct Run
 {
     std::size_t faults;       ///< steps that failed (0: the scenario never reached the fault)
     std::size_t allocations;  ///< upstream allocations that succeeded
 };
 
-struct Tiny
+// Nested calls on `frames`: each a frame of its own tier, prepared, its memory grown in steps
+// and filled with its depth's tag. Then the calls unwind, a middle one first.
+void calls_part(Walk& walk, evmalloc::FramePool<>& frames, std::vector<Call>& calls, std::size_t depth)
 {
-    std::uint64_t a, b;
-};
-
-// The scenario on `walk.rec`: every object it makes is gone when it returns.
-void transaction(Walk& walk)
-{
-    RecordingResource& rec = walk.rec;
-
-    evmalloc::AllocatorConfig config;
-    config.pool_preallocation_size = 5 * 256;  // small: the pools must grow
-    config.arena_size = 4096;                  // small: the arena must take more chunks
-    config.frame_pool_size = 2;
-    std::optional<EvmAllocator> allocator;
-    walk.throwing_step([&] { allocator.emplace(config, &rec); }, [&] { return State{rec.live_count()}; });
-    EvmAllocator& a = *allocator;
-    auto& frames = a.frames();
-
     static const std::vector<std::uint8_t> code = [] {
         std::vector<std::uint8_t> c(9000);
         for (std::size_t i = 0; i < c.size(); ++i)
@@ -174,6 +173,69 @@ void transaction(Walk& walk)
     }();
     constexpr std::array<std::size_t, 4> code_sizes{200, 5000, 40, 9000};
     constexpr std::array<std::uint64_t, 4> memory_ends{64, 4000, 9000, 70000};
+
+    const std::span<const std::uint8_t> call_code{code.data(), code_sizes[depth % code_sizes.size()]};
+    walk.step(
+        [&] {
+            auto f = evmalloc::StackFrame<>::init(call_code.size(), frames);
+            if (!f)
+            {
+                REQUIRE(f.error() == Errc::out_of_memory);
+                return false;
+            }
+            calls.push_back({std::move(*f), static_cast<std::uint8_t>(depth + 1)});
+            return true;
+        },
+        [&] { return pool_state(frames); });
+    Call& call = calls.back();
+    REQUIRE(call.frame.prepare(call_code, evmalloc::test::distinct_op_table()).has_value());
+    REQUIRE(call.frame.stack().push(evmalloc::Word::from(depth)).has_value());
+    evmalloc::Memory& m = call.frame.memory();
+    for (const std::uint64_t end : memory_ends)
+    {
+        walk.step(
+            [&] {
+                const auto r = m.expand(0, end);
+                if (!r)
+                {
+                    REQUIRE(r.error() == Errc::out_of_memory);
+                    return false;
+                }
+                return true;
+            },
+            [&] { return memory_state(m); });
+        std::fill(m.data(), m.data() + m.size(), call.tag);
+    }
+}
+
+void unwind(evmalloc::FramePool<>& frames, std::vector<Call>& calls)
+{
+    for (const Call& c : calls)
+    {
+        const auto& m = c.frame.memory();
+        REQUIRE(std::all_of(m.data(), m.data() + m.size(), [&](std::uint8_t b) { return b == c.tag; }));
+        REQUIRE(c.frame.stack().size() == 1);
+    }
+    calls.erase(calls.begin() + 1);  // an early release below the top
+    while (!calls.empty())
+        calls.pop_back();
+    REQUIRE(frames.active() == 0);
+    frames.trim();
+}
+
+#if defined(__cpp_exceptions)
+// The whole scenario on `walk.rec`: every object it makes is gone when it returns.
+void transaction(Walk& walk)
+{
+    RecordingResource& rec = walk.rec;
+
+    evmalloc::AllocatorConfig config;
+    config.pool_preallocation_size = 5 * 256;  // small: the pools must grow
+    config.arena_size = 4096;                  // small: the arena must take more chunks
+    config.frame_pool_size = 2;
+    std::optional<evmalloc::EvmAllocator> allocator;
+    walk.throwing_step([&] { allocator.emplace(config, &rec); }, [&] { return State{rec.live_count()}; });
+    evmalloc::EvmAllocator& a = *allocator;
 
     std::vector<Call> calls;
     std::vector<Block> arena_blocks, pmr_blocks;
@@ -184,42 +246,10 @@ void transaction(Walk& walk)
     evmalloc::BufferPool<1024> buffers{&rec};
     std::vector<Block> buffer_blocks;
 
-    for (std::size_t depth = 0; depth < code_sizes.size(); ++depth)
+    for (std::size_t depth = 0; depth < 4; ++depth)
     {
-        // A call: a frame from the pool, prepared, its memory grown in steps.
-        const std::span<const std::uint8_t> call_code{code.data(), code_sizes[depth]};
-        walk.step(
-            [&] {
-                auto f = evmalloc::StackFrame<>::init(call_code.size(), frames);
-                if (!f)
-                {
-                    REQUIRE(f.error() == Errc::out_of_memory);
-                    return false;
-                }
-                calls.push_back({std::move(*f), static_cast<std::uint8_t>(depth + 1)});
-                return true;
-            },
-            [&] { return pool_state(frames); });
-        Call& call = calls.back();
-        REQUIRE(call.frame.prepare(call_code, evmalloc::test::distinct_op_table()).has_value());
-        REQUIRE(call.frame.stack().push(evmalloc::Word::from(depth)).has_value());
-        evmalloc::Memory& m = call.frame.memory();
-        for (const std::uint64_t end : memory_ends)
-        {
-            walk.step(
-                [&] {
-                    const auto r = m.expand(0, end);
-                    if (!r)
-                    {
-                        REQUIRE(r.error() == Errc::out_of_memory);
-                        return false;
-                    }
-                    return true;
-                },
-                [&] { return memory_state(m); });
-            std::fill(m.data(), m.data() + m.size(), call.tag);
-        }
-
+        calls_part(walk, a.frames(), calls, depth);
+        const auto tag = static_cast<std::uint8_t>(depth + 1);
         // Transaction data in the arena: more than its first chunk holds.
         for (int k = 0; k < 3; ++k)
         {
@@ -227,8 +257,8 @@ void transaction(Walk& walk)
             walk.throwing_step(
                 [&] {
                     void* p = a.arena().allocate(bytes, 16);
-                    std::fill_n(static_cast<std::uint8_t*>(p), bytes, call.tag);
-                    arena_blocks.push_back({p, bytes, 16, call.tag});
+                    std::fill_n(static_cast<std::uint8_t*>(p), bytes, tag);
+                    arena_blocks.push_back({p, bytes, 16, tag});
                 },
                 [&] { return State{a.arena().used(), a.arena().reserved(), a.arena().chunk_count()}; });
         }
@@ -253,8 +283,8 @@ void transaction(Walk& walk)
             walk.throwing_step(
                 [&] {
                     void* p = static_cast<std::pmr::memory_resource&>(a).allocate(bytes, alignment);
-                    std::fill_n(static_cast<std::uint8_t*>(p), bytes, call.tag);
-                    pmr_blocks.push_back({p, bytes, alignment, call.tag});
+                    std::fill_n(static_cast<std::uint8_t*>(p), bytes, tag);
+                    pmr_blocks.push_back({p, bytes, alignment, tag});
                 },
                 [&] { return allocator_state(a, rec); });
         }
@@ -279,19 +309,14 @@ void transaction(Walk& walk)
             walk.throwing_step(
                 [&] {
                     void* p = static_cast<std::pmr::memory_resource&>(buffers).allocate(bytes, 64);
-                    std::fill_n(static_cast<std::uint8_t*>(p), bytes, call.tag);
-                    buffer_blocks.push_back({p, bytes, 64, call.tag});
+                    std::fill_n(static_cast<std::uint8_t*>(p), bytes, tag);
+                    buffer_blocks.push_back({p, bytes, 64, tag});
                 },
                 [&] { return State{buffers.capacity(), buffers.in_use(), buffers.bytes_reserved(), rec.live_bytes()}; });
         }
     }
 
     // Everything kept what was written into it.
-    for (const Call& c : calls)
-    {
-        const auto& m = c.frame.memory();
-        REQUIRE(std::all_of(m.data(), m.data() + m.size(), [&](std::uint8_t b) { return b == c.tag; }));
-    }
     for (const std::vector<Block>* blocks : {&arena_blocks, &pmr_blocks, &buffer_blocks})
         for (const Block& b : *blocks)
             REQUIRE(holds(b));
@@ -300,12 +325,7 @@ void transaction(Walk& walk)
     for (std::size_t i = 0; i < values.size(); ++i)
         REQUIRE(values[i] == i);
 
-    // Unwind: a middle frame first (an early release), then the rest, innermost first.
-    calls.erase(calls.begin() + 1);
-    while (!calls.empty())
-        calls.pop_back();
-    REQUIRE(frames.active() == 0);
-    frames.trim();
+    unwind(a.frames(), calls);
     a.reset_arena();
     REQUIRE(a.arena().used() == 0);
     for (evmalloc::Address* p : addresses)
@@ -328,31 +348,44 @@ void transaction(Walk& walk)
     REQUIRE(buffers.in_use() == 0);
 }
 
-// The scenario, with the upstream failing at its n-th allocation (0-based) until it heals.
-Run run_scenario(std::size_t n)
+#endif
+
+// The Errc part alone (what runs without exceptions): nested calls on a FramePool.
+void calls_only(Walk& walk)
+{
+    evmalloc::FramePool<> frames{&walk.rec};
+    std::vector<Call> calls;
+    for (std::size_t depth = 0; depth < 4; ++depth)
+        calls_part(walk, frames, calls, depth);
+    unwind(frames, calls);
+}
+
+// The scenario, with the upstream failing at its n-th allocation (0-based) until it heals:
+// by throwing, or by returning nullptr.
+Run run_scenario(std::size_t n, bool return_nullptr, void (*scenario)(Walk&))
 {
     RecordingResource rec;
+    rec.return_nullptr_on_failure(return_nullptr);
     rec.fail_after(n);
     Walk walk{rec};
-    transaction(walk);
+    scenario(walk);
     // Nothing left upstream, every deallocation matched, and no failure went unreported.
     REQUIRE(rec.report().empty());
     REQUIRE(rec.failures() == walk.faults);
     return {walk.faults, rec.allocations()};
 }
-}  // namespace
 
-TEST_CASE("Fault injection: every upstream allocation of a transaction fails once, and is survived",
-    "[fault_injection]")
+// Walks every fault point of `scenario`; returns how many there were.
+std::size_t walk_every_fault(bool return_nullptr, void (*scenario)(Walk&))
 {
     // A clean run first: how many allocations the scenario makes.
-    const Run clean = run_scenario(std::numeric_limits<std::size_t>::max());
+    const Run clean = run_scenario(std::numeric_limits<std::size_t>::max(), return_nullptr, scenario);
     REQUIRE(clean.faults == 0);
     std::size_t points = 0;
     for (std::size_t n = 0;; ++n)
     {
         INFO("upstream failing at allocation " << n);
-        const Run run = run_scenario(n);
+        const Run run = run_scenario(n, return_nullptr, scenario);
         if (run.faults == 0)
             break;
         REQUIRE(run.faults == 1);
@@ -361,14 +394,28 @@ TEST_CASE("Fault injection: every upstream allocation of a transaction fails onc
     // Every allocation of the clean run was a fault point, and each was survived.
     REQUIRE(points == clean.allocations);
     REQUIRE(points != 0);
-    WARN("fault injection: " << points << " fault points walked, every one survived");
+    return points;
 }
+}  // namespace
 
-#else
-
-TEST_CASE("Fault injection needs exceptions: an upstream's failure is std::bad_alloc", "[fault_injection]")
+#if defined(__cpp_exceptions)
+TEST_CASE("Fault injection: every upstream allocation of a transaction fails once (bad_alloc), and is survived",
+    "[fault_injection]")
 {
-    SUCCEED("built without exceptions: an upstream failure aborts by design, nothing to inject");
+    const std::size_t points = walk_every_fault(false, transaction);
+    WARN("fault injection, throwing upstream: " << points << " fault points walked, every one survived");
 }
 
+TEST_CASE("Fault injection: every upstream allocation of a transaction fails once (nullptr), and is survived",
+    "[fault_injection]")
+{
+    const std::size_t points = walk_every_fault(true, transaction);
+    WARN("fault injection, upstream returning nullptr: " << points << " fault points walked, every one survived");
+}
 #endif
+
+TEST_CASE("Fault injection: nested calls with memory growth, upstream returning nullptr", "[fault_injection]")
+{
+    const std::size_t points = walk_every_fault(true, calls_only);
+    WARN("fault injection, frames and memory: " << points << " fault points walked, every one survived");
+}
