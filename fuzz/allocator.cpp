@@ -430,9 +430,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 {
     FuzzedDataProvider in{data, size};
     RecordingResource rec{&evmalloc::fuzz::CachingResource::instance()};
-    // The upstream fails by throwing, or by returning nullptr (as a resource without
-    // exceptions does): the library must tell the two apart from nothing.
-    rec.return_nullptr_on_failure(in.ConsumeBool());
     const AllocatorConfig config = pick_config(in);
     // Construction with the upstream failing at its k-th allocation: bad_alloc, nothing held.
     if (in.ConsumeIntegral<std::uint8_t>() < 32)

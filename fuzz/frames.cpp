@@ -425,9 +425,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::vector<std::uint8_t> code = in.ConsumeBytes<std::uint8_t>(
         in.ConsumeIntegralInRange<std::size_t>(0, std::min<std::size_t>(in.remaining_bytes(), evmalloc::max_code_size)));
     RecordingResource rec{&evmalloc::fuzz::CachingResource::instance()};
-    // The upstream fails by throwing, or by returning nullptr (as a resource without
-    // exceptions does): the library must tell the two apart from nothing.
-    rec.return_nullptr_on_failure(in.ConsumeBool());
     const FramePoolConfig config = pick_config(in);
     {
         Harness h{rec, config, code};

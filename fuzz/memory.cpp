@@ -207,9 +207,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 {
     FuzzedDataProvider in{data, size};
     evmalloc::test::RecordingResource rec;
-    // The upstream fails by throwing, or by returning nullptr (as a resource without
-    // exceptions does): the library must tell the two apart from nothing.
-    rec.return_nullptr_on_failure(in.ConsumeBool());
     rec.fail_above(upstream_cap);
     Model model;
     model.limit = pick_limit(in);

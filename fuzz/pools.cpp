@@ -385,9 +385,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 {
     FuzzedDataProvider in{data, size};
     RecordingResource rec;
-    // The upstream fails by throwing, or by returning nullptr (as a resource without
-    // exceptions does): the library must tell the two apart from nothing.
-    rec.return_nullptr_on_failure(in.ConsumeBool());
     {
         Blocks blocks;
         const auto initial = [&] {

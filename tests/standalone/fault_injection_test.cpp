@@ -21,6 +21,7 @@
 #include "support/pool_state.hpp"
 #include "support/recording_resource.hpp"
 
+#include <evmalloc/sanitizer.hpp>
 #include <evmalloc/stack_frame.hpp>
 #if defined(__cpp_exceptions)
 #include <evmalloc/buffer_pool.hpp>
@@ -375,6 +376,13 @@ Run run_scenario(std::size_t n, bool return_nullptr, void (*scenario)(Walk&))
     return {walk.faults, rec.allocations()};
 }
 
+// An upstream that fails by returning nullptr breaks the promise libstdc++ attaches to
+// std::pmr::memory_resource::allocate() (returns_nonnull): UBSan reports it (the asan preset
+// builds with it), and clang++ -O2 deletes the null check that follows the call, so the
+// library's nullptr path is undefined behaviour. Until the library stops relying on it, the
+// nullptr cases run only without the sanitizers (where they pass: g++ and clang at -O0).
+constexpr bool nullptr_upstream_defined = EVMALLOC_HAS_ASAN == 0;
+
 // Walks every fault point of `scenario`; returns how many there were.
 std::size_t walk_every_fault(bool return_nullptr, void (*scenario)(Walk&))
 {
@@ -409,6 +417,8 @@ TEST_CASE("Fault injection: every upstream allocation of a transaction fails onc
 TEST_CASE("Fault injection: every upstream allocation of a transaction fails once (nullptr), and is survived",
     "[fault_injection]")
 {
+    if (!nullptr_upstream_defined)
+        EVMALLOC_SKIP("an upstream returning nullptr is undefined behaviour behind libstdc++'s allocate()");
     const std::size_t points = walk_every_fault(true, transaction);
     WARN("fault injection, upstream returning nullptr: " << points << " fault points walked, every one survived");
 }
@@ -416,6 +426,8 @@ TEST_CASE("Fault injection: every upstream allocation of a transaction fails onc
 
 TEST_CASE("Fault injection: nested calls with memory growth, upstream returning nullptr", "[fault_injection]")
 {
+    if (!nullptr_upstream_defined)
+        EVMALLOC_SKIP("an upstream returning nullptr is undefined behaviour behind libstdc++'s allocate()");
     const std::size_t points = walk_every_fault(true, calls_only);
     WARN("fault injection, frames and memory: " << points << " fault points walked, every one survived");
 }
