@@ -21,6 +21,20 @@
 //            real contracts when the corpus is there)
 //   deep64   the occasional transaction 64 calls deep, on its own (inside the mainnet mix one
 //            such transaction would be a third of the calls): one chain of 64 nested calls
+//
+// call_storm_zipf/<case>/<impl>: the same transactions (1,000 of them, the mainnet mix's depths,
+// memory and transaction data), but the called code drawn with realistic reuse: a Zipf-like
+// popularity (exponent 1) over a large code set, the corpus's real contracts plus 2,000
+// generated ones with mainnet-like sizes (support/mainnet_codes.hpp; its size distribution is an
+// assumption, written there), popularity ranks shuffled so size and popularity are independent.
+//   evmalloc            StackFrame::init(code, hash, table, pool, cache): the shared analysis by
+//                       the trusted key (a stand-in hash, support/stand_in_hash.hpp), one
+//                       AnalysisCache whose budget (case name: 64 MiB, the default, and 16 MiB)
+//                       holds only part of the code set, so there are hits, misses and
+//                       evictions (budget_share: the budget over what every entry would take)
+//   evmalloc.per_frame  the per-frame path, as `evmalloc` in call_storm above
+//   naive_frame, evmone_frame  as above
+// Counters also: hit_rate, misses_per_tx and evictions_per_tx of the cache in steady state.
 // Counters: items = calls; calls_per_tx; allocs_per_tx = global operator new calls per
 // transaction in steady state (one pass over the schedule warms every implementation first).
 // evmalloc's Memory grows through operator new (its pool's upstream), so every one of its
@@ -28,9 +42,12 @@
 // counter does not see, so their counts are lower bounds.
 #include "support/alloc_counter.hpp"
 #include "support/baseline_frames.hpp"
+#include "support/mainnet_codes.hpp"
+#include "support/stand_in_hash.hpp"
 #include "support/workload_code.hpp"
 
 #include <benchmark/benchmark.h>
+#include <evmalloc/analysis_cache.hpp>
 #include <evmalloc/evm_allocator.hpp>
 #include <evmalloc/stack_frame.hpp>
 
@@ -73,6 +90,7 @@ struct Mix
     std::vector<Code> code;          ///< the contracts calls are drawn from
     std::vector<Call> calls;         ///< every call of every transaction
     std::vector<std::uint32_t> txs;  ///< the root call of each transaction
+    std::size_t cache_bytes = std::size_t{64} << 20;  ///< the shared analysis's budget
 };
 
 /// Memory a call uses: p50 128 B, p99 4 KiB, p99.9 16 KiB, max 579 KiB; log-uniform
@@ -182,6 +200,30 @@ Mix make_deep_mix()
     return mix;
 }
 
+/// The Zipf mix: 1,000 transactions shaped like the mainnet mix's, each call's code drawn by
+/// popularity rank from the corpus's real contracts plus 2,000 generated ones.
+Mix make_zipf_mix(std::size_t cache_bytes)
+{
+    static const std::vector<evmalloc::bench::WorkloadContract> generated =
+        evmalloc::bench::mainnet_like_codes(2000, 0x2000'c0de);
+    Mix mix;
+    mix.code = mix_code();
+    for (const auto& c : generated)
+        mix.code.emplace_back(c.code);
+    mix.cache_bytes = cache_bytes;
+    std::mt19937_64 rng{0x21bf'0001};
+    std::vector<std::uint32_t> by_rank(mix.code.size());
+    for (std::uint32_t i = 0; i < by_rank.size(); ++i)
+        by_rank[i] = i;
+    std::shuffle(by_rank.begin(), by_rank.end(), rng);
+    const evmalloc::bench::ZipfSampler zipf{by_rank.size(), 1.0};
+    for (std::size_t t = 0; t < 1000; ++t)
+        draw_transaction(mix, rng, draw_depth(rng), true);
+    for (Call& c : mix.calls)
+        c.contract = by_rank[zipf(rng)];
+    return mix;
+}
+
 const std::array<const void*, 256>& op_table()
 {
     static const std::array<const void*, 256> table = [] {
@@ -200,12 +242,27 @@ Word topic(std::uint32_t n) noexcept
 }
 
 // ---------------------------------------------------------------------------------------------
-// evmalloc: frames from the EvmAllocator's FramePool, transaction data in its arena
+// evmalloc: frames from the EvmAllocator's FramePool, transaction data in its arena; with
+// Shared, the frames' code part from an AnalysisCache (trusted key)
 
-class EvmallocStorm
+template <bool Shared>
+class EvmallocStormWith
 {
 public:
-    explicit EvmallocStorm(const Mix& mix) : mix_{mix} {}
+    explicit EvmallocStormWith(const Mix& mix) : mix_{mix}, cache_{std::pmr::new_delete_resource(), {mix.cache_bytes}}
+    {
+        if constexpr (Shared)
+        {
+            for (const Code code : mix.code)
+                hashes_.push_back(evmalloc::bench::stand_in_hash(code));
+        }
+    }
+
+    [[nodiscard]] const evmalloc::AnalysisCache<>& cache() const noexcept
+        requires Shared
+    {
+        return cache_;
+    }
 
     void transaction(std::uint32_t root)
     {
@@ -240,11 +297,8 @@ private:
 
     std::span<const std::uint8_t> call(const Call& c, TxData& tx)
     {
-        const Code code = mix_.code[c.contract];
-        auto frame = evmalloc::StackFrame<>::init(code.size(), alloc_.frames());
-        if (!frame || !frame->prepare(code, op_table()))
-            std::abort();
-        evmalloc::Memory& memory = frame->memory();
+        auto frame = make_frame(c.contract);
+        evmalloc::Memory& memory = frame.memory();
         for (const std::uint32_t end : c.memory)
         {
             if (!memory.expand(0, end))
@@ -273,9 +327,33 @@ private:
         return {ret, c.return_bytes};
     }
 
+    evmalloc::StackFrame<> make_frame(std::uint32_t contract)
+    {
+        const Code code = mix_.code[contract];
+        if constexpr (Shared)
+        {
+            auto frame = evmalloc::StackFrame<>::init(code, hashes_[contract], op_table(), alloc_.frames(), cache_);
+            if (!frame)
+                std::abort();
+            return std::move(*frame);
+        }
+        else
+        {
+            auto frame = evmalloc::StackFrame<>::init(code.size(), alloc_.frames());
+            if (!frame || !frame->prepare(code, op_table()))
+                std::abort();
+            return std::move(*frame);
+        }
+    }
+
     const Mix& mix_;
+    std::vector<evmalloc::CodeHash> hashes_;
+    evmalloc::AnalysisCache<> cache_;  // declared before alloc_: outlives its frames' pool
     evmalloc::EvmAllocator alloc_{evmalloc::AllocatorConfig::optimized()};
 };
+
+using EvmallocStorm = EvmallocStormWith<false>;
+using EvmallocSharedStorm = EvmallocStormWith<true>;
 
 // ---------------------------------------------------------------------------------------------
 // Baselines: a frame type from baseline_frames.hpp, transaction data in std::vector
@@ -388,6 +466,9 @@ void run_storm(benchmark::State& state, const Mix* mix)
     for (const std::uint32_t root : mix->txs)  // warm-up: steady state from the first iteration
         storm.transaction(root);
 
+    std::array<std::size_t, 3> cache_before{};  // hits, misses, evictions
+    if constexpr (requires { storm.cache(); })
+        cache_before = {storm.cache().hits(), storm.cache().misses(), storm.cache().evictions()};
     const std::uint64_t allocs_before = evmalloc::bench::new_calls();
     for (auto _ : state)
     {
@@ -396,10 +477,56 @@ void run_storm(benchmark::State& state, const Mix* mix)
     }
     const std::uint64_t allocs = evmalloc::bench::new_calls() - allocs_before;
     const double txs = static_cast<double>(state.iterations()) * static_cast<double>(mix->txs.size());
+    if constexpr (requires { storm.cache(); })
+    {
+        const auto hits = static_cast<double>(storm.cache().hits() - cache_before[0]);
+        const auto misses = static_cast<double>(storm.cache().misses() - cache_before[1]);
+        state.counters["codes"] = static_cast<double>(mix->code.size());
+        state.counters["hit_rate"] = hits + misses == 0 ? 0.0 : hits / (hits + misses);
+        state.counters["misses_per_tx"] = misses / txs;
+        state.counters["evictions_per_tx"] =
+            static_cast<double>(storm.cache().evictions() - cache_before[2]) / txs;
+    }
     state.SetItemsProcessed(state.iterations() * calls);
     state.counters["allocs_per_tx"] = benchmark::Counter(static_cast<double>(allocs) / txs);
     state.counters["calls_per_tx"] =
         benchmark::Counter(static_cast<double>(calls) / static_cast<double>(mix->txs.size()));
+}
+
+/// The Zipf mix under a cache budget of `mib` MiB (64: AnalysisCacheConfig's default).
+template <std::size_t Mib>
+const Mix& zipf_mix()
+{
+    static const Mix mix = make_zipf_mix(Mib << 20);
+    return mix;
+}
+
+/// What the whole code set would take in the cache: every entry's block.
+double code_set_cache_bytes(const Mix& mix)
+{
+    double bytes = 0;
+    for (const Code code : mix.code)
+        bytes += static_cast<double>(evmalloc::detail::CacheEntry<evmalloc::DefaultTraits>::code_part_offset() +
+                                     evmalloc::code_part_bytes<>(code.size()));
+    return bytes;
+}
+
+template <class Storm, std::size_t Mib>
+void run_zipf_storm(benchmark::State& state)
+{
+    const Mix& mix = zipf_mix<Mib>();
+    run_storm<Storm>(state, &mix);
+    state.counters["budget_share"] = static_cast<double>(mix.cache_bytes) / code_set_cache_bytes(mix);
+}
+
+template <std::size_t Mib>
+void register_zipf()
+{
+    const std::string zipf = "call_storm_zipf/zipf1_budget" + std::to_string(Mib) + "MiB/";
+    benchmark::RegisterBenchmark((zipf + "evmalloc").c_str(), run_zipf_storm<EvmallocSharedStorm, Mib>);
+    benchmark::RegisterBenchmark((zipf + "evmalloc.per_frame").c_str(), run_zipf_storm<EvmallocStorm, Mib>);
+    benchmark::RegisterBenchmark((zipf + "naive_frame").c_str(), run_zipf_storm<BaselineStorm<NaiveFrames>, Mib>);
+    benchmark::RegisterBenchmark((zipf + "evmone_frame").c_str(), run_zipf_storm<BaselineStorm<EvmoneFrames>, Mib>);
 }
 
 [[maybe_unused]] const bool registered = [] {
@@ -412,6 +539,9 @@ void run_storm(benchmark::State& state, const Mix* mix)
         benchmark::RegisterBenchmark((base + "naive_frame").c_str(), run_storm<BaselineStorm<NaiveFrames>>, mix);
         benchmark::RegisterBenchmark((base + "evmone_frame").c_str(), run_storm<BaselineStorm<EvmoneFrames>>, mix);
     }
+    // The Zipf mix is built on first use (2,000 generated contracts): not when filtered out.
+    register_zipf<64>();
+    register_zipf<16>();
     return true;
 }();
 }  // namespace

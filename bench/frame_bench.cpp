@@ -7,7 +7,8 @@
 // call_setup/<contract>/<impl>: init + prepare (analysis, ops, metadata) per contract of the
 //   code set (support/workload_code.hpp), bytes processed = code size, so MB/s shows.
 //   jumpdest_floor is the least any interpreter computes: one loop that only builds the
-//   jumpdest bitmap into a reused buffer.
+//   jumpdest bitmap into a reused buffer. evmalloc.jumpdest_analysis is JumpdestAnalysis::prepare
+//   into a reused buffer: the same work through the library, to compare with the floor.
 // Counter allocs_per_iter: operator new calls per iteration (malloc is not counted).
 #include "support/alloc_counter.hpp"
 #include "support/baseline_frames.hpp"
@@ -15,6 +16,8 @@
 #include "support/workload_code.hpp"
 
 #include <benchmark/benchmark.h>
+#include <evmalloc/jumpdest_analysis.hpp>
+#include <evmalloc/opcodes.hpp>
 #include <evmalloc/stack_frame.hpp>
 
 #include <cstddef>
@@ -156,13 +159,13 @@ void call_setup_evmone(benchmark::State& state, const std::vector<std::uint8_t>*
     for (std::size_t pc = 0; pc < n; ++pc)
     {
         const std::uint8_t op = c[pc];
-        if (op == 0x5B)
+        if (op == evmalloc::OP_JUMPDEST)
         {
             bits[pc / 64] |= std::uint64_t{1} << (pc % 64);
             ++count;
         }
-        else if (static_cast<std::int8_t>(op) >= 0x60)  // PUSH1..PUSH32: skip the immediate
-            pc += static_cast<std::size_t>(op) - 0x5F;
+        else if (evmalloc::is_push(op))  // skip the immediate
+            pc += evmalloc::push_size(op);
     }
     return count;
 }
@@ -174,6 +177,19 @@ void call_setup_floor(benchmark::State& state, const std::vector<std::uint8_t>* 
     for (auto _ : state)
     {
         benchmark::DoNotOptimize(jumpdest_bitmap(*code, bits.data()));
+        benchmark::ClobberMemory();
+    }
+    set_call_setup_counters(state, before, *code);
+}
+
+void call_setup_jumpdest_analysis(benchmark::State& state, const std::vector<std::uint8_t>* code)
+{
+    std::vector<std::uint64_t> bits(evmalloc::JumpdestAnalysis::jumpdest_words(code->size()));
+    const auto before = new_calls();
+    for (auto _ : state)
+    {
+        const auto analysis = evmalloc::JumpdestAnalysis::prepare(*code, bits);
+        benchmark::DoNotOptimize(analysis);
         benchmark::ClobberMemory();
     }
     set_call_setup_counters(state, before, *code);
@@ -193,6 +209,8 @@ void call_setup_floor(benchmark::State& state, const std::vector<std::uint8_t>* 
         const auto* code = &contract.code;
         benchmark::RegisterBenchmark((prefix + "evmalloc").c_str(), call_setup_evmalloc, code);
         benchmark::RegisterBenchmark((prefix + "jumpdest_floor").c_str(), call_setup_floor, code);
+        benchmark::RegisterBenchmark(
+            (prefix + "evmalloc.jumpdest_analysis").c_str(), call_setup_jumpdest_analysis, code);
         benchmark::RegisterBenchmark((prefix + "naive_frame").c_str(), call_setup_naive, code);
         benchmark::RegisterBenchmark((prefix + "evmone_frame").c_str(), call_setup_evmone, code);
     }

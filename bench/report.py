@@ -12,10 +12,14 @@
         bench/support/main.cpp): each GROUP_DIR holds one/ and many/, two runs of the same
         benchmarks; per benchmark (Ir_many - Ir_one) / (n_many - n_one).
 
-Benchmark names are workload/case/impl. The evmalloc row of a case is impl `evmalloc`;
-`evmalloc.<variant>` rows are variants; every other impl is a baseline, except the reference
-floors (a lower bound, not a competitor). ratio = impl time / evmalloc time: > 1 means
-evmalloc is faster. Standard library and matplotlib only.
+Benchmark names are workload/case/impl (Google Benchmark's own suffixes such as /real_time and
+/iterations:N are dropped; /threads:N becomes the impl). The reference row of a case is impl
+`evmalloc` (WORKLOAD_REFERENCE names another for some workloads); `evmalloc.<variant>` and
+`evmalloc_<variant>` rows are variants; every other impl is a baseline, except the reference
+floors (a lower bound, not a competitor). ratio = impl time / reference time: > 1 means the
+reference is faster. Workloads in COUNTER_WORKLOADS measure counters, not time: they get a
+table of their own and stay out of the summary and the chart. The "Targets" section checks the
+figures the design sets (TARGETS below). Standard library and matplotlib only.
 """
 
 import argparse
@@ -30,7 +34,20 @@ from collections import OrderedDict
 
 REFERENCE_FLOORS = {"jumpdest_floor"}
 # Report order of the workloads (common.md); others follow in order of appearance.
-WORKLOAD_ORDER = ["pools", "arena", "frame_setup", "call_setup", "memory", "call_storm", "allocator"]
+WORKLOAD_ORDER = ["pools", "arena", "frame_setup", "call_setup", "padded_copy", "shared_hit", "shared_miss",
+                  "memory", "call_storm", "call_storm_zipf", "cache_threads", "footprint", "allocator"]
+# The reference impl of a workload whose rows are all evmalloc paths (default: `evmalloc`).
+WORKLOAD_REFERENCE = {"shared_hit": "trusted", "cache_threads": "threads:1", "footprint": "shared"}
+# Kinds that depend on the workload (default: by name, see impl_kind).
+WORKLOAD_KINDS = {
+    "shared_hit": {"verified": "variant", "bare_init": "floor"},
+    "cache_threads": {"threads:2": "variant"},
+    "footprint": {"per_frame": "variant"},
+}
+# Workloads that report counters, not times.
+COUNTER_WORKLOADS = {"footprint"}
+# Google Benchmark's name suffixes that are not part of workload/case/impl.
+GB_SUFFIX = re.compile(r"^(real_time|manual_time|process_time|iterations:\d+|min_time:.*|repeats:\d+)$")
 TIME_UNITS_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 # Keys of a Google Benchmark run that are not user counters.
 STANDARD_KEYS = {
@@ -48,25 +65,34 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def split_name(run_name):
     """workload/case/impl -> (workload, case, impl); the case may itself contain slashes."""
-    parts = run_name.split("/")
+    parts = [p for p in run_name.split("/") if not GB_SUFFIX.match(p)]
     if len(parts) < 3:
         return ("other", "/".join(parts[:-1]) or parts[0], parts[-1])
     return (parts[0], "/".join(parts[1:-1]), parts[-1])
 
 
-def impl_kind(impl):
-    if impl == "evmalloc":
+def reference(workload):
+    """The impl every other row of the workload is compared with."""
+    return WORKLOAD_REFERENCE.get(workload, "evmalloc")
+
+
+def impl_kind(impl, workload=None):
+    """evmalloc (the workload's reference row), variant, floor or baseline."""
+    if impl == reference(workload):
         return "evmalloc"
-    if impl.startswith("evmalloc."):
+    kind = WORKLOAD_KINDS.get(workload, {}).get(impl)
+    if kind:
+        return kind
+    if impl == "evmalloc" or impl.startswith(("evmalloc.", "evmalloc_")):
         return "variant"
     if impl in REFERENCE_FLOORS:
         return "floor"
     return "baseline"
 
 
-def impl_order(impls):
+def impl_order(impls, workload=None):
     rank = {"evmalloc": 0, "variant": 1, "baseline": 2, "floor": 3}
-    return sorted(impls, key=lambda i: (rank[impl_kind(i)], impls.index(i)))
+    return sorted(impls, key=lambda i: (rank[impl_kind(i, workload)], impls.index(i)))
 
 
 def fmt_sig(x, digits=3):
@@ -121,14 +147,15 @@ def group(entries):
     return OrderedDict((w, tree[w]) for w in order)
 
 
-def ratios_by_baseline(cases, value):
-    """{impl: [(case, ratio)]} for every non-evmalloc impl of cases that have an evmalloc row."""
+def ratios_by_baseline(cases, value, workload=None):
+    """{impl: [(case, ratio)]} for every non-reference impl of cases that have a reference row."""
     out = OrderedDict()
+    ref_impl = reference(workload)
     for case, impls in cases.items():
-        ref = impls.get("evmalloc")
+        ref = impls.get(ref_impl)
         ref_value = value(ref) if ref else None
         for impl, e in impls.items():
-            if impl == "evmalloc":
+            if impl == ref_impl:
                 continue
             v = value(e)
             ratio = v / ref_value if (v and ref_value) else None
@@ -208,7 +235,9 @@ def load_times(path):
             e["_cv"] = None
         e["run_name"] = name
         scale = TIME_UNITS_NS.get(e.get("time_unit", "ns"), 1.0)
-        e["_ns"] = e["cpu_time"] * scale if "cpu_time" in e and not e.get("error_occurred") else None
+        # Benchmarks registered with UseRealTime (threads) are measured in real time.
+        time_key = "real_time" if "/real_time" in name else "cpu_time"
+        e["_ns"] = e[time_key] * scale if time_key in e and not e.get("error_occurred") else None
         entries.append(e)
     return context, entries
 
@@ -237,30 +266,32 @@ def counter_value(e, key):
     return fmt_sig(v)
 
 
-def summarize_workload(cases):
+def summarize_workload(workload, cases):
     """[(impl, kind, [(case, ratio)], geomean)] for the impls of one workload."""
     rows = []
-    for impl, pairs in ratios_by_baseline(cases, lambda e: e["_ns"]).items():
-        rows.append((impl, impl_kind(impl), pairs, geomean([r for _, r in pairs])))
-    order = impl_order([r[0] for r in rows])
+    for impl, pairs in ratios_by_baseline(cases, lambda e: e["_ns"], workload).items():
+        rows.append((impl, impl_kind(impl, workload), pairs, geomean([r for _, r in pairs])))
+    order = impl_order([r[0] for r in rows], workload)
     return sorted(rows, key=lambda r: order.index(r[0]))
 
 
 def not_ahead_sentences(workload, cases):
     lines = []
     for case, impls in cases.items():
-        ref = impls.get("evmalloc")
+        ref_impl = reference(workload)
+        ref = impls.get(ref_impl)
         if not ref or ref["_ns"] is None:
             continue
         for impl, e in impls.items():
-            if impl_kind(impl) != "baseline" or e["_ns"] is None:
+            if impl_kind(impl, workload) != "baseline" or e["_ns"] is None:
                 continue
             if ref["_ns"] < e["_ns"]:
                 continue
             slower = (ref["_ns"] / e["_ns"] - 1.0) * 100.0
             noise = max(c for c in (ref.get("_cv"), e.get("_cv"), 0.0) if c is not None) * 100.0
             note = f" (cv up to {noise:.0f}%: within noise)" if noise > 0 and slower < 2 * noise else ""
-            lines.append(f"- evmalloc is slower than {impl} on {workload}/{case} by {slower:.1f}% "
+            who = "evmalloc" if ref_impl == "evmalloc" else f"evmalloc ({ref_impl})"
+            lines.append(f"- {who} is slower than {impl} on {workload}/{case} by {slower:.1f}% "
                          f"({fmt_time(ref['_ns'])} against {fmt_time(e['_ns'])}){note}.")
     return lines
 
@@ -273,10 +304,170 @@ def floor_sentences(workload, summary):
         factors = [(case, 1.0 / r) for case, r in pairs if r]
         worst = max(factors, key=lambda p: p[1])
         best = min(factors, key=lambda p: p[1])
-        lines.append(f"- {workload}: {impl} is a lower bound, not a competitor. evmalloc takes "
+        who = "evmalloc" if reference(workload) == "evmalloc" else f"evmalloc ({reference(workload)})"
+        lines.append(f"- {workload}: {impl} is a lower bound, not a competitor. {who} takes "
                      f"{1.0 / gm:.2f}× its time (geometric mean over {len(factors)} cases), from "
                      f"{best[1]:.2f}× ({best[0]}) to {worst[1]:.2f}× ({worst[0]}).")
     return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets: the figures the design sets, each with what was measured, met or not
+
+
+def code_bytes(e):
+    """Bytes of code per iteration of a row that set bytes processed (None otherwise)."""
+    if not e or e.get("_ns") is None or not e.get("bytes_per_second"):
+        return None
+    return e["bytes_per_second"] * e["_ns"] * 1e-9
+
+
+def case_rows(tree, workload, *impls):
+    """[(case, (entry, ...))] for the cases of `workload` that have every impl, timed."""
+    out = []
+    for case, row in tree.get(workload, {}).items():
+        es = tuple(row.get(i) for i in impls)
+        if all(e is not None and e.get("_ns") for e in es):
+            out.append((case, es))
+    return out
+
+
+def target_line(name, figure, met, detail=""):
+    verdict = "met" if met else "**not met**"
+    return f"- {name}: {figure}: {verdict}" + (f" ({detail})" if detail else "") + "."
+
+
+def targets_section(tree):
+    lines = []
+    # Jumpdest frame call setup (call_setup).
+    rows = case_rows(tree, "call_setup", "evmalloc_jumpdest", "jumpdest_floor")
+    if rows:
+        gm = geomean([j["_ns"] / f["_ns"] for _, (j, f) in rows])
+        worst = max(rows, key=lambda r: r[1][0]["_ns"] / r[1][1]["_ns"])
+        lines.append(target_line("jumpdest frame call setup within 1.3× of the jumpdest floor (geometric mean)",
+                                 f"{gm:.2f}× over {len(rows)} contracts", gm <= 1.3,
+                                 f"worst {worst[1][0]['_ns'] / worst[1][1]['_ns']:.2f}× on {worst[0]}"))
+    rows = case_rows(tree, "call_setup", "evmalloc_jumpdest", "evmalloc")
+    if rows:
+        slower = [(c, j["_ns"] / i["_ns"]) for c, (j, i) in rows if j["_ns"] >= i["_ns"]]
+        gm = geomean([i["_ns"] / j["_ns"] for _, (j, i) in rows])
+        lines.append(target_line("jumpdest frame faster than the instruction frame on every contract",
+                                 f"faster on {len(rows) - len(slower)}/{len(rows)}, instruction frame / jumpdest "
+                                 f"frame {gm:.2f}× (geometric mean)", not slower,
+                                 ", ".join(f"{c}: {r:.2f}× the instruction frame's time" for c, r in slower)))
+    rows = case_rows(tree, "padded_copy", "evmalloc")
+    if rows:
+        setup = tree.get("call_setup", {})
+        shares = [(c, e["_ns"] / setup[c]["evmalloc_jumpdest"]["_ns"]) for c, (e,) in rows
+                  if setup.get(c, {}).get("evmalloc_jumpdest", {}).get("_ns")]
+        times = sorted(e["_ns"] for _, (e,) in rows)
+        text = f"{fmt_time(times[0])} to {fmt_time(times[-1])} per call"
+        if shares:
+            low, high = min(shares, key=lambda p: p[1]), max(shares, key=lambda p: p[1])
+            text += (f", {low[1] * 100:.0f}% ({low[0]}) to {high[1] * 100:.0f}% ({high[0]}) of the jumpdest "
+                     "frame's call setup")
+        lines.append(f"- padded code copy (reported, no target): {text}.")
+    # Shared analysis: hits and misses.
+    rows = case_rows(tree, "shared_hit", "verified", "init_prepare")
+    big = [(c, v, p) for c, (v, p) in rows if (code_bytes(p) or 0) >= 16384]
+    if big:
+        low = min(big, key=lambda r: r[2]["_ns"] / r[1]["_ns"])
+        lines.append(target_line("verified-key hit ≥ 4× faster than init + prepare on contracts ≥ 16 KiB",
+                                 f"at least {low[2]['_ns'] / low[1]['_ns']:.1f}× ({low[0]}) over {len(big)} contracts",
+                                 low[2]["_ns"] / low[1]["_ns"] >= 4.0))
+    rows = case_rows(tree, "shared_hit", "trusted", "bare_init")
+    if rows:
+        worst = max(rows, key=lambda r: r[1][0]["_ns"] / r[1][1]["_ns"])
+        ratio = worst[1][0]["_ns"] / worst[1][1]["_ns"]
+        gm = geomean([t["_ns"] / b["_ns"] for _, (t, b) in rows])
+        lines.append(target_line("hot call (trusted key) within 2.5× of a bare init + release at every size",
+                                 f"at most {ratio:.2f}× ({worst[0]}), {gm:.2f}× geometric mean over {len(rows)}",
+                                 ratio <= 2.5))
+    rows = case_rows(tree, "shared_hit", "trusted", "init_prepare")
+    big = [(c, t, p) for c, (t, p) in rows if (code_bytes(p) or 0) >= 16384]
+    if big:
+        low = min(big, key=lambda r: r[2]["_ns"] / r[1]["_ns"])
+        lines.append(target_line("hot call ≥ 100× faster than init + prepare on contracts ≥ 16 KiB",
+                                 f"at least {low[2]['_ns'] / low[1]['_ns']:.0f}× ({low[0]}) over {len(big)} contracts",
+                                 low[2]["_ns"] / low[1]["_ns"] >= 100.0))
+    allocs = [e.get("allocs_per_iter") for row in tree.get("shared_hit", {}).values()
+              for i, e in row.items() if i in ("trusted", "verified")]
+    if allocs and all(a is not None for a in allocs):
+        lines.append(target_line("a hit allocates nothing", f"allocs_per_iter at most {max(allocs):g}",
+                                 max(allocs) == 0))
+    rows = case_rows(tree, "shared_miss", "evmalloc", "init_prepare")
+    if rows:
+        worst = max(rows, key=lambda r: r[1][0]["_ns"] / r[1][1]["_ns"])
+        ratio = worst[1][0]["_ns"] / worst[1][1]["_ns"]
+        gm = geomean([m["_ns"] / p["_ns"] for _, (m, p) in rows])
+        lines.append(target_line("a miss ≤ 1.15× init + prepare",
+                                 f"{gm:.2f}× geometric mean, at most {ratio:.2f}× ({worst[0]})", ratio <= 1.15))
+    # The call storm with reuse.
+    for case, (ev, naive) in case_rows(tree, "call_storm_zipf", "evmalloc", "naive_frame"):
+        ratio = naive["_ns"] / ev["_ns"]
+        hit = ev.get("hit_rate")
+        lines.append(target_line(f"call_storm_zipf/{case}: ≥ 3× faster than the naive frame end to end",
+                                 f"{ratio:.2f}×", ratio >= 3.0,
+                                 (f"hit rate {hit:.3f}" if hit is not None else "")
+                                 + (f", allocs_per_tx {ev['allocs_per_tx']:.2f}" if "allocs_per_tx" in ev else "")))
+    # Threads.
+    for case, (one, two) in case_rows(tree, "cache_threads", "threads:1", "threads:2"):
+        if one.get("items_per_second") and two.get("items_per_second"):
+            ratio = two["items_per_second"] / one["items_per_second"]
+            cpu = [e["cpu_time"] * TIME_UNITS_NS.get(e.get("time_unit", "ns"), 1.0) for e in (one, two)]
+            lines.append(target_line(f"cache_threads/{case}: 2 threads ≥ 1.6× one thread's hit throughput",
+                                     f"{ratio:.2f}×", ratio >= 1.6,
+                                     f"real time; CPU time per hit {fmt_time(cpu[0])} on 1 thread, "
+                                     f"{fmt_time(cpu[1])} on 2: a loaded machine gives the second thread "
+                                     "no core of its own"))
+    # Footprint.
+    for case, (shared, per_frame) in case_rows(tree, "footprint", "shared", "per_frame"):
+        if shared.get("bytes_held") and per_frame.get("bytes_held"):
+            lines.append(f"- footprint/{case} (reported): a 1025-deep self-recursion holds "
+                         f"{fmt_bytes(per_frame['bytes_held'])} on the per-frame path, "
+                         f"{fmt_bytes(shared['bytes_held'])} with the shared analysis: "
+                         f"{per_frame['bytes_held'] / shared['bytes_held']:.1f}× less.")
+    if not lines:
+        return []
+    return ["## Targets", "", "Each figure the design sets, from the medians above; met or not.", ""] + lines + [""]
+
+
+def fmt_bytes(n):
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{fmt_sig(n / scale)} {unit}"
+    return f"{fmt_sig(n)} B"
+
+
+def counter_workload_table(workload, cases):
+    """A counters-only workload: one row per case, the counters of each impl side by side, and
+    the ratio of each impl's first counter to the reference's."""
+    impls = []
+    for row in cases.values():
+        impls += [i for i in row if i not in impls]
+    impls = impl_order(impls, workload)
+    keys = []
+    for row in cases.values():
+        for e in row.values():
+            keys += [k for k in counter_columns({"": {"": e}}) if k not in keys]
+    ref = reference(workload)
+    header, rows = ["case"], []
+    for k in keys:
+        header += [f"{k} ({i})" for i in impls]
+    header += [f"{keys[0]}: {i} / {ref}" for i in impls if i != ref] if keys else []
+    for case, row in cases.items():
+        cells = [case]
+        for k in keys:
+            cells += [counter_value(row[i], k) if i in row else "—" for i in impls]
+        if keys:
+            for i in impls:
+                if i == ref:
+                    continue
+                a, b = row.get(i, {}).get(keys[0]), row.get(ref, {}).get(keys[0])
+                cells.append(fmt_ratio(a / b) if a and b else "—")
+        rows.append(cells)
+    return [f"## {workload}", "", "Counters, not times (the time of these runs is not comparable).", "",
+            md_table(header, rows), ""]
 
 
 def write_times_report(context, entries, out_dir, compiler_arg):
@@ -284,12 +475,12 @@ def write_times_report(context, entries, out_dir, compiler_arg):
     date = context.get("date", datetime.datetime.now().isoformat(timespec="seconds"))
     reps = context.get("repetitions")
     min_time = context.get("min_time")
-    method = "CPU time per iteration, " + (f"median of {reps} repetitions" if reps else "single run")
+    method = "CPU time per iteration (real time for the threaded cache_threads), " + (f"median of {reps} repetitions" if reps else "single run")
     if min_time:
         method += f" of at least {min_time} s each"
     if context.get("interleaved"):
         method += f" ({context['interleaved']} interleaving of all repetitions)"
-    method += "; ratio = impl time / evmalloc time (> 1: evmalloc is faster)"
+    method += "; ratio = impl time / reference time (the evmalloc row, or the evmalloc path named in the table; > 1: the reference is faster)"
     if any(e.get("_cv") is not None for e in entries):
         method += "; cv = coefficient of variation of the CPU time over the repetitions"
     load = context.get("load_avg")
@@ -313,8 +504,11 @@ def write_times_report(context, entries, out_dir, compiler_arg):
            "above 1.00× evmalloc is faster. Variants are other evmalloc paths; floors are lower "
            "bounds (the least work any implementation must do), not competitors.", ""]
     summary_rows, chart_data, behind, floors, orphans = [], OrderedDict(), [], [], []
+    chart_floors = set()
     for workload, cases in tree.items():
-        summary = summarize_workload(cases)
+        if workload in COUNTER_WORKLOADS:
+            continue
+        summary = summarize_workload(workload, cases)
         for impl, kind, pairs, gm in summary:
             ratios = [r for _, r in pairs if r]
             ahead = sum(1 for r in ratios if r > 1.0)
@@ -324,9 +518,12 @@ def write_times_report(context, entries, out_dir, compiler_arg):
                                  f"{ahead}/{len(ratios)}" if kind == "baseline" else ""))
             if kind in ("baseline", "floor") and gm:
                 chart_data.setdefault(workload, OrderedDict())[impl] = gm
+                if kind == "floor":
+                    chart_floors.add(impl)
         behind += not_ahead_sentences(workload, cases)
         floors += floor_sentences(workload, summary)
-        orphans += [f"{workload}/{c}" for c, impls in cases.items() if "evmalloc" not in impls]
+        orphans += [f"{workload}/{c}" for c, impls in cases.items()
+                    if reference(workload) not in impls and len(impls) > 1]
     md += [md_table(["workload", "against", "cases", "geomean ratio", "range", "evmalloc ahead"],
                     summary_rows), ""]
     md += ["### Where evmalloc is not ahead", ""]
@@ -341,19 +538,25 @@ def write_times_report(context, entries, out_dir, compiler_arg):
         md += ["### Benchmarks that reported an error", ""]
         md += [f"- {e['run_name']}: {e.get('error_message', '')}" for e in errors] + [""]
 
+    md += targets_section(tree)
+
     # One table per workload.
     for workload, cases in tree.items():
+        if workload in COUNTER_WORKLOADS:
+            md += counter_workload_table(workload, cases)
+            continue
         columns = counter_columns(cases)
         rows = []
+        ref_impl = reference(workload)
         for case, impls in cases.items():
-            ref = impls.get("evmalloc")
-            for impl in impl_order(list(impls)):
+            ref = impls.get(ref_impl)
+            for impl in impl_order(list(impls), workload):
                 e = impls[impl]
                 if e.get("error_occurred"):
                     rows.append([case, impl, "error: " + e.get("error_message", ""), "—", "—"]
                                 + ["—"] * len(columns))
                     continue
-                if impl == "evmalloc":
+                if impl == ref_impl:
                     ratio = "1 (ref)"
                 elif ref and ref["_ns"] and e["_ns"]:
                     ratio = fmt_ratio(e["_ns"] / ref["_ns"])
@@ -371,10 +574,10 @@ def write_times_report(context, entries, out_dir, compiler_arg):
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     write_chart(chart_data, os.path.join(out_dir, "chart.png"),
-                f"{date[:10]} · {cpu_model()} · {context.get('code_source', '')}")
+                f"{date[:10]} · {cpu_model()} · {context.get('code_source', '')}", chart_floors)
 
 
-def write_chart(chart_data, path, subtitle):
+def write_chart(chart_data, path, subtitle, floors=frozenset(REFERENCE_FLOORS)):
     if not chart_data:
         print("report.py: no ratios to draw; chart skipped", file=sys.stderr)
         return
@@ -401,7 +604,7 @@ def write_chart(chart_data, path, subtitle):
             pos = x - 0.42 + width * (k + 0.5)
             # Bars grow from 1.0: up where evmalloc is faster, down where it is slower.
             ax.bar(pos, ratio - 1.0, width * 0.92, bottom=1.0, color=colors[impl],
-                   hatch="//" if impl in REFERENCE_FLOORS else None, edgecolor="black",
+                   hatch="//" if impl in floors else None, edgecolor="black",
                    linewidth=0.4, label=None if impl in seen else impl)
             seen.add(impl)
             all_ratios.append(ratio)
@@ -418,9 +621,10 @@ def write_chart(chart_data, path, subtitle):
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.axhline(1.0, color="black", linewidth=1.0)
     ax.set_xticks(range(len(chart_data)))
-    ax.set_xticklabels(list(chart_data))
     ax.set_xlim(-0.6, len(chart_data) - 0.4)
     ax.set_ylabel("baseline time / evmalloc time (log scale)")
+    # Workloads whose reference is not the `evmalloc` row say which evmalloc path they compare.
+    ax.set_xticklabels([w if reference(w) == "evmalloc" else f"{w}\n(vs {reference(w)})" for w in chart_data])
     ax.set_title("evmalloc against each baseline: geometric-mean time ratio per workload\n"
                  "above 1×: evmalloc is faster; below: the baseline is faster; hatched: a floor (lower bound)",
                  fontsize=10)
@@ -502,7 +706,7 @@ def write_instructions_report(group_dirs, out_path):
           ]), ""]
     summary_rows, missing = [], []
     for workload, cases in tree.items():
-        for impl, pairs in ratios_by_baseline(cases, lambda e: e["_per_iter"]).items():
+        for impl, pairs in ratios_by_baseline(cases, lambda e: e["_per_iter"], workload).items():
             ratios = [r for _, r in pairs if r]
             summary_rows.append((workload, impl, len(ratios), fmt_ratio(geomean(ratios)),
                                  f"{fmt_ratio(min(ratios))} – {fmt_ratio(max(ratios))}" if ratios else "—"))
@@ -513,12 +717,12 @@ def write_instructions_report(group_dirs, out_path):
         per_item = any("_per_item" in e for impls in cases.values() for e in impls.values())
         rows = []
         for case, impls in cases.items():
-            ref = impls.get("evmalloc")
-            for impl in impl_order(list(impls)):
+            ref = impls.get(reference(workload))
+            for impl in impl_order(list(impls), workload):
                 e = impls[impl]
                 if e["_per_iter"] is None:
                     missing.append(e["run_name"])
-                if impl == "evmalloc":
+                if impl == reference(workload):
                     ratio = "1 (ref)"
                 elif ref and ref["_per_iter"] and e["_per_iter"]:
                     ratio = fmt_ratio(e["_per_iter"] / ref["_per_iter"])

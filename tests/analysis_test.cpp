@@ -5,6 +5,7 @@
 
 #include "catch.hpp"
 #include "support/corpus.hpp"
+#include "support/reference_analysis.hpp"
 
 #include <algorithm>
 #include <array>
@@ -17,43 +18,20 @@
 using evmalloc::Analysis;
 using evmalloc::AnalysisBuffers;
 using evmalloc::Errc;
+using evmalloc::OP_JUMPDEST;
+using evmalloc::OP_PUSH1;
+using evmalloc::OP_PUSH32;
+using evmalloc::OP_PUSH0;
+using evmalloc::test::op_push;
+using evmalloc::test::random_code;
+using evmalloc::test::Reference;
+using evmalloc::test::reference_analysis;
 
 namespace
 {
 constexpr std::uint32_t sentinel32 = 0xA5A5A5A5;
 constexpr std::uint64_t sentinel64 = 0xA5A5A5A5A5A5A5A5;
 constexpr std::uint32_t none = 0xFFFFFFFF;
-
-// The obviously-correct decoder: vectors, one byte at a time.
-struct Reference
-{
-    std::vector<std::uint32_t> inst_to_pc;
-    std::vector<std::uint32_t> pc_to_inst;
-    std::vector<bool> jumpdest;
-};
-
-Reference reference_analysis(const std::vector<std::uint8_t>& code)
-{
-    Reference r;
-    r.pc_to_inst.assign(code.size() + 1, none);
-    r.jumpdest.assign(code.size(), false);
-    std::size_t pc = 0;
-    while (pc < code.size())
-    {
-        const std::uint8_t op = code[pc];
-        r.pc_to_inst[pc] = static_cast<std::uint32_t>(r.inst_to_pc.size());
-        r.inst_to_pc.push_back(static_cast<std::uint32_t>(pc));
-        if (op == 0x5B)
-            r.jumpdest[pc] = true;
-        if (op >= 0x60 && op <= 0x7F)
-            pc += 1 + static_cast<std::size_t>(op - 0x60 + 1);
-        else
-            pc += 1;
-    }
-    r.pc_to_inst[code.size()] = static_cast<std::uint32_t>(r.inst_to_pc.size());
-    r.inst_to_pc.push_back(static_cast<std::uint32_t>(code.size()));
-    return r;
-}
 
 // Exactly sized buffers (so ASan sees any write past them), filled with a sentinel (so a
 // table entry prepare() forgot to write shows up).
@@ -97,10 +75,7 @@ bool analysis_matches(const Analysis& a, const std::vector<std::uint8_t>& code, 
                     a.pc_to_inst_span().end()))
         return fail("pc_to_inst");
     // The bit words as the reference says, padding bits past the end zero.
-    std::vector<std::uint64_t> bits((code.size() + 64) / 64, 0);
-    for (std::size_t pc = 0; pc < code.size(); ++pc)
-        if (ref.jumpdest[pc])
-            bits[pc / 64] |= std::uint64_t{1} << (pc % 64);
+    const std::vector<std::uint64_t> bits = evmalloc::test::reference_jumpdest_bits(ref);
     if (!std::equal(bits.begin(), bits.end(), a.jumpdest_bits_span().begin(), a.jumpdest_bits_span().end()))
         return fail("jumpdest_bits");
     for (std::size_t pc = 0; pc < code.size(); ++pc)
@@ -129,22 +104,6 @@ bool matches_reference(const std::vector<std::uint8_t>& code)
     return analysis_matches(*result, code, reference_analysis(code));
 }
 
-// Bytes with EVM-like frequencies: many PUSH1..PUSH4, some long PUSHes, JUMPDESTs, the rest
-// anything (uniform bytes alone would make the code 1/8 PUSHes with mostly long immediates).
-std::vector<std::uint8_t> random_code(std::mt19937_64& rng, std::size_t n)
-{
-    std::vector<std::uint8_t> code(n);
-    std::uniform_int_distribution<int> kind(0, 99);
-    std::uniform_int_distribution<int> byte(0, 255);
-    std::uniform_int_distribution<int> short_push(0x60, 0x63);
-    std::uniform_int_distribution<int> any_push(0x60, 0x7F);
-    for (auto& b : code)
-    {
-        const int k = kind(rng);
-        b = static_cast<std::uint8_t>(k < 25 ? short_push(rng) : k < 32 ? any_push(rng) : k < 40 ? 0x5B : byte(rng));
-    }
-    return code;
-}
 }  // namespace
 
 TEST_CASE("Analysis: calculate_allocation is the three buffers, 8-aligned, not growable")
@@ -165,7 +124,7 @@ TEST_CASE("Analysis: calculate_allocation is the three buffers, 8-aligned, not g
 TEST_CASE("Analysis: a hand-decoded example")
 {
     // 0: PUSH2 5B 5B | 3: JUMPDEST | 4: PUSH1 00 | 6: JUMPI | 7: JUMPDEST | 8: implicit STOP
-    const std::vector<std::uint8_t> code{0x61, 0x5B, 0x5B, 0x5B, 0x60, 0x00, 0x57, 0x5B};
+    const std::vector<std::uint8_t> code{op_push(2), OP_JUMPDEST, OP_JUMPDEST, OP_JUMPDEST, OP_PUSH1, 0x00, 0x57, OP_JUMPDEST};
     Tables t{code.size()};
     const auto a = Analysis::prepare(code, t.buffers());
     REQUIRE(a.has_value());
@@ -177,7 +136,7 @@ TEST_CASE("Analysis: a hand-decoded example")
     for (std::size_t pc = 0; pc < insts.size(); ++pc)
         CHECK(a->pc_to_inst(pc) == insts[pc]);
     CHECK_FALSE(a->is_jumpdest(0));
-    CHECK_FALSE(a->is_jumpdest(1));  // 0x5B inside PUSH2 data
+    CHECK_FALSE(a->is_jumpdest(1));  // JUMPDEST inside PUSH2 data
     CHECK_FALSE(a->is_jumpdest(2));
     CHECK(a->is_jumpdest(3));
     CHECK(a->is_jumpdest(7));
@@ -272,9 +231,9 @@ TEST_CASE("Analysis: a PUSH1..PUSH32 cut off by the end of the code counts once"
             for (std::size_t prefix = 0; prefix <= 40; ++prefix)
             {
                 std::vector<std::uint8_t> code(prefix, 0x01);  // ADDs: one instruction each
-                code.push_back(static_cast<std::uint8_t>(0x5F + k));
+                code.push_back(op_push(k));
                 for (int d = 0; d < present; ++d)
-                    code.push_back(0x5B);  // data that looks like JUMPDEST
+                    code.push_back(OP_JUMPDEST);  // data that looks like JUMPDEST
                 Tables t{code.size()};
                 const auto a = Analysis::prepare(code, t.buffers());
                 REQUIRE(a.has_value());
@@ -298,8 +257,8 @@ TEST_CASE("Analysis: a PUSH1..PUSH32 cut off by the end of the code counts once"
         {
             auto code = random_code(rng, n);
             // End in PUSHk 5B: a cut-off PUSH wherever pc n - 2 decodes as an instruction start.
-            code[n - 2] = static_cast<std::uint8_t>(0x5F + k);
-            code[n - 1] = 0x5B;
+            code[n - 2] = op_push(k);
+            code[n - 1] = OP_JUMPDEST;
             CHECK(matches_reference(code));
         }
     }
@@ -309,7 +268,7 @@ TEST_CASE("Analysis: all-JUMPDEST code")
 {
     for (std::size_t n : {1U, 2U, 3U, 4U, 5U, 63U, 64U, 65U, 127U, 128U, 4096U, 131072U})
     {
-        const std::vector<std::uint8_t> code(n, 0x5B);
+        const std::vector<std::uint8_t> code(n, OP_JUMPDEST);
         Tables t{n};
         const auto a = Analysis::prepare(code, t.buffers());
         REQUIRE(a.has_value());
@@ -337,7 +296,7 @@ TEST_CASE("Analysis: all-PUSH32 code")
 {
     for (std::size_t n : {1U, 32U, 33U, 34U, 66U, 100U, 4096U, 131072U})
     {
-        const std::vector<std::uint8_t> code(n, 0x7F);
+        const std::vector<std::uint8_t> code(n, OP_PUSH32);
         Tables t{n};
         const auto a = Analysis::prepare(code, t.buffers());
         REQUIRE(a.has_value());
@@ -351,12 +310,12 @@ TEST_CASE("Analysis: all-PUSH32 code")
         CHECK(starts == pushes);
         CHECK(matches_reference(code));
     }
-    // PUSH32 whose data is all 0x5B: no JUMPDEST anywhere.
+    // PUSH32 whose data is all JUMPDEST bytes: no JUMPDEST anywhere.
     std::vector<std::uint8_t> code;
     for (int i = 0; i < 100; ++i)
     {
-        code.push_back(0x7F);
-        code.insert(code.end(), 32, 0x5B);
+        code.push_back(OP_PUSH32);
+        code.insert(code.end(), 32, OP_JUMPDEST);
     }
     Tables t{code.size()};
     const auto a = Analysis::prepare(code, t.buffers());
@@ -369,7 +328,7 @@ TEST_CASE("Analysis: a buffer one element short is buffer_too_small, nothing wri
 {
     for (std::size_t n : {0U, 1U, 100U, 4096U, 131072U})
     {
-        const std::vector<std::uint8_t> code(n, 0x5B);
+        const std::vector<std::uint8_t> code(n, OP_JUMPDEST);
         for (int which = 0; which < 3; ++which)
         {
             Tables t{n, which == 0 ? 1U : 0U, which == 1 ? 1U : 0U, which == 2 ? 1U : 0U};
@@ -392,26 +351,37 @@ TEST_CASE("Analysis: a buffer one element short is buffer_too_small, nothing wri
     CHECK(std::all_of(big.pc_to_inst.begin() + 11, big.pc_to_inst.end(), [](auto v) { return v == sentinel32; }));
 }
 
-TEST_CASE("Analysis: code over max_code_size is code_too_large, nothing written")
+TEST_CASE("Analysis: code over max_analysable_size is code_too_large, nothing written")
 {
-    const std::vector<std::uint8_t> too_big(evmalloc::max_code_size + 1, 0x5B);
-    Tables t{too_big.size()};
+    STATIC_REQUIRE(Analysis::max_analysable_size == 0xFFFFFFFE);
+    // A span one byte over the limit, over a small buffer: the size is checked before anything
+    // is read, so the missing bytes are never touched.
+    const std::vector<std::uint8_t> small(16, OP_JUMPDEST);
+    const std::span<const std::uint8_t> too_big{small.data(), Analysis::max_analysable_size + 1};
+    Tables t{small.size()};
     const auto a = Analysis::prepare(too_big, t.buffers());
     REQUIRE_FALSE(a.has_value());
     CHECK(a.error() == Errc::code_too_large);
     CHECK(t.untouched());
-    // code_too_large is checked before the buffers: short buffers still say code_too_large.
-    Tables small{10};
-    const auto b = Analysis::prepare(too_big, small.buffers());
+    // code_too_large is checked before the buffers: empty buffers still say code_too_large.
+    const auto b = Analysis::prepare(too_big, AnalysisBuffers{});
     REQUIRE_FALSE(b.has_value());
     CHECK(b.error() == Errc::code_too_large);
-    CHECK(small.untouched());
-    // The limit itself is fine.
-    const std::vector<std::uint8_t> at_limit(evmalloc::max_code_size, 0x5B);
-    Tables ok{at_limit.size()};
-    const auto c = Analysis::prepare(at_limit, ok.buffers());
-    REQUIRE(c.has_value());
-    CHECK(c->instruction_count() == evmalloc::max_code_size + 1);
+}
+
+TEST_CASE("Analysis: code larger than any tier is analysed")
+{
+    // One byte over the largest tier: no longer refused (frames apply their own limit).
+    const std::vector<std::uint8_t> over_tier(evmalloc::max_code_size + 1, OP_JUMPDEST);
+    Tables t{over_tier.size()};
+    const auto a = Analysis::prepare(over_tier, t.buffers());
+    REQUIRE(a.has_value());
+    CHECK(a->instruction_count() == evmalloc::max_code_size + 2);
+    CHECK(a->is_jumpdest(evmalloc::max_code_size));
+    CHECK(matches_reference(over_tier));
+    // 6 MB of random code against the reference.
+    std::mt19937_64 rng{6};
+    CHECK(matches_reference(random_code(rng, 6 * 1024 * 1024)));
 }
 
 TEST_CASE("Analysis: carve lays out bits, inst_to_pc, pc_to_inst in one block")
@@ -517,8 +487,8 @@ void reference_instructions(const std::vector<std::uint8_t>& code, const std::ar
     {
         const std::uint8_t op = pc < code.size() ? code[pc] : 0x00;
         std::uint64_t value = 0;
-        if (op >= 0x60 && op <= 0x67)
-            for (std::size_t k = 1; k <= std::size_t{op} - 0x5Fu; ++k)
+        if (op >= OP_PUSH1 && op <= op_push(8))
+            for (std::size_t k = 1; k <= std::size_t{op} - OP_PUSH0; ++k)
                 value = value * 256 + (pc + k < code.size() ? code[pc + k] : 0u);
         ops.push_back(table[op]);
         metadata.push_back(static_cast<Metadata>(value));
@@ -653,23 +623,23 @@ TEST_CASE("Analysis with instruction arrays: PUSH1..PUSH32 cut off by the end, a
             {
                 std::vector<std::uint8_t> code;
                 for (std::size_t i = 0; i < prefix; ++i)
-                    code.push_back(i % 3 == 0 ? 0x5B : 0x01);
-                code.push_back(static_cast<std::uint8_t>(0x5F + k));
+                    code.push_back(i % 3 == 0 ? OP_JUMPDEST : 0x01);
+                code.push_back(op_push(k));
                 for (int d = 0; d < present; ++d)
                     code.push_back(static_cast<std::uint8_t>(0xA1 + d));
                 INFO("PUSH" << k << " with " << present << " bytes after " << prefix);
                 REQUIRE(fused_matches_reference(code));
             }
     // One hand-checked value: PUSH3 A1 A2 with its last byte missing is 0xA1A200.
-    const std::vector<std::uint8_t> code{0x01, 0x62, 0xA1, 0xA2};
+    const std::vector<std::uint8_t> code{0x01, op_push(3), 0xA1, 0xA2};
     Tables t{code.size()};
     Arrays<const void*, std::uint64_t> x{code.size(), &not_a_handler, sentinel64};
     const auto a = Analysis::prepare(code, t.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});
     REQUIRE(a.has_value());
     REQUIRE(a->instruction_count() == 3);
     CHECK(x.metadata[1] == 0xA1A200);
-    CHECK(x.ops[1] == handler_table()[0x62]);
-    CHECK(x.ops[2] == handler_table()[0x00]);
+    CHECK(x.ops[1] == handler_table()[op_push(3)]);
+    CHECK(x.ops[2] == handler_table()[evmalloc::OP_STOP]);
     CHECK(x.metadata[2] == 0);
 }
 
@@ -678,15 +648,15 @@ TEST_CASE("Analysis with instruction arrays: all-JUMPDEST, all-PUSH8, all-PUSH32
     for (std::size_t n : {0U, 1U, 8U, 9U, 10U, 41U, 42U, 43U, 64U, 65U, 100U, 4096U, 24576U, 131072U})
     {
         INFO("size " << n);
-        CHECK(fused_matches_reference(std::vector<std::uint8_t>(n, 0x5B)));
-        CHECK(fused_matches_reference(std::vector<std::uint8_t>(n, 0x67)));
-        CHECK(fused_matches_reference(std::vector<std::uint8_t>(n, 0x7F)));
+        CHECK(fused_matches_reference(std::vector<std::uint8_t>(n, OP_JUMPDEST)));
+        CHECK(fused_matches_reference(std::vector<std::uint8_t>(n, op_push(8))));
+        CHECK(fused_matches_reference(std::vector<std::uint8_t>(n, OP_PUSH32)));
     }
     // PUSH8 with distinct bytes: each metadata entry is its 8 bytes, big-endian.
     std::vector<std::uint8_t> code;
     for (std::uint8_t i = 0; i < 20; ++i)
     {
-        code.push_back(0x67);
+        code.push_back(op_push(8));
         for (std::uint8_t b = 0; b < 8; ++b)
             code.push_back(static_cast<std::uint8_t>(i * 8 + b));
     }
@@ -744,8 +714,10 @@ TEST_CASE("Analysis with instruction arrays: short arrays are buffer_too_small, 
         // Exact sizes work afterwards with the same arrays.
         CHECK(fused_matches_reference(code));
     }
-    // code_too_large comes first, whatever the sizes; nothing written.
-    const std::vector<std::uint8_t> too_big(evmalloc::max_code_size + 1, 0x5B);
+    // code_too_large comes first, whatever the sizes; nothing written (the span's bytes past
+    // the small buffer are never read).
+    const std::vector<std::uint8_t> small(10, OP_JUMPDEST);
+    const std::span<const std::uint8_t> too_big{small.data(), Analysis::max_analysable_size + 1};
     Tables t{10};
     Arrays<const void*, std::uint64_t> x{10, &not_a_handler, sentinel64};
     const auto a = Analysis::prepare(too_big, t.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});

@@ -684,7 +684,7 @@ TEST_CASE("frames(): configured from AllocatorConfig", "[evm_allocator]")
     CHECK(optimized.frames().config().retain_per_tier == 256);
     EvmAllocator minimal{AllocatorConfig::minimal()};
     CHECK(minimal.frames().config().retain_per_tier == 0);
-    CHECK(minimal.frames().config().memory_retain_limit == 0);
+    CHECK(minimal.frames().config().memory_retain_bytes == 0);
     CHECK(&optimized.frames() != &minimal.frames());
     CHECK(optimized.frames().upstream() == std::pmr::new_delete_resource());
 }

@@ -46,11 +46,24 @@ std::size_t expected_size(std::size_t n)
     using Op = typename Traits::Op;
     using Metadata = typename Traits::Metadata;
     std::size_t end = 1024 * sizeof(Word);
-    end = round_up(end, 8) + (n + 64) / 64 * 8 + 2 * (n + 1) * 4;
-    end = round_up(end, alignof(Op)) + (n + 1) * sizeof(Op);
-    end = round_up(end, alignof(Metadata)) + (n + 1) * sizeof(Metadata);
+    if constexpr (std::is_void_v<Op>)
+        end = round_up(end, 8) + (n + 64) / 64 * 8;  // the jumpdest bits alone
+    else
+    {
+        end = round_up(end, 8) + (n + 64) / 64 * 8 + 2 * (n + 1) * 4;
+        end = round_up(end, alignof(Op)) + (n + 1) * sizeof(Op);
+        end = round_up(end, alignof(Metadata)) + (n + 1) * sizeof(Metadata);
+    }
+    end += n + 33;  // the padded code
     return round_up(end, 64);
 }
+
+struct OddJumpdestTraits
+{
+    using Word = BigWord;
+    using Op = void;
+    using Metadata = void;
+};
 
 std::unique_ptr<std::byte[], void (*)(std::byte*)> aligned_buffer(std::size_t bytes)
 {
@@ -96,8 +109,10 @@ void check_spans(const FrameSpans<Traits>& s, const std::byte* base, std::size_t
     CHECK(end_of(s.analysis.inst_to_pc) <= begin_of(s.analysis.pc_to_inst));
     CHECK(end_of(s.analysis.pc_to_inst) <= begin_of(s.ops));
     CHECK(end_of(s.ops) <= begin_of(s.metadata));
-    CHECK(end_of(s.metadata) <= base + size);
-    CHECK(end_of(s.metadata) + 64 > base + size);  // only the final rounding is left over
+    CHECK(end_of(s.metadata) <= begin_of(s.padded_code));
+    CHECK(s.padded_code.size() == n + 33);
+    CHECK(end_of(s.padded_code) <= base + size);
+    CHECK(end_of(s.padded_code) + 64 > base + size);  // only the final rounding is left over
 }
 
 template <Tier T, class Traits>
@@ -152,8 +167,23 @@ TEST_CASE("frame_buffer_size adds the components for the tier's capacity, rounde
         CHECK(frame_buffer_size<OddTraits>(t) % 64 == 0);
     }
     // The default traits' smallest tier, in numbers: 32 KiB stack, 33,296 B analysis,
-    // 32,776 B of ops and of metadata = 131,616, rounded to 131,648.
-    CHECK(frame_buffer_size(Tier::kb4) == 131648);
+    // 32,776 B of ops and of metadata, 4,129 B of padded code = 135,745, rounded to 135,808.
+    CHECK(frame_buffer_size(Tier::kb4) == 135808);
+    // A jumpdest frame: 32 KiB stack, 520 B of bits, 4,129 B of padded code = 37,417 -> 37,440.
+    CHECK(frame_buffer_size<evmalloc::JumpdestTraits>(Tier::kb4) == 37440);
+    for (const Tier t : all_tiers)
+    {
+        CHECK(frame_buffer_size<evmalloc::JumpdestTraits>(t) == expected_size<evmalloc::JumpdestTraits>(code_capacity(t)));
+        CHECK(frame_buffer_size<OddJumpdestTraits>(t) == expected_size<OddJumpdestTraits>(code_capacity(t)));
+        CHECK(frame_buffer_size<evmalloc::JumpdestTraits>(t) * 3 < frame_buffer_size(t));
+    }
+    // Above the largest tier, the same sum for the code's own size.
+    CHECK(evmalloc::frame_buffer_bytes(1000000) == expected_size<DefaultTraits>(1000000));
+    CHECK(evmalloc::frame_buffer_bytes<evmalloc::JumpdestTraits>(6000000) ==
+          expected_size<evmalloc::JumpdestTraits>(6000000));
+    CHECK(evmalloc::frame_buffer_bytes(code_capacity(Tier::kb16)) == frame_buffer_size(Tier::kb16));
+    CHECK(evmalloc::stack_buffer_size() == 32768);
+    CHECK(evmalloc::stack_buffer_size<OddTraits>() == 65536);
     // Sizes grow with the tier.
     for (std::size_t i = 1; i < all_tiers.size(); ++i)
         CHECK(frame_buffer_size(all_tiers[i]) > frame_buffer_size(all_tiers[i - 1]));

@@ -90,7 +90,11 @@ void check_against_reference(Frame& frame, const Code& code)
     CHECK(std::ranges::equal(a.inst_to_pc_span(), plain->inst_to_pc_span()));
     CHECK(std::ranges::equal(a.pc_to_inst_span(), plain->pc_to_inst_span()));
     CHECK(std::ranges::equal(a.jumpdest_bits_span(), plain->jumpdest_bits_span()));
-    CHECK(a.code().data() == code.data());
+    // code() is the frame's own padded copy: the same bytes, then at least 33 zeros.
+    CHECK(a.code().data() != code.data());
+    CHECK(std::ranges::equal(a.code(), code));
+    CHECK(std::all_of(a.code().data() + code.size(), a.code().data() + code.size() + 33,
+        [](std::uint8_t b) { return b == 0; }));
 }
 
 Code random_code(std::mt19937& rng, std::size_t size)
@@ -123,9 +127,10 @@ TEST_CASE("StackFrame is a small move-only handle", "[stack_frame]")
     STATIC_REQUIRE(std::is_nothrow_move_assignable_v<Frame>);
     STATIC_REQUIRE_FALSE(std::is_copy_constructible_v<Frame>);
     STATIC_REQUIRE_FALSE(std::is_copy_assignable_v<Frame>);
-    // Pointers, the stack's three pointers, the analysis, the tier and a flag: 112 bytes on
-    // 64-bit targets, no padding between members.
-    STATIC_REQUIRE(sizeof(Frame) <= 4 * sizeof(void*) + sizeof(evmalloc::Stack<>) +
+    // The pool, the lease, the stack's three pointers, the analysis, ops and metadata, the
+    // shared entry's pin (two pointers), the code capacity, the tier and a flag: 152 bytes on
+    // 64-bit targets.
+    STATIC_REQUIRE(sizeof(Frame) <= 5 * sizeof(void*) + sizeof(Pool::Lease) + sizeof(evmalloc::Stack<>) +
                                         sizeof(evmalloc::Analysis) + 8);
 }
 
@@ -414,3 +419,158 @@ TEST_CASE("StackFrame stack and memory work in the frame", "[stack_frame]")
 }
 
 // Use before prepare() aborts in debug builds: tests/death/contracts.cpp.
+
+namespace
+{
+using JumpdestFrame = evmalloc::StackFrame<evmalloc::JumpdestTraits>;
+using JumpdestPool = FramePool<evmalloc::JumpdestTraits>;
+
+// A jumpdest frame's analysis against an instruction frame's on the same code: the same bits,
+// the same padded copy, and nothing per instruction.
+void check_jumpdest_frame(JumpdestFrame& frame, const Code& code)
+{
+    REQUIRE(frame.prepare(code).has_value());
+    REQUIRE(frame.is_prepared());
+    const evmalloc::JumpdestAnalysis& a = frame.analysis();
+    std::vector<std::uint32_t> i2p(code.size() + 1), p2i(code.size() + 1);
+    std::vector<std::uint64_t> bits((code.size() + 64) / 64);
+    const auto full = evmalloc::Analysis::prepare(code, {i2p, p2i, bits});
+    REQUIRE(full.has_value());
+    CHECK(std::ranges::equal(a.jumpdest_bits_span(), full->jumpdest_bits_span()));
+    CHECK(std::ranges::equal(a.code(), code));
+    CHECK(a.code().data() != code.data());
+    CHECK(std::all_of(a.code().data() + code.size(), a.code().data() + code.size() + 33,
+        [](std::uint8_t b) { return b == 0; }));
+    for (std::uint64_t pc : {std::uint64_t{0}, std::uint64_t{code.size()}, std::uint64_t{1} << 40, ~std::uint64_t{0}})
+        CHECK(a.is_jumpdest(pc) == full->is_jumpdest(pc));
+}
+}  // namespace
+
+TEST_CASE("A jumpdest frame: padded code and jumpdest bits, no op table, no instruction arrays", "[stack_frame]")
+{
+    STATIC_REQUIRE(!evmalloc::is_instruction_frame<evmalloc::JumpdestTraits>);
+    STATIC_REQUIRE(std::is_same_v<JumpdestFrame::AnalysisType, evmalloc::JumpdestAnalysis>);
+    RecordingResource upstream;
+    JumpdestPool pool{&upstream};
+    std::mt19937 rng{99};
+    for (const Tier t : all_tiers)
+    {
+        INFO(evmalloc::tier_name(t));
+        for (const std::size_t size : {code_capacity(t) - 1, code_capacity(t)})
+        {
+            const Code code = random_code(rng, size);
+            auto frame = JumpdestFrame::init(size, pool);
+            REQUIRE(frame.has_value());
+            CHECK(frame->tier() == t);
+            CHECK(frame->buffer_size() == frame_buffer_size<evmalloc::JumpdestTraits>(t));
+            check_jumpdest_frame(*frame, code);
+            // A second prepare in the same frame with shorter code.
+            check_jumpdest_frame(*frame, random_code(rng, size / 3));
+        }
+    }
+    // The jumpdest frame's buffer is the stack, the bits and the code: far smaller.
+    CHECK(frame_buffer_size<evmalloc::JumpdestTraits>(Tier::kb32) * 4 < frame_buffer_size(Tier::kb32));
+    if (const auto dir = evmalloc::test::corpus_dir())
+    {
+        for (const auto& entry : evmalloc::test::load_corpus(*dir))
+        {
+            INFO(entry.file);
+            auto frame = JumpdestFrame::init(entry.code.size(), pool);
+            REQUIRE(frame.has_value());
+            check_jumpdest_frame(*frame, entry.code);
+            std::size_t jumpdests = 0;
+            for (std::size_t pc = 0; pc < entry.code.size(); ++pc)
+                jumpdests += frame->analysis().is_jumpdest(pc) ? 1u : 0u;
+            CHECK(jumpdests == entry.jumpdests);
+        }
+    }
+    CHECK(upstream.errors().empty());
+}
+
+TEST_CASE("A jumpdest frame refuses code larger than its tier, losing nothing", "[stack_frame]")
+{
+    JumpdestPool pool;
+    std::mt19937 rng{5};
+    auto frame = JumpdestFrame::init(100, pool);
+    REQUIRE(frame.has_value());
+    const Code small = random_code(rng, 100);
+    REQUIRE(frame->prepare(small).has_value());
+    const Code big = random_code(rng, code_capacity(Tier::kb4) + 1);
+    CHECK(frame->prepare(big).error() == Errc::code_too_large);
+    CHECK(frame->is_prepared());
+    CHECK(std::ranges::equal(frame->analysis().code(), small));  // the previous prepare stands
+}
+
+TEST_CASE("Code above the largest tier runs when the pool's max_code_size allows it", "[stack_frame]")
+{
+    RecordingResource upstream;
+    const std::size_t limit = std::size_t{6} << 20;  // evmone's own tests run code of 6 MB
+    Pool pool{&upstream, FramePoolConfig{.max_code_size = limit}};
+    JumpdestPool jpool{&upstream, FramePoolConfig{.max_code_size = limit}};
+    std::mt19937 rng{11};
+    for (const std::size_t size : {evmalloc::max_code_size + 1, std::size_t{400000}, limit})
+    {
+        INFO(size);
+        const Code code = random_code(rng, size);
+        {
+            Frame frame = make(size, pool);
+            CHECK(frame.tier() == Tier::kb128);
+            CHECK(frame.code_capacity() == size);
+            CHECK(frame.buffer_size() == evmalloc::frame_buffer_bytes(size));
+            check_against_reference(frame, code);
+            CHECK(frame.prepare(random_code(rng, size + 1), op_table()).error() == Errc::code_too_large);
+        }
+        {
+            auto frame = JumpdestFrame::init(size, jpool);
+            REQUIRE(frame.has_value());
+            CHECK(frame->buffer_size() == evmalloc::frame_buffer_bytes<evmalloc::JumpdestTraits>(size));
+            check_jumpdest_frame(*frame, code);
+        }
+        CHECK(pool.retained(Tier::kb128) == 0);  // oversize buffers are never retained
+        CHECK(upstream.live_bytes() == pool.bytes_retained() + jpool.bytes_retained());
+    }
+    const PoolState before = state_of(pool);
+    CHECK(Frame::init(limit + 1, pool).error() == Errc::code_too_large);
+    CHECK(state_of(pool) == before);
+    // The default configuration keeps DESIGN's limit.
+    Pool plain;
+    CHECK(Frame::init(evmalloc::max_code_size + 1, plain).error() == Errc::code_too_large);
+    CHECK(Frame::init(evmalloc::max_code_size, plain).has_value());
+    // A lower configured limit applies inside the tiers too.
+    Pool small{std::pmr::new_delete_resource(), FramePoolConfig{.max_code_size = 24576}};
+    CHECK(Frame::init(24577, small).error() == Errc::code_too_large);
+    CHECK(small.active() == 0);
+    CHECK(upstream.errors().empty());
+}
+
+TEST_CASE("Oversize frames at every depth with the upstream failing: out_of_memory, nothing lost", "[stack_frame]")
+{
+    RecordingResource upstream;
+    Pool pool{&upstream, FramePoolConfig{.max_code_size = 1u << 20, .auto_trim = false}};
+    const std::size_t size = evmalloc::max_code_size + 4096;
+    std::vector<Frame> frames;
+    for (std::size_t depth = 0; depth < 24; ++depth)
+    {
+        const PoolState before = state_of(pool);
+        const auto live = upstream.live_bytes();
+        upstream.set_failing(true);
+        CHECK(Frame::init(size, pool).error() == Errc::out_of_memory);
+        upstream.stop_failing();
+        upstream.fail_after(1);  // the buffer comes, the Memory slot does not (when one is needed)
+        auto second = Frame::init(size, pool);
+        upstream.stop_failing();
+        if (!second)
+        {
+            CHECK(second.error() == Errc::out_of_memory);
+            CHECK(state_of(pool) == before);
+            CHECK(upstream.live_bytes() == live);
+            frames.push_back(make(size, pool));
+        }
+        else
+            frames.push_back(std::move(*second));
+        CHECK(pool.active() == depth + 1);
+    }
+    frames.clear();
+    CHECK(upstream.live_bytes() == pool.bytes_retained());
+    CHECK(upstream.errors().empty());
+}

@@ -8,7 +8,7 @@
 //                     pc == code.size(), so instruction_count() >= 1 (empty code has just it)
 //   pc_to_inst[pc]    for pc <= code.size(): the instruction starting at pc, or
 //                     no_instruction inside push data
-//   jumpdest_bits     bit pc set iff code[pc] == 0x5B (JUMPDEST) at an instruction start
+//   jumpdest_bits     bit pc set iff code[pc] == OP_JUMPDEST at an instruction start
 //
 // Sizes for code of n bytes (calculate_allocation(n) is their sum, alignment 8):
 //   jumpdest_bits  (n + 64) / 64  std::uint64_t   (8-byte aligned)
@@ -36,6 +36,7 @@
 
 #include "allocation.hpp"
 #include "config.hpp"
+#include "opcodes.hpp"
 #include "result.hpp"
 #include "tier.hpp"
 
@@ -116,6 +117,11 @@ public:
     /// pc_to_inst() of a pc inside push data (or past the end of the code).
     static constexpr std::uint32_t no_instruction = 0xFFFFFFFF;
 
+    /// The largest code prepare() analyses: 2^32 - 2 bytes, so that every pc up to
+    /// code.size() and every instruction index fits in 32 bits below no_instruction. This is
+    /// the index range, not a protocol limit: a frame applies its pool's own max_code_size.
+    static constexpr std::size_t max_analysable_size = 0xFFFFFFFE;
+
     /// Entries of inst_to_pc and of pc_to_inst for code of n bytes.
     [[nodiscard]] static constexpr std::size_t table_entries(std::size_t n) noexcept { return n + 1; }
     /// Words of jumpdest_bits for code of n bytes.
@@ -154,7 +160,7 @@ public:
     }
 
     /// Analyses `code` into `buffers`; writes nothing outside them and nothing at all on error.
-    /// \returns Errc::code_too_large when code.size() > max_code_size (checked first), else
+    /// \returns Errc::code_too_large when code.size() > max_analysable_size (checked first), else
     /// Errc::buffer_too_small when any buffer is shorter than the sizes above.
     [[nodiscard]] static Result<Analysis> prepare(
         std::span<const std::uint8_t> code, const AnalysisBuffers& buffers) noexcept;
@@ -192,7 +198,7 @@ public:
         return pc < table_size_ ? pc_to_inst_[pc] : no_instruction;
     }
 
-    /// True iff pc < code().size(), code()[pc] == 0x5B and pc starts an instruction. Safe for
+    /// True iff pc < code().size(), code()[pc] == OP_JUMPDEST and pc starts an instruction. Safe for
     /// every pc value, huge ones included.
     [[nodiscard]] bool is_jumpdest(std::uint64_t pc) const noexcept
     {
@@ -284,17 +290,8 @@ inline std::uint32_t Analysis::analyse(const std::uint8_t* const __restrict code
     std::uint32_t* const __restrict i2p, std::uint32_t* const __restrict p2i,
     std::uint64_t* const __restrict bits, Fill fill) noexcept
 {
-    constexpr std::uint8_t op_jumpdest = 0x5B;
-    constexpr std::uint8_t op_push1 = 0x60;
     constexpr std::size_t step_room = 9;  // bytes a main-loop step needs from its pc
     constexpr std::size_t pair_room = 33 + step_room;
-    // 0x60..0x7F are the only bytes that are >= 0x60 as signed 8-bit values.
-    const auto is_push = [](std::uint8_t op) noexcept {
-        return static_cast<std::int8_t>(op) >= static_cast<std::int8_t>(op_push1);
-    };
-    const auto push_length = [](std::uint8_t op) noexcept {
-        return static_cast<std::size_t>(op - (op_push1 - 1));
-    };
 
     std::memset(bits, 0, jumpdest_words(n) * sizeof(std::uint64_t));
     std::size_t pc = 0;
@@ -305,7 +302,7 @@ inline std::uint32_t Analysis::analyse(const std::uint8_t* const __restrict code
     const auto step = [&](std::uint8_t op, std::uint32_t i) __attribute__((always_inline)) -> std::uint64_t {
         if (is_push(op))
         {
-            const std::size_t len = push_length(op);
+            const std::size_t len = push_size(op);
             // Four entries as one 16-byte value (a GCC/Clang vector: one store).
             using Entries = std::uint32_t __attribute__((vector_size(16)));
             const Entries entries = {i, no_instruction, no_instruction, no_instruction};
@@ -318,7 +315,7 @@ inline std::uint32_t Analysis::analyse(const std::uint8_t* const __restrict code
             return value;
         }
         p2i[pc] = i;
-        if (op == op_jumpdest)
+        if (op == OP_JUMPDEST)
             bits[pc / 64] |= std::uint64_t{1} << (pc % 64);
         ++pc;
         return 0;
@@ -364,7 +361,7 @@ inline std::uint32_t Analysis::analyse(const std::uint8_t* const __restrict code
         std::uint64_t value = 0;
         if (is_push(op))
         {
-            const std::size_t len = push_length(op);
+            const std::size_t len = push_size(op);
             const std::size_t data_end = pc + 1 + len < n ? pc + 1 + len : n;
             for (std::size_t d = pc + 1; d < data_end; ++d)
                 p2i[d] = no_instruction;
@@ -374,7 +371,7 @@ inline std::uint32_t Analysis::analyse(const std::uint8_t* const __restrict code
         }
         else
         {
-            if (op == op_jumpdest)
+            if (op == OP_JUMPDEST)
                 bits[pc / 64] |= std::uint64_t{1} << (pc % 64);
             ++pc;
         }
@@ -384,7 +381,7 @@ inline std::uint32_t Analysis::analyse(const std::uint8_t* const __restrict code
     // The implicit STOP at pc == n (a truncated PUSH left pc beyond n).
     i2p[inst] = static_cast<std::uint32_t>(n);
     p2i[n] = inst;
-    fill.store(inst, fill.load(0x00), 0);
+    fill.store(inst, fill.load(OP_STOP), 0);
     return inst + 1;
 }
 
@@ -393,7 +390,7 @@ inline Result<Analysis> Analysis::prepare_with(
     std::span<const std::uint8_t> code, const AnalysisBuffers& buffers, Fill fill) noexcept
 {
     const std::size_t n = code.size();
-    if (n > max_code_size)
+    if (n > max_analysable_size)
         return Errc::code_too_large;
     if (buffers.inst_to_pc.size() < table_entries(n) || buffers.pc_to_inst.size() < table_entries(n) ||
         buffers.jumpdest_bits.size() < jumpdest_words(n))
@@ -420,7 +417,7 @@ template <class Op, class Metadata>
 inline Result<Analysis> Analysis::prepare(std::span<const std::uint8_t> code, const AnalysisBuffers& buffers,
     const std::array<Op, 256>& table, std::span<Op> ops, std::span<Metadata> metadata) noexcept
 {
-    if (code.size() <= max_code_size && (ops.size() <= code.size() || metadata.size() <= code.size()))
+    if (code.size() <= max_analysable_size && (ops.size() <= code.size() || metadata.size() <= code.size()))
         return Errc::buffer_too_small;
     return prepare_with(code, buffers, detail::InstructionFill<Op, Metadata>{table.data(), ops.data(), metadata.data()});
 }

@@ -82,7 +82,7 @@ struct AllocatorConfig
     /// and reset_arena() gives every one back.
     bool enable_arena_allocation = true;
     /// Let frames() keep up to frame_pool_size free frame buffers per tier through trim(), and
-    /// Memory storage up to FramePoolConfig's default retain limit. Off: trim() gives every
+    /// Memory storage within FramePoolConfig's default retain budget. Off: trim() gives every
     /// free buffer back and a released Memory always returns its storage.
     bool enable_frame_allocation = true;
     /// Count requests (see BasicEvmAllocator: one branch per request, with CountingStatistics).
@@ -323,7 +323,7 @@ private:
         else
         {
             f.retain_per_tier = 0;
-            f.memory_retain_limit = 0;
+            f.memory_retain_bytes = 0;
         }
         return f;
     }

@@ -3,7 +3,9 @@
 
 // core
 #include "allocation.hpp"
+#include "code_hash.hpp"
 #include "config.hpp"
+#include "opcodes.hpp"
 #include "result.hpp"
 #include "sanitizer.hpp"
 #include "tier.hpp"
@@ -22,10 +24,13 @@
 // components
 #include "analysis.hpp"
 #include "instruction_array.hpp"
+#include "jumpdest_analysis.hpp"
 #include "memory.hpp"
+#include "padded_code.hpp"
 #include "stack.hpp"
 
 // frame
+#include "analysis_cache.hpp"
 #include "frame_layout.hpp"
 #include "frame_pool.hpp"
 #include "stack_frame.hpp"

@@ -1,27 +1,34 @@
 // evmalloc: the pool that hands out frame buffers and Memory objects.
 //
-// One LIFO free list of frame buffers per tier (a buffer just released is the next one handed
-// out: still warm in cache) and one LIFO free list of Memory objects, which keep their
-// capacity between calls. Everything is taken from the upstream resource lazily, the first
-// time a list is empty, and reused after that: in steady state a call costs no upstream
-// allocation at all. The free lists are intrusive (the link lives in the free buffer or the
-// free Memory slot), so releasing never allocates.
+// Buffers come in seven kinds, each with its own LIFO free list (a buffer just released is the
+// next one handed out: still warm in cache): one per tier (frame_buffer_size(tier) bytes), and
+// stack-only buffers (stack_buffer_size() bytes) for frames whose code part is a shared
+// analysis entry. Code above the largest tier (up to FramePoolConfig::max_code_size) gets an
+// exactly sized buffer from upstream that goes back at release, never retained. Memory objects
+// have one more LIFO free list; they keep their capacity between calls. Everything is taken
+// from the upstream resource lazily, the first time a list is empty, and reused after that: in
+// steady state a call costs no upstream allocation at all. The free lists are intrusive (the
+// link lives in the free buffer or the free Memory slot), so releasing never allocates.
 //
-// Retention:
-// - Frame buffers and Memory objects released by frames stay in the pool until trim(), so a
-//   program that recurses to the same depth again and again allocates only once. trim() gives
-//   back every free buffer beyond `retain_per_tier` in each tier, and every free Memory
-//   beyond `retain_per_tier`: call it where a burst is over (at the end of a transaction).
-//   After a 1025-deep burst and trim(), a pool holds at most retain_per_tier buffers per tier.
-// - A Memory that grew past `memory_retain_limit` (64 KiB by default: four times mainnet's
-//   p99.9 of 16 KiB per call, while the max is 579 KiB) gives its storage back when its frame
-//   is released; smaller ones keep their capacity, cleared to size 0.
+// Retention, bounded without any hook from the caller:
+// - Buffers: released ones stay in the pool, so a program that recurses to the same depth again
+//   and again allocates only once. trim() gives back every free buffer beyond retain_per_tier
+//   of each kind. With auto_trim (the default) the pool trims itself when its last live frame
+//   is released (a top-level call ended): an EVMC VM, which is told of no transaction's end,
+//   stays bounded too. After a 1025-deep burst, a pool holds at most retain_per_tier buffers
+//   per kind.
+// - Memory: a budget, not a per-object cliff. A released Memory keeps its capacity while the
+//   capacity of all free Memory objects stays within memory_retain_bytes; one that would pass
+//   the budget gives its storage back. So a contract that uses 1 MiB of memory per call reuses
+//   the same pages on every call, and a burst of such calls holds at most the budget. trim()
+//   also keeps at most retain_per_tier free Memory objects.
 //
-// Under AddressSanitizer, retained buffers are poisoned (and a cleared Memory keeps its
-// storage poisoned itself). In debug builds, destroying a pool while frames are still alive is reported.
+// Under AddressSanitizer, retained buffers are poisoned (and a cleared Memory keeps its storage
+// poisoned itself). In debug builds, destroying a pool while frames are alive is reported.
 //
-// Invariant: active() <= config().max_frames; retained(t) is the length of tier t's free
-// list; bytes_retained() is the sum of the free buffers' sizes and the free Memory slots'
+// Invariant: active() <= config().max_frames; retained(t) is the length of tier t's free list;
+// memory_bytes_retained() is the sum of the free Memory objects' capacities and stays <=
+// memory_retain_bytes; bytes_retained() is the free buffers' sizes plus the free Memory slots'
 // sizes and capacities.
 #pragma once
 
@@ -31,6 +38,7 @@
 #include <memory_resource>
 #include <new>
 
+#include "analysis.hpp"
 #include "config.hpp"
 #include "frame_layout.hpp"
 #include "memory.hpp"
@@ -39,6 +47,7 @@
 #include "upstream.hpp"
 #include "tier.hpp"
 #include "traits.hpp"
+#include "upstream.hpp"
 
 namespace evmalloc
 {
@@ -46,12 +55,20 @@ struct FramePoolConfig
 {
     /// Frames alive at once at most: depths 0..1024.
     std::size_t max_frames = 1025;
-    /// Free frame buffers per tier (and free Memory objects) that trim() keeps.
+    /// Free buffers of each kind (per tier, and stack-only) and free Memory objects that
+    /// trim() keeps.
     std::size_t retain_per_tier = 16;
-    /// A released Memory whose capacity exceeds this gives its storage back upstream.
-    std::size_t memory_retain_limit = 64 * 1024;
+    /// Code up to this size runs: above the largest tier (131072) through an exactly sized
+    /// buffer that is not retained; above it, init() says Errc::code_too_large. An EVMC VM that
+    /// must run any code sets it as high as Analysis::max_analysable_size (2^32 - 2).
+    std::size_t max_code_size = evmalloc::max_code_size;
+    /// The total capacity that free Memory objects may keep (32 MiB): a released Memory that
+    /// would pass it gives its storage back.
+    std::size_t memory_retain_bytes = std::size_t{32} << 20;
     /// The limit() of every Memory the pool creates.
     std::size_t memory_limit = Memory::default_limit;
+    /// Trim when the last live frame is released (a top-level call ended).
+    bool auto_trim = true;
 };
 
 template <class Traits = DefaultTraits>
@@ -65,29 +82,37 @@ public:
         MemorySlot* next;  ///< the free list's link; meaningless while the slot is handed out
     };
 
-    /// What acquire() hands out: one frame buffer of the tier and one Memory slot.
+    /// What the acquire functions hand out: one buffer and one Memory slot.
     struct Lease
     {
         std::byte* buffer;
         MemorySlot* memory;
+        std::size_t bytes;  ///< the buffer's size
+        std::uint8_t kind;  ///< a tier index, stack_kind or oversize_kind
     };
 
-    /// Frame buffers are taken from `upstream` with this alignment.
+    /// Lease::kind of a stack-only buffer and of a buffer above the largest tier.
+    static constexpr std::uint8_t stack_kind = tier_count;
+    static constexpr std::uint8_t oversize_kind = tier_count + 1;
+
+    /// Buffers are taken from `upstream` with this alignment.
     static constexpr std::size_t buffer_alignment = frame_buffer_alignment;
 
-    /// \requires `upstream` outlives the pool.
+    /// \requires `upstream` outlives the pool; config.max_code_size <=
+    /// Analysis::max_analysable_size (checked in debug builds).
     explicit FramePool(std::pmr::memory_resource* upstream = std::pmr::new_delete_resource(),
         FramePoolConfig config = {}) noexcept
       : upstream_{upstream}, config_{config}
     {
         EVMALLOC_ASSERT(upstream != nullptr);
+        EVMALLOC_ASSERT(config.max_code_size <= Analysis::max_analysable_size);
     }
 
     FramePool(const FramePool&) = delete;
     FramePool& operator=(const FramePool&) = delete;
 
     /// Gives every retained buffer and Memory back upstream.
-    /// \requires every frame from this pool has been released (checked in debug builds).
+    /// \requires every frame from this pool has been released (reported in debug builds).
     ~FramePool()
     {
         if constexpr (enable_asserts)
@@ -95,28 +120,134 @@ public:
             if (active_ != 0)
                 EVMALLOC_REPORT("FramePool destroyed while frames are still alive");
         }
-        for (const Tier t : all_tiers)
-            free_buffers(t, 0);
+        for (std::size_t k = 0; k < list_count; ++k)
+            free_buffers(k, 0);
         free_memories(0);
     }
 
     /// One buffer of `tier` and one cleared Memory: from the free lists, else from upstream.
     /// \returns Errc::call_depth_exceeded when max_frames are already alive;
-    ///          Errc::out_of_memory when upstream throws. On error nothing changes.
+    ///          Errc::out_of_memory when upstream fails. On error nothing changes.
     [[nodiscard]] Result<Lease> acquire(Tier tier) noexcept
+    {
+        const auto kind = static_cast<std::uint8_t>(tier_index(tier));
+        return acquire_kind(kind, list_bytes(kind));
+    }
+
+    /// One stack-only buffer (stack_buffer_size() bytes) and one cleared Memory; as acquire().
+    [[nodiscard]] Result<Lease> acquire_stack() noexcept { return acquire_kind(stack_kind, list_bytes(stack_kind)); }
+
+    /// A buffer carved for code of exactly `code_size` bytes (frame_buffer_bytes(code_size)),
+    /// for code above the largest tier; it goes back upstream at release. As acquire(), and
+    /// \returns Errc::code_too_large when code_size > config().max_code_size.
+    [[nodiscard]] Result<Lease> acquire_oversize(std::size_t code_size) noexcept
+    {
+        if (code_size > config_.max_code_size) [[unlikely]]
+            return Errc::code_too_large;
+        return acquire_kind(oversize_kind, frame_buffer_bytes<Traits>(code_size));
+    }
+
+    /// Takes back what an acquire function handed out: the buffer goes on top of its kind's
+    /// list (an oversize one goes upstream), the Memory is cleared and keeps its capacity within
+    /// the memory budget. With auto_trim, releasing the last live frame trims the pool.
+    /// \requires `lease` came from this pool and is released once.
+    void release(const Lease& lease) noexcept
+    {
+        EVMALLOC_ASSERT(active_ != 0 && lease.buffer != nullptr && lease.memory != nullptr);
+        --active_;
+        if (lease.kind == oversize_kind)
+            upstream_->deallocate(lease.buffer, lease.bytes, buffer_alignment);
+        else
+            push_buffer(lease.kind, lease.buffer);
+        push_memory(lease.memory);
+        if (active_ == 0 && config_.auto_trim)
+            trim();
+    }
+
+    /// release(lease), for a lease of acquire(tier). \requires lease.kind is tier's index.
+    void release(Tier tier, const Lease& lease) noexcept
+    {
+        EVMALLOC_ASSERT(lease.kind == tier_index(tier));
+        release(lease);
+    }
+
+    /// Gives back every free buffer beyond retain_per_tier of each kind, and every free Memory
+    /// beyond retain_per_tier; the most recently released ones stay. Cheap when within bounds.
+    void trim() noexcept
+    {
+        for (std::size_t k = 0; k < list_count; ++k)
+            free_buffers(k, config_.retain_per_tier);
+        free_memories(config_.retain_per_tier);
+    }
+
+    /// Frames alive now.
+    [[nodiscard]] std::size_t active() const noexcept { return active_; }
+    /// The most frames alive at once so far.
+    [[nodiscard]] std::size_t peak_active() const noexcept { return peak_active_; }
+    /// Buffers taken from upstream so far (every kind; given-back ones included).
+    [[nodiscard]] std::size_t buffers_allocated() const noexcept { return buffers_allocated_; }
+    /// Free buffers of `tier` held for reuse.
+    [[nodiscard]] std::size_t retained(Tier tier) const noexcept { return lists_[tier_index(tier)].count; }
+    /// Free stack-only buffers held for reuse.
+    [[nodiscard]] std::size_t retained_stacks() const noexcept { return lists_[stack_kind].count; }
+    /// Free Memory objects held for reuse.
+    [[nodiscard]] std::size_t retained_memories() const noexcept { return retained_memories_; }
+    /// The capacity of the free Memory objects (<= config().memory_retain_bytes).
+    [[nodiscard]] std::size_t memory_bytes_retained() const noexcept { return memory_bytes_retained_; }
+    /// Bytes held for reuse: free buffers, plus the free Memory slots and their storage.
+    [[nodiscard]] std::size_t bytes_retained() const noexcept
+    {
+        std::size_t bytes = memory_bytes_retained_ + retained_memories_ * sizeof(MemorySlot);
+        for (std::size_t k = 0; k < list_count; ++k)
+            bytes += lists_[k].count * list_bytes(k);
+        return bytes;
+    }
+
+    /// The share of the buffers this pool holds that are in use: active() / (active() + free
+    /// buffers of every kind); 0 when it holds none.
+    [[nodiscard]] double utilization() const noexcept
+    {
+        std::size_t held = active_;
+        for (const FreeList& list : lists_)
+            held += list.count;
+        return held == 0 ? 0.0 : static_cast<double>(active_) / static_cast<double>(held);
+    }
+
+    [[nodiscard]] const FramePoolConfig& config() const noexcept { return config_; }
+    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept { return upstream_; }
+
+private:
+    static constexpr std::size_t list_count = tier_count + 1;  // the tiers, then stack-only
+
+    // The link a free buffer carries in its first bytes.
+    struct FreeBuffer
+    {
+        std::byte* next;
+    };
+
+    struct FreeList
+    {
+        std::byte* head = nullptr;
+        std::size_t count = 0;
+    };
+
+    static constexpr std::size_t list_bytes(std::size_t kind) noexcept
+    {
+        return kind == stack_kind ? stack_buffer_size<Traits>() : frame_buffer_size<Traits>(static_cast<Tier>(kind));
+    }
+
+    Result<Lease> acquire_kind(std::uint8_t kind, std::size_t bytes) noexcept
     {
         if (active_ >= config_.max_frames) [[unlikely]]
             return Errc::call_depth_exceeded;
 
-        const std::size_t i = tier_index(tier);
-        std::byte* buffer = pop_buffer(i);
-        bool fresh_buffer = false;
-        if (buffer == nullptr) [[unlikely]]
+        std::byte* buffer = kind == oversize_kind ? nullptr : pop_buffer(kind);
+        const bool fresh_buffer = buffer == nullptr;
+        if (fresh_buffer) [[unlikely]]
         {
-            buffer = allocate_buffer(tier);
+            buffer = static_cast<std::byte*>(detail::try_allocate_from(upstream_, bytes, buffer_alignment));
             if (buffer == nullptr)
                 return Errc::out_of_memory;
-            fresh_buffer = true;
         }
 
         MemorySlot* slot = pop_memory();
@@ -126,9 +257,9 @@ public:
             if (slot == nullptr)
             {
                 if (fresh_buffer)
-                    upstream_->deallocate(buffer, frame_buffer_size<Traits>(tier), buffer_alignment);
+                    upstream_->deallocate(buffer, bytes, buffer_alignment);
                 else
-                    push_buffer(i, buffer);
+                    push_buffer(kind, buffer);
                 return Errc::out_of_memory;
             }
         }
@@ -137,73 +268,7 @@ public:
         ++active_;
         if (active_ > peak_active_)
             peak_active_ = active_;
-        return Lease{buffer, slot};
-    }
-
-    /// Takes back what acquire(tier) handed out. The buffer goes on top of its tier's list,
-    /// the Memory is cleared (its storage given back when larger than memory_retain_limit).
-    /// \requires `lease` came from acquire(tier) on this pool and is released once.
-    void release(Tier tier, Lease lease) noexcept
-    {
-        if constexpr (enable_asserts)
-        {
-            if (active_ == 0 || lease.buffer == nullptr || lease.memory == nullptr)
-            {
-                EVMALLOC_REPORT("FramePool::release without a matching acquire");
-                return;
-            }
-        }
-        --active_;
-        push_buffer(tier_index(tier), lease.buffer);
-        push_memory(lease.memory);
-    }
-
-    /// Gives back every free buffer beyond retain_per_tier in each tier, and every free
-    /// Memory beyond retain_per_tier; the most recently released ones stay.
-    void trim() noexcept
-    {
-        for (const Tier t : all_tiers)
-            free_buffers(t, config_.retain_per_tier);
-        free_memories(config_.retain_per_tier);
-    }
-
-    /// Frames alive now.
-    [[nodiscard]] std::size_t active() const noexcept { return active_; }
-    /// The most frames alive at once so far.
-    [[nodiscard]] std::size_t peak_active() const noexcept { return peak_active_; }
-    /// Frame buffers taken from upstream so far (all tiers; given-back ones included).
-    [[nodiscard]] std::size_t buffers_allocated() const noexcept { return buffers_allocated_; }
-    /// Free buffers of `tier` held for reuse.
-    [[nodiscard]] std::size_t retained(Tier tier) const noexcept { return retained_[tier_index(tier)]; }
-    /// Free Memory objects held for reuse.
-    [[nodiscard]] std::size_t retained_memories() const noexcept { return retained_memories_; }
-    /// Bytes held for reuse: free frame buffers, plus the free Memory slots and their storage.
-    [[nodiscard]] std::size_t bytes_retained() const noexcept { return bytes_retained_; }
-
-    /// The share of the frame buffers this pool holds that are in use:
-    /// active() / (active() + retained buffers of all tiers); 0 when it holds none.
-    [[nodiscard]] double utilization() const noexcept
-    {
-        std::size_t held = active_;
-        for (const std::size_t r : retained_)
-            held += r;
-        return held == 0 ? 0.0 : static_cast<double>(active_) / static_cast<double>(held);
-    }
-
-    [[nodiscard]] const FramePoolConfig& config() const noexcept { return config_; }
-    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept { return upstream_; }
-
-private:
-    // The link a free buffer carries in its first bytes.
-    struct FreeBuffer
-    {
-        std::byte* next;
-    };
-
-    std::byte* allocate_buffer(Tier tier) noexcept
-    {
-        return static_cast<std::byte*>(
-            detail::try_allocate_from(upstream_, frame_buffer_size<Traits>(tier), buffer_alignment));
+        return Lease{buffer, slot, bytes, kind};
     }
 
     MemorySlot* allocate_memory() noexcept
@@ -214,27 +279,25 @@ private:
         return ::new (p) MemorySlot{Memory{upstream_, config_.memory_limit}, nullptr};
     }
 
-    std::byte* pop_buffer(std::size_t i) noexcept
+    std::byte* pop_buffer(std::size_t kind) noexcept
     {
-        std::byte* const buffer = heads_[i];
+        FreeList& list = lists_[kind];
+        std::byte* const buffer = list.head;
         if (buffer == nullptr)
             return nullptr;
-        const std::size_t size = frame_buffer_size<Traits>(static_cast<Tier>(i));
-        heads_[i] = link(buffer);
-        EVMALLOC_UNPOISON(buffer, size);
-        --retained_[i];
-        bytes_retained_ -= size;
+        list.head = link(buffer);
+        --list.count;
+        EVMALLOC_UNPOISON(buffer, list_bytes(kind));
         return buffer;
     }
 
-    void push_buffer(std::size_t i, std::byte* buffer) noexcept
+    void push_buffer(std::size_t kind, std::byte* buffer) noexcept
     {
-        const std::size_t size = frame_buffer_size<Traits>(static_cast<Tier>(i));
-        ::new (static_cast<void*>(buffer)) FreeBuffer{heads_[i]};
-        heads_[i] = buffer;
-        ++retained_[i];
-        bytes_retained_ += size;
-        EVMALLOC_POISON(buffer, size);
+        FreeList& list = lists_[kind];
+        ::new (static_cast<void*>(buffer)) FreeBuffer{list.head};
+        list.head = buffer;
+        ++list.count;
+        EVMALLOC_POISON(buffer, list_bytes(kind));
     }
 
     MemorySlot* pop_memory() noexcept
@@ -244,7 +307,7 @@ private:
             return nullptr;
         free_memory_ = slot->next;
         --retained_memories_;
-        bytes_retained_ -= sizeof(MemorySlot) + slot->memory.capacity();
+        memory_bytes_retained_ -= slot->memory.capacity();
         return slot;
     }
 
@@ -252,12 +315,12 @@ private:
     {
         Memory& m = slot->memory;
         m.clear();
-        if (m.capacity() > config_.memory_retain_limit)
+        if (m.capacity() > config_.memory_retain_bytes - memory_bytes_retained_)
             m.release_storage();
         slot->next = free_memory_;
         free_memory_ = slot;
         ++retained_memories_;
-        bytes_retained_ += sizeof(MemorySlot) + m.capacity();
+        memory_bytes_retained_ += m.capacity();
     }
 
     // The link of a free buffer, read through its poison.
@@ -267,16 +330,15 @@ private:
         return std::launder(reinterpret_cast<FreeBuffer*>(buffer))->next;
     }
 
-    // Gives back the free buffers of `tier` beyond the first `keep` (the most recently
-    // released ones stay: they are the warm ones).
-    void free_buffers(Tier tier, std::size_t keep) noexcept
+    // Gives back the free buffers of `kind` beyond the first `keep` (the most recently released
+    // ones stay: they are the warm ones).
+    void free_buffers(std::size_t kind, std::size_t keep) noexcept
     {
-        const std::size_t i = tier_index(tier);
-        if (retained_[i] <= keep)
+        FreeList& list = lists_[kind];
+        if (list.count <= keep)
             return;
-        const std::size_t size = frame_buffer_size<Traits>(tier);
         std::byte* last_kept = nullptr;
-        std::byte* buffer = heads_[i];
+        std::byte* buffer = list.head;
         for (std::size_t n = 0; n < keep; ++n)
         {
             last_kept = buffer;
@@ -284,29 +346,31 @@ private:
             EVMALLOC_POISON(last_kept, sizeof(FreeBuffer));
         }
         if (last_kept == nullptr)
-            heads_[i] = nullptr;
+            list.head = nullptr;
         else
         {
             link(last_kept) = nullptr;
             EVMALLOC_POISON(last_kept, sizeof(FreeBuffer));
         }
+        const std::size_t bytes = list_bytes(kind);
         while (buffer != nullptr)
         {
             std::byte* const next = link(buffer);
-            EVMALLOC_UNPOISON(buffer, size);
-            upstream_->deallocate(buffer, size, buffer_alignment);
+            EVMALLOC_UNPOISON(buffer, bytes);
+            upstream_->deallocate(buffer, bytes, buffer_alignment);
             buffer = next;
-            --retained_[i];
-            bytes_retained_ -= size;
+            --list.count;
         }
-        EVMALLOC_ASSERT(retained_[i] == keep);
+        EVMALLOC_ASSERT(list.count == keep);
     }
 
     // Gives back the free Memory objects (and their storage) beyond the first `keep`.
     void free_memories(std::size_t keep) noexcept
     {
+        if (retained_memories_ <= keep)
+            return;
         MemorySlot** cut = &free_memory_;
-        for (std::size_t n = 0; n < keep && *cut != nullptr; ++n)
+        for (std::size_t n = 0; n < keep; ++n)
             cut = &(*cut)->next;
         MemorySlot* slot = *cut;
         *cut = nullptr;
@@ -314,7 +378,7 @@ private:
         {
             MemorySlot* const next = slot->next;
             --retained_memories_;
-            bytes_retained_ -= sizeof(MemorySlot) + slot->memory.capacity();
+            memory_bytes_retained_ -= slot->memory.capacity();
             slot->~MemorySlot();
             upstream_->deallocate(slot, sizeof(MemorySlot), alignof(MemorySlot));
             slot = next;
@@ -323,11 +387,10 @@ private:
 
     std::pmr::memory_resource* upstream_;
     FramePoolConfig config_;
-    std::array<std::byte*, tier_count> heads_{};
-    std::array<std::size_t, tier_count> retained_{};
+    std::array<FreeList, list_count> lists_{};
     MemorySlot* free_memory_ = nullptr;
     std::size_t retained_memories_ = 0;
-    std::size_t bytes_retained_ = 0;
+    std::size_t memory_bytes_retained_ = 0;
     std::size_t active_ = 0;
     std::size_t peak_active_ = 0;
     std::size_t buffers_allocated_ = 0;

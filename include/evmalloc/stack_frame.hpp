@@ -2,22 +2,28 @@
 //
 //     auto frame = StackFrame<>::init(code.size(), pool);   // one pooled buffer, one Memory
 //     if (!frame) return frame.error();                      // code_too_large, call_depth_exceeded, out_of_memory
-//     if (auto r = frame->prepare(code, op_table); !r)       // analysis, ops, metadata
+//     if (auto r = frame->prepare(code, op_table); !r)       // padded code, analysis, ops, metadata
 //         return r.error();
 //     interpret(*frame);                                     // only memory() may allocate
 //     // ~StackFrame: buffer and Memory go back to the pool (LIFO)
 //
-// init() selects the tier for the code size, takes one frame buffer of that tier and one
-// Memory from the pool and carves the buffer (Stack | Analysis buffers | Ops | Metadata).
-// prepare() analyses the code into the carved buffers and, in the same pass over the code,
-// fills for every instruction i ops()[i] = op_table[opcode] (the implicit STOP gets
-// op_table[0x00]) and metadata()[i] = the immediate of PUSH1..PUSH8 as a big-endian integer
-// (bytes past the end of the code read as zero), else 0. The interpreter reads those arrays
-// and never allocates, except when memory() grows.
+// The traits choose the frame's shape (traits.hpp). An instruction frame's prepare(code, table)
+// copies the code into the frame's padded area (the code, then PaddedCode::padding zero bytes)
+// and analyses that copy, filling in the same pass ops()[i] = table[opcode of instruction i]
+// (the implicit STOP gets table[0x00]) and metadata()[i] = the immediate of PUSH1..PUSH8 as a
+// big-endian integer (bytes past the end of the code read as zero), else 0. A jumpdest frame's
+// prepare(code) copies the code and writes the jumpdest bits, nothing per instruction. Either
+// way analysis().code() views the padded copy, so an interpreter may read a PUSH32 immediate or
+// the next opcode past the end of the code without a bounds check.
+//
+// init() selects the tier for the code size and takes one buffer of that tier and one Memory
+// from the pool; code above the largest tier (when the pool's max_code_size allows it) gets a
+// buffer carved for its own size. The stack sits at the start of the buffer; prepare() carves
+// the code part after it.
 //
 // Invariant: a frame that owns a buffer has pool_ != nullptr; stack().data() is the start of
-// its buffer; is_prepared() iff analysis(), ops() and metadata() describe the last code given
-// to a successful prepare().
+// its buffer; is_prepared() iff analysis() (and ops(), metadata()) describe the code given to
+// the last successful prepare().
 #pragma once
 
 #include <array>
@@ -26,7 +32,8 @@
 #include <span>
 #include <utility>
 
-#include "analysis.hpp"
+#include "analysis_cache.hpp"
+#include "code_hash.hpp"
 #include "config.hpp"
 #include "frame_layout.hpp"
 #include "frame_pool.hpp"
@@ -46,24 +53,82 @@ public:
     using Op = typename Traits::Op;
     using Metadata = typename Traits::Metadata;
     using Pool = FramePool<Traits>;
-    using OpTable = std::array<Op, 256>;
+    /// The analysis this shape holds: Analysis or JumpdestAnalysis.
+    using AnalysisType = FrameAnalysis<Traits>;
+    /// The handler of every opcode (instruction frames only: a jumpdest frame takes no table).
+    using OpTable = std::array<std::conditional_t<is_instruction_frame<Traits>, Op, const void*>, 256>;
 
-    /// A frame for code of `code_size` bytes: one buffer of select_tier(code_size) and one
-    /// cleared Memory from `pool`, carved and ready for prepare().
-    /// \returns Errc::code_too_large when code_size > max_code_size;
+    /// A frame for code of `code_size` bytes: one buffer of select_tier(code_size) (or, above
+    /// the largest tier, one carved for code_size bytes) and one cleared Memory from `pool`,
+    /// ready for prepare().
+    /// \returns Errc::code_too_large when code_size > pool.config().max_code_size;
     ///          Errc::call_depth_exceeded when pool already has max_frames alive;
-    ///          Errc::out_of_memory when the pool's upstream throws.
+    ///          Errc::out_of_memory when the pool's upstream fails.
     ///          On error the pool is as it was.
     /// \requires `pool` outlives the frame.
     [[nodiscard]] static Result<StackFrame> init(std::size_t code_size, Pool& pool) noexcept
     {
-        const Result<Tier> tier = select_tier(code_size);
-        if (!tier) [[unlikely]]
-            return tier.error();
-        Result<typename Pool::Lease> lease = pool.acquire(*tier);
+        if (code_size <= max_code_size) [[likely]]
+        {
+            const Tier tier = *select_tier(code_size);
+            if (code_size > pool.config().max_code_size) [[unlikely]]
+                return Errc::code_too_large;
+            Result<typename Pool::Lease> lease = pool.acquire(tier);
+            if (!lease) [[unlikely]]
+                return lease.error();
+            return StackFrame{pool, *lease, tier, evmalloc::code_capacity(tier)};
+        }
+        Result<typename Pool::Lease> lease = pool.acquire_oversize(code_size);
         if (!lease) [[unlikely]]
             return lease.error();
-        return StackFrame{pool, *tier, *lease};
+        return StackFrame{pool, *lease, Tier::kb128, code_size};
+    }
+
+    /// A frame for `code` whose code part is the shared entry of `cache` (AnalysisCache or
+    /// ConcurrentAnalysisCache): found by the trusted key `hash`, or built on a miss and
+    /// inserted; pinned until the frame goes. The frame is_prepared() at once; its buffer holds
+    /// only the stack (a pooled stack-only buffer). Instruction frames take the op table the
+    /// entry is keyed by (the same code under another OpTable object is another entry).
+    /// \returns Errc::code_too_large when code.size() > pool.config().max_code_size;
+    ///          Errc::call_depth_exceeded when pool already has max_frames alive;
+    ///          Errc::code_hash_mismatch when the entry under `hash` has another code size (in
+    ///          debug builds also other bytes);
+    ///          Errc::out_of_memory when an upstream failed (nothing inserted).
+    ///          On error the pool and the cache are as they were.
+    /// \requires `hash` is the keccak-256 of exactly `code`; `pool` and `cache` outlive the frame.
+    template <class Cache>
+    [[nodiscard]] static Result<StackFrame> init(std::span<const std::uint8_t> code, const CodeHash& hash,
+        const OpTable& table, Pool& pool, Cache& cache) noexcept
+        requires is_instruction_frame<Traits>
+    {
+        return init_shared(code, &hash, pool, cache, table);
+    }
+
+    /// As above, found by the verified key: a fast hash of the bytes, and the bytes compared on
+    /// every hit (for callers with no code hash, such as an EVMC VM).
+    template <class Cache>
+    [[nodiscard]] static Result<StackFrame> init(
+        std::span<const std::uint8_t> code, const OpTable& table, Pool& pool, Cache& cache) noexcept
+        requires is_instruction_frame<Traits>
+    {
+        return init_shared(code, nullptr, pool, cache, table);
+    }
+
+    /// A jumpdest frame on a shared entry, by the trusted key. As the instruction frame's.
+    template <class Cache>
+    [[nodiscard]] static Result<StackFrame> init(
+        std::span<const std::uint8_t> code, const CodeHash& hash, Pool& pool, Cache& cache) noexcept
+        requires(!is_instruction_frame<Traits>)
+    {
+        return init_shared(code, &hash, pool, cache);
+    }
+
+    /// A jumpdest frame on a shared entry, by the verified key. As the instruction frame's.
+    template <class Cache>
+    [[nodiscard]] static Result<StackFrame> init(std::span<const std::uint8_t> code, Pool& pool, Cache& cache) noexcept
+        requires(!is_instruction_frame<Traits>)
+    {
+        return init_shared(code, nullptr, pool, cache);
     }
 
     StackFrame(const StackFrame&) = delete;
@@ -72,11 +137,13 @@ public:
     /// Takes `other`'s buffer and Memory; `other` owns nothing after (its destructor is a no-op).
     StackFrame(StackFrame&& other) noexcept
       : pool_{std::exchange(other.pool_, nullptr)},
-        memory_{other.memory_},
-        ops_{other.ops_},
-        metadata_{other.metadata_},
+        lease_{other.lease_},
         stack_{other.stack_},
         analysis_{other.analysis_},
+        ops_{other.ops_},
+        metadata_{other.metadata_},
+        pin_{std::exchange(other.pin_, {})},
+        code_capacity_{other.code_capacity_},
         tier_{other.tier_},
         prepared_{std::exchange(other.prepared_, false)}
     {}
@@ -88,54 +155,60 @@ public:
         {
             release();
             pool_ = std::exchange(other.pool_, nullptr);
-            memory_ = other.memory_;
-            ops_ = other.ops_;
-            metadata_ = other.metadata_;
+            lease_ = other.lease_;
             stack_ = other.stack_;
             analysis_ = other.analysis_;
+            ops_ = other.ops_;
+            metadata_ = other.metadata_;
+            pin_ = std::exchange(other.pin_, {});
+            code_capacity_ = other.code_capacity_;
             tier_ = other.tier_;
             prepared_ = std::exchange(other.prepared_, false);
         }
         return *this;
     }
 
-    /// Gives the buffer and the Memory back to the pool.
+    /// Gives the buffer and the Memory back to the pool, and unpins a shared entry.
     ~StackFrame() { release(); }
 
-    /// The call-site step: analyses `code` into the frame's buffers and fills ops() and
-    /// metadata() through `table`. May be called again with other code of the tier.
-    /// \returns Errc::code_too_large when code.size() > max_code_size or is larger than the
-    ///          frame's tier holds; then nothing changes (a previous prepare stays valid).
-    /// \requires the frame owns a buffer (was not moved from); `code` outlives the use of
-    /// analysis().
+    /// The call-site step of an instruction frame: the padded copy of `code`, its analysis, and
+    /// ops() and metadata() through `table`. May be called again with other code that fits.
+    /// \returns Errc::code_too_large when code.size() is larger than the frame holds (its tier,
+    ///          or the size init() was given above the largest tier; a frame on a shared entry
+    ///          holds no code of its own); then nothing changes (a previous prepare stays valid).
+    /// \requires the frame owns a buffer (was not moved from).
     [[nodiscard]] Result<void> prepare(std::span<const std::uint8_t> code, const OpTable& table) noexcept
+        requires is_instruction_frame<Traits>
     {
-        EVMALLOC_ASSERT(pool_ != nullptr);
-        if (code.size() > code_capacity(tier_)) [[unlikely]]
-            return Errc::code_too_large;  // also covers code.size() > max_code_size
-        const FrameSpans<Traits> spans = carve_frame<Traits>(buffer(), tier_);
-        const Result<Analysis> analysis =
-            Analysis::prepare(code, spans.analysis, table, spans.ops, spans.metadata);
-        if (!analysis) [[unlikely]]
-            return analysis.error();  // not reachable: the carve is sized for the tier
-        analysis_ = *analysis;
-        prepared_ = true;
-        return {};
+        return prepare_with(code, table);
+    }
+
+    /// The call-site step of a jumpdest frame: the padded copy of `code` and its jumpdest bits.
+    /// \returns as prepare(code, table) above.
+    [[nodiscard]] Result<void> prepare(std::span<const std::uint8_t> code) noexcept
+        requires(!is_instruction_frame<Traits>)
+    {
+        return prepare_with(code);
     }
 
     /// True after a successful prepare(): the interpreter's precondition.
     [[nodiscard]] bool is_prepared() const noexcept { return prepared_; }
-    /// The tier init() chose for the code size.
+    /// The tier of the code size (kb128 for code above the largest tier).
     [[nodiscard]] Tier tier() const noexcept { return tier_; }
-    /// Bytes of this frame's buffer: frame_buffer_size<Traits>(tier()).
-    [[nodiscard]] std::size_t buffer_size() const noexcept { return frame_buffer_size<Traits>(tier_); }
+    /// Bytes of this frame's buffer: frame_buffer_size<Traits>(tier()), for code above the
+    /// largest tier frame_buffer_bytes<Traits>(its size), for a frame on a shared entry
+    /// stack_buffer_size<Traits>().
+    [[nodiscard]] std::size_t buffer_size() const noexcept { return lease_.bytes; }
+    /// The largest code prepare() takes: code_capacity(tier()), or the size init() was given
+    /// above the largest tier; 0 for a frame on a shared entry.
+    [[nodiscard]] std::size_t code_capacity() const noexcept { return code_capacity_; }
 
-    /// The EVM stack (1024 words in the frame buffer, empty after init).
+    /// The EVM stack (1024 words at the start of the frame buffer, empty after init).
     [[nodiscard]] Stack<Word>& stack() noexcept { return stack_; }
     [[nodiscard]] const Stack<Word>& stack() const noexcept { return stack_; }
 
-    /// The analysis of the prepared code. \requires is_prepared()
-    [[nodiscard]] const Analysis& analysis() const noexcept
+    /// The analysis of the prepared code; its code() is the padded copy. \requires is_prepared()
+    [[nodiscard]] const AnalysisType& analysis() const noexcept
     {
         EVMALLOC_ASSERT(prepared_);
         return analysis_;
@@ -143,7 +216,8 @@ public:
 
     /// ops()[i]: the handler of instruction i; instruction_count() entries.
     /// \requires is_prepared()
-    [[nodiscard]] std::span<Op> ops() const noexcept
+    [[nodiscard]] std::span<const Op> ops() const noexcept
+        requires is_instruction_frame<Traits>
     {
         EVMALLOC_ASSERT(prepared_);
         return {ops_, analysis_.instruction_count()};
@@ -151,7 +225,8 @@ public:
 
     /// metadata()[i]: the PUSH1..PUSH8 immediate of instruction i, else 0;
     /// instruction_count() entries. \requires is_prepared()
-    [[nodiscard]] std::span<Metadata> metadata() const noexcept
+    [[nodiscard]] std::span<const Metadata> metadata() const noexcept
+        requires is_instruction_frame<Traits>
     {
         EVMALLOC_ASSERT(prepared_);
         return {metadata_, analysis_.instruction_count()};
@@ -161,55 +236,100 @@ public:
     /// \requires the frame owns a buffer (was not moved from).
     [[nodiscard]] Memory& memory() noexcept
     {
-        EVMALLOC_ASSERT(memory_ != nullptr);
-        return memory_->memory;
+        EVMALLOC_ASSERT(pool_ != nullptr);
+        return lease_.memory->memory;
     }
     [[nodiscard]] const Memory& memory() const noexcept
     {
-        EVMALLOC_ASSERT(memory_ != nullptr);
-        return memory_->memory;
+        EVMALLOC_ASSERT(pool_ != nullptr);
+        return lease_.memory->memory;
     }
 
 private:
-    StackFrame(Pool& pool, Tier tier, typename Pool::Lease lease) noexcept
-      : StackFrame{pool, tier, lease, carve_frame<Traits>({lease.buffer, frame_buffer_size<Traits>(tier)}, tier)}
-    {}
+    using Lease = typename Pool::Lease;
 
-    StackFrame(Pool& pool, Tier tier, typename Pool::Lease lease, const FrameSpans<Traits>& spans) noexcept
+    StackFrame(Pool& pool, const Lease& lease, Tier tier, std::size_t code_capacity) noexcept
       : pool_{&pool},
-        memory_{lease.memory},
-        ops_{spans.ops.data()},
-        metadata_{spans.metadata.data()},
-        stack_{spans.stack},
+        lease_{lease},
+        stack_{{reinterpret_cast<Word*>(lease.buffer), Stack<Word>::capacity}},
+        code_capacity_{static_cast<std::uint32_t>(code_capacity)},
         tier_{tier},
         prepared_{false}
+    {}
+
+    template <class Cache, class... Table>
+    static Result<StackFrame> init_shared(std::span<const std::uint8_t> code, const CodeHash* hash, Pool& pool,
+        Cache& cache, const Table&... table) noexcept
     {
-        EVMALLOC_ASSERT(static_cast<void*>(spans.stack.data()) == static_cast<void*>(lease.buffer));
+        if (code.size() > pool.config().max_code_size) [[unlikely]]
+            return Errc::code_too_large;
+        if (pool.active() >= pool.config().max_frames) [[unlikely]]
+            return Errc::call_depth_exceeded;
+        const Result<detail::PinnedEntry<Traits>> pinned = cache.pin(code, hash, table...);
+        if (!pinned) [[unlikely]]
+            return pinned.error();
+        const Result<Lease> lease = pool.acquire_stack();
+        if (!lease) [[unlikely]]
+        {
+            cache.abandon(*pinned);
+            return lease.error();
+        }
+        cache.commit(*pinned);
+        const auto* const e = pinned->entry;
+        const Tier tier = code.size() <= max_code_size ? *select_tier(code.size()) : Tier::kb128;
+        StackFrame frame{pool, *lease, tier, 0};
+        frame.analysis_ = e->analysis;
+        frame.ops_ = e->ops;
+        frame.metadata_ = e->metadata;
+        frame.pin_ = pinned->pin;
+        frame.prepared_ = true;
+        return frame;
     }
 
-    // The frame buffer: the stack is carved first, at its start.
-    [[nodiscard]] std::span<std::byte> buffer() const noexcept
+    template <class... Table>
+    Result<void> prepare_with(std::span<const std::uint8_t> code, const Table&... table) noexcept
     {
-        return {reinterpret_cast<std::byte*>(stack_.data()), frame_buffer_size<Traits>(tier_)};
+        EVMALLOC_ASSERT(pool_ != nullptr);
+        if (code.size() > code_capacity_ || pin_.entry != nullptr) [[unlikely]]
+            return Errc::code_too_large;
+        const CodeSpans<Traits> spans =
+            carve_code_part<Traits>({lease_.buffer, lease_.bytes}, code_capacity_);
+        const Result<AnalysisType> analysis = detail::prepare_code<Traits>(spans, code, table...);
+        if (!analysis) [[unlikely]]
+            return analysis.error();  // not reachable: the carve is sized for code_capacity_
+        analysis_ = *analysis;
+        if constexpr (is_instruction_frame<Traits>)
+        {
+            ops_ = spans.ops.data();
+            metadata_ = spans.metadata.data();
+        }
+        prepared_ = true;
+        return {};
     }
 
     void release() noexcept
     {
         if (pool_ != nullptr)
         {
-            pool_->release(tier_, {buffer().data(), memory_});
+            pool_->release(lease_);
             pool_ = nullptr;
             prepared_ = false;
         }
+        if (pin_.entry != nullptr)
+        {
+            const detail::CachePin pin = std::exchange(pin_, {});
+            pin.unpin(pin.entry);
+        }
     }
 
-    // Pointers first, then the small fields: no padding between members.
     Pool* pool_;
-    typename Pool::MemorySlot* memory_;
-    Op* ops_;
-    Metadata* metadata_;
+    Lease lease_;
     Stack<Word> stack_;
-    Analysis analysis_{};
+    AnalysisType analysis_{};
+    const Op* ops_ = nullptr;            // const void* in a jumpdest frame, never set there
+    const Metadata* metadata_ = nullptr;
+    detail::CachePin pin_{};  // the shared entry this frame runs, if any
+    std::uint32_t code_capacity_;  // <= Analysis::max_analysable_size
     Tier tier_;
     bool prepared_;
 };

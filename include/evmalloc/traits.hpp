@@ -1,10 +1,18 @@
 // evmalloc: the EVM word and the traits an interpreter plugs in.
 //
-// A frame's stack holds Traits::Word, its ops array Traits::Op (a handler pointer, or whatever
-// the interpreter dispatches on) and its metadata array Traits::Metadata. An existing EVM
-// supplies its own traits struct of the same shape, for example
+// The traits say what a frame holds, so the interpreter chooses the frame's shape:
+//
+//   instruction frame  (any Op)      Stack<Word> | Analysis (inst_to_pc, pc_to_inst, jumpdest
+//                                    bits) | Op[] | Metadata[] | padded code
+//   jumpdest frame     (Op = void)   Stack<Word> | jumpdest bits | padded code
+//
+// evmone's baseline, geth and most interpreters want a jumpdest frame; instruction-indexed
+// interpreters (evmone's advanced one, threaded-code designs) want an instruction frame. A part
+// the shape leaves out costs no byte and no store. An existing EVM supplies its own traits
+// struct of the same shape, for example
 //
 //     struct MyTraits { using Word = intx::uint256; using Op = MyHandler; using Metadata = std::uint64_t; };
+//     struct MyBaselineTraits { using Word = intx::uint256; using Op = void; using Metadata = void; };
 #pragma once
 
 #include <array>
@@ -25,10 +33,23 @@ struct alignas(32) Word
 };
 static_assert(sizeof(Word) == 32 && alignof(Word) == 32 && std::is_trivially_copyable_v<Word>);
 
+/// An instruction frame: handler pointers and 64-bit metadata per instruction.
 struct DefaultTraits
 {
     using Word = evmalloc::Word;
     using Op = const void*;
     using Metadata = std::uint64_t;
 };
+
+/// A jumpdest frame: the stack, the jumpdest bits and the padded code, nothing per instruction.
+struct JumpdestTraits
+{
+    using Word = evmalloc::Word;
+    using Op = void;
+    using Metadata = void;
+};
+
+/// True when Traits describes an instruction frame (Op is not void).
+template <class Traits>
+inline constexpr bool is_instruction_frame = !std::is_void_v<typename Traits::Op>;
 }  // namespace evmalloc

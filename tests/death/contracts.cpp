@@ -9,6 +9,7 @@
 #include <evmalloc/frame_layout.hpp>
 #include <evmalloc/frame_pool.hpp>
 #include <evmalloc/instruction_array.hpp>
+#include <evmalloc/memory.hpp>
 #include <evmalloc/monotonic_arena.hpp>
 #include <evmalloc/object_pool.hpp>
 #include <evmalloc/result.hpp>
@@ -323,6 +324,13 @@ void carve_frame_short_buffer()
     AlignedBuffer buffer{Kb4Arena::capacity};
     (void)evmalloc::carve_frame({buffer.data, Kb4Arena::capacity - 1}, evmalloc::Tier::kb4);
 }
+void memory_index_past_size()
+{
+    evmalloc::Memory m;
+    if (m.expand(0, 32).has_value())
+        show(&m[32]);
+}
+
 void stack_frame_ops_before_prepare()
 {
     evmalloc::FramePool<> pool;
@@ -370,6 +378,7 @@ constexpr evmalloc::test::DeathCase cases[] = {
     {"frame_arena_misaligned_buffer", frame_arena_misaligned_buffer},
     {"frame_arena_carve_twice", frame_arena_carve_twice},
     {"carve_frame_short_buffer", carve_frame_short_buffer},
+    {"memory_index_past_size", memory_index_past_size},
     {"stack_frame_ops_before_prepare", stack_frame_ops_before_prepare},
 };
 }  // namespace

@@ -247,8 +247,10 @@ TEST_CASE("after warm-up, nested calls across every tier allocate nothing", "[ze
     calls.push_back({{0x60, 0x01, 0x00}, 16384});  // a tiny contract
     REQUIRE(calls.size() == 13);
 
-    Pool pool;
     constexpr std::size_t max_depth = 40;
+    // The pool trims itself after every top-level call (auto_trim): it keeps what this depth
+    // needs when retain_per_tier allows it.
+    Pool pool{std::pmr::new_delete_resource(), evmalloc::FramePoolConfig{.retain_per_tier = max_depth}};
     // Warm-up: the deepest nesting once, so every depth has a buffer of its tier and a
     // Memory grown to the largest size it will need (Memory objects move between depths,
     // so each is grown to the maximum).

@@ -11,15 +11,16 @@ namespace evmalloc::test
 {
 struct PoolState
 {
-    std::size_t active, peak, allocated, retained_memories, bytes;
+    std::size_t active, peak, allocated, retained_memories, retained_stacks, memory_bytes, bytes;
     std::vector<std::size_t> retained;
     bool operator==(const PoolState&) const = default;
 };
 
-inline PoolState state_of(const FramePool<>& pool)
+template <class Traits>
+PoolState state_of(const FramePool<Traits>& pool)
 {
     PoolState s{pool.active(), pool.peak_active(), pool.buffers_allocated(), pool.retained_memories(),
-        pool.bytes_retained(), {}};
+        pool.retained_stacks(), pool.memory_bytes_retained(), pool.bytes_retained(), {}};
     for (const Tier t : all_tiers)
         s.retained.push_back(pool.retained(t));
     return s;
