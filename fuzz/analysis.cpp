@@ -4,12 +4,13 @@
 // starts, pc_to_inst and the jumpdest bit words (padding zero) as whole tables, the
 // accessors at the edges, past the end and at huge pcs, ops from a table of distinct entries
 // and PUSH1..PUSH8 metadata (cut to the metadata type), entries past instruction_count()
-// untouched. Then each buffer one entry short: buffer_too_small with nothing written; and
-// code one byte above max_code_size: code_too_large with nothing written.
+// untouched. JumpdestAnalysis::prepare gives the same bit words. Then each buffer one entry
+// short: buffer_too_small with nothing written.
 #include "check.hpp"
 #include "reference.hpp"
 
 #include <evmalloc/analysis.hpp>
+#include <evmalloc/jumpdest_analysis.hpp>
 
 #include <array>
 #include <cstddef>
@@ -119,6 +120,24 @@ FUZZ_NO_COVERAGE void check_accessors(const Analysis& a, std::size_t n, const Re
     }
 }
 
+// JumpdestAnalysis::is_jumpdest at every pc of short code, at the ends and instruction
+// starts of long code, past the end and at huge pcs.
+FUZZ_NO_COVERAGE void check_jumpdests(const evmalloc::JumpdestAnalysis& a, std::size_t n, const Reference& ref)
+{
+    if (n <= 512)
+    {
+        for (std::size_t pc = 0; pc < n; ++pc)
+            FUZZ_CHECK(a.is_jumpdest(pc) == ref.is_jumpdest(pc));
+    }
+    else
+        for (std::size_t i = 0; i + 1 < ref.inst_to_pc.size(); i += 1 + i / 256)
+            FUZZ_CHECK(a.is_jumpdest(ref.inst_to_pc[i]) == ref.is_jumpdest(ref.inst_to_pc[i]));
+    constexpr std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
+    const std::uint64_t far[] = {n, n + 1, n + 64, std::uint64_t{1} << 32, std::uint64_t{1} << 63, max};
+    for (const std::uint64_t pc : far)
+        FUZZ_CHECK(!a.is_jumpdest(pc));
+}
+
 // prepare() with instruction arrays of Op and Metadata: ops[i] == table[opcode], metadata[i]
 // == the push value cut to Metadata, nothing written past instruction_count(); the same
 // tables as without the arrays. With which_short 0 or 1, ops or metadata one entry short:
@@ -226,11 +245,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(!r.has_value() && r.error() == Errc::buffer_too_small);
     FUZZ_CHECK(short_tables.untouched());
 
-    // One byte above max_code_size: code_too_large (checked first), nothing written.
-    static const std::vector<std::uint8_t> too_large(evmalloc::max_code_size + 1, 0x5B);
-    Tables small{n};
-    const auto big = Analysis::prepare(too_large, small.buffers());
-    FUZZ_CHECK(!big.has_value() && big.error() == Errc::code_too_large);
-    FUZZ_CHECK(small.untouched());
+    // The jumpdest bits alone: the same words, into an exactly sized buffer; one word short
+    // is buffer_too_small with nothing written.
+    Block<std::uint64_t> bits{evmalloc::JumpdestAnalysis::jumpdest_words(n)};
+    const auto jumpdests = evmalloc::JumpdestAnalysis::prepare(code, bits.span());
+    FUZZ_CHECK(jumpdests.has_value());
+    FUZZ_CHECK(jumpdests->code().data() == code.data() && jumpdests->code().size() == n);
+    FUZZ_CHECK(jumpdests->jumpdest_bits_span().size() == ref.jumpdest_bits.size());
+    FUZZ_CHECK(same_elements(jumpdests->jumpdest_bits_span().data(), ref.jumpdest_bits.data(), ref.jumpdest_bits.size()));
+    check_jumpdests(*jumpdests, n, ref);
+    Block<std::uint64_t> short_bits{evmalloc::JumpdestAnalysis::jumpdest_words(n) - 1};
+    const auto short_result = evmalloc::JumpdestAnalysis::prepare(code, short_bits.span());
+    FUZZ_CHECK(!short_result.has_value() && short_result.error() == Errc::buffer_too_small);
+    FUZZ_CHECK(short_bits.untouched_from(0));
     return 0;
 }

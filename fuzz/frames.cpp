@@ -1,15 +1,19 @@
-// Fuzz target `frames`: random trees of nested calls on one FramePool: calls of any code
-// size (every tier, and above max_code_size), returns, early releases of frames below the
-// top (also by move assignment), memory growth, stack use, re-prepare, trim(), with the
-// upstream failing where the input says. Against a model of the pool: every failure is the
-// Errc it must be (code_too_large, call_depth_exceeded, out_of_memory) with the pool's state
-// unchanged; active / peak / buffers_allocated / retained per tier / retained Memory objects
-// / bytes_retained exact; buffers and Memory objects reused LIFO with their capacity (cut by
-// memory_retain_limit); trim() keeping the most recent ones; retained buffers poisoned; each
-// frame's stack and memory its own (patterns kept); every prepared frame's analysis, ops
-// and metadata equal to the reference decoder's; the upstream holding exactly what the
-// frames and the pool hold. The input's first bytes are the code the calls run (a contract
-// from the corpus is a good seed).
+// Fuzz target `frames`: random trees of nested calls on one FramePool, of instruction frames
+// (DefaultTraits) or jumpdest frames (Op = Metadata = void), under a FramePoolConfig the input
+// picks (max_frames, retain_per_tier, max_code_size above or below the largest tier,
+// memory_retain_bytes, memory_limit, auto_trim): calls of any code size (every tier, above the
+// largest tier, above max_code_size), returns, early releases of frames below the top (also by
+// move assignment), memory growth, stack use, re-prepare, trim(), with the upstream failing
+// where the input says. Against a model of the pool: every failure is the Errc it must be
+// (code_too_large, call_depth_exceeded, out_of_memory) with the pool's state unchanged;
+// active / peak / buffers_allocated / retained per tier / retained Memory objects and their
+// bytes / bytes_retained exact; buffers and Memory objects reused LIFO, a Memory keeping its
+// capacity within the budget; oversize buffers never retained; trim() (and auto_trim when the
+// last frame goes) keeping the most recent ones; retained buffers poisoned; each frame's stack
+// and memory its own (patterns kept); every prepared frame's padded code, analysis, ops and
+// metadata equal to the reference decoder's; the upstream holding exactly what the frames and
+// the pool hold. The input's first bytes are the code the calls run (a contract from the
+// corpus is a good seed).
 #include "caching_resource.hpp"
 #include "check.hpp"
 #include "reference.hpp"
@@ -28,6 +32,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 namespace
@@ -40,11 +45,19 @@ using evmalloc::Memory;
 using evmalloc::StackFrame;
 using evmalloc::Tier;
 using evmalloc::test::RecordingResource;
-using Frame = StackFrame<>;
-using Pool = FramePool<>;
 
+/// A jumpdest frame: stack, padded code and jumpdest bits, no instruction arrays.
+struct JumpdestTraits
+{
+    using Word = evmalloc::Word;
+    using Op = void;
+    using Metadata = void;
+};
+
+template <class Traits>
 struct Call
 {
+    using Frame = StackFrame<Traits>;
     Frame frame;
     std::span<const std::uint8_t> code;  // what it was last prepared with
     std::uint8_t tag;
@@ -57,8 +70,14 @@ struct FreeMemory
     std::size_t capacity;
 };
 
+template <class Traits>
 class Harness
 {
+    using Frame = StackFrame<Traits>;
+    using Pool = FramePool<Traits>;
+    using Call = ::Call<Traits>;
+    static constexpr bool instruction_frame = evmalloc::is_instruction_frame<Traits>;
+
 public:
     Harness(RecordingResource& rec, FramePoolConfig config, std::span<const std::uint8_t> code)
       : rec_{rec}, config_{config}, code_{code}, pool_{&rec, config}
@@ -68,7 +87,8 @@ public:
     {
         while (!calls_.empty())
             release(calls_.size() - 1, false);
-        pool_.trim();
+        trim();
+        check();
     }
 
     void step(FuzzedDataProvider& in)
@@ -137,13 +157,16 @@ private:
 
     FUZZ_NO_COVERAGE void call(FuzzedDataProvider& in, bool failing)
     {
-        // The size the frame is asked for: mostly the small tiers, sometimes above the limit.
-        static constexpr std::size_t tier_weights[] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6};
+        // The size the frame is asked for: mostly the small tiers, sometimes above the largest
+        // tier (oversize, up to max_code_size) or above max_code_size.
+        static constexpr std::size_t tier_weights[] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7};
         const std::size_t choice = tier_weights[in.ConsumeIntegralInRange<std::size_t>(0, std::size(tier_weights) - 1)];
         const std::span<const std::uint8_t> code = pick_code(in, evmalloc::code_capacity(Tier::kb4));
         std::size_t size = code.size();
         if (choice == 6)
-            size = evmalloc::max_code_size + 1 + in.ConsumeIntegralInRange<std::size_t>(0, 1000);
+            size = evmalloc::max_code_size + 1 + in.ConsumeIntegralInRange<std::size_t>(0, 70000);
+        else if (choice == 7)
+            size = config_.max_code_size + in.ConsumeIntegralInRange<std::size_t>(1, 1000);
         else if (in.ConsumeBool())
         {
             const std::size_t cap = evmalloc::code_capacity(static_cast<Tier>(choice));
@@ -152,6 +175,7 @@ private:
 
         const evmalloc::test::PoolState before = evmalloc::test::state_of(pool_);
         const std::size_t live_before = rec_.live_count();
+        const bool oversize = size > evmalloc::max_code_size;
         const Tier tier = expected_tier(size);
         const std::size_t t = evmalloc::tier_index(tier);
         rec_.set_failing(failing);
@@ -160,11 +184,11 @@ private:
 
         Errc expected{};
         bool fails = true;
-        if (size > evmalloc::max_code_size)
+        if (size > config_.max_code_size)
             expected = Errc::code_too_large;
         else if (calls_.size() >= config_.max_frames)
             expected = Errc::call_depth_exceeded;
-        else if (failing && (buffers_[t].empty() || memories_.empty()))
+        else if (failing && (oversize || buffers_[t].empty() || memories_.empty()))
             expected = Errc::out_of_memory;
         else
             fails = false;
@@ -176,12 +200,15 @@ private:
             return;
         }
         FUZZ_CHECK(frame.has_value());
-        FUZZ_CHECK(frame->tier() == tier && frame->buffer_size() == evmalloc::frame_buffer_size<>(tier));
+        FUZZ_CHECK(frame->tier() == tier);
+        FUZZ_CHECK(frame->buffer_size() ==
+                   (oversize ? evmalloc::frame_buffer_bytes<Traits>(size) : evmalloc::frame_buffer_size<Traits>(tier)));
+        FUZZ_CHECK(frame->code_capacity() == (oversize ? size : evmalloc::code_capacity(tier)));
         FUZZ_CHECK(!frame->is_prepared() && frame->stack().empty());
         auto* const buffer = reinterpret_cast<std::uint8_t*>(frame->stack().data());
         FUZZ_CHECK(reinterpret_cast<std::uintptr_t>(buffer) % evmalloc::frame_buffer_alignment == 0);
         FUZZ_CHECK(!__asan_region_is_poisoned(buffer, frame->buffer_size()));
-        if (!buffers_[t].empty())
+        if (!oversize && !buffers_[t].empty())
         {
             FUZZ_CHECK(buffers_[t].back() == buffer);  // LIFO: the one released last
             buffers_[t].pop_back();
@@ -202,12 +229,33 @@ private:
 
         const std::uint8_t tag = static_cast<std::uint8_t>(++tags_);
         calls_.push_back({std::move(*frame), {}, tag, 0});
-        prepare(calls_.back(), code);
+        // Above the largest tier the frame holds its own size: prepare code that long.
+        prepare(calls_.back(), oversize ? std::span<const std::uint8_t>{big_code().data(), size} : code);
+    }
+
+    /// max_code_size + 2 bytes of code for the frames above the largest tier.
+    static const std::vector<std::uint8_t>& big_code()
+    {
+        static const std::vector<std::uint8_t> code = [] {
+            std::vector<std::uint8_t> c(evmalloc::max_code_size + 80000);
+            for (std::size_t i = 0; i < c.size(); ++i)
+                c[i] = static_cast<std::uint8_t>(i % 7 == 0 ? 0x5B : i % 11 == 0 ? 0x61 : i);
+            return c;
+        }();
+        return code;
+    }
+
+    static evmalloc::Result<void> prepare_frame(Frame& f, std::span<const std::uint8_t> code)
+    {
+        if constexpr (instruction_frame)
+            return f.prepare(code, evmalloc::test::distinct_op_table());
+        else
+            return f.prepare(code);
     }
 
     FUZZ_NO_COVERAGE void prepare(Call& c, std::span<const std::uint8_t> code)
     {
-        const auto r = c.frame.prepare(code, evmalloc::test::distinct_op_table());
+        const auto r = prepare_frame(c.frame, code);
         FUZZ_CHECK(r.has_value() && c.frame.is_prepared());
         c.code = code;
         check_prepared(c);
@@ -217,21 +265,31 @@ private:
     {
         using evmalloc::fuzz::same_elements;
         const auto ref = evmalloc::fuzz::reference_decode(c.code);
-        const evmalloc::Analysis& a = c.frame.analysis();
-        const auto& table = evmalloc::test::distinct_op_table();
-        const std::size_t count = ref.inst_to_pc.size();
-        FUZZ_CHECK(a.code().data() == c.code.data() && a.code().size() == c.code.size());
-        FUZZ_CHECK(a.instruction_count() == count);
-        FUZZ_CHECK(same_elements(a.inst_to_pc_span().data(), ref.inst_to_pc.data(), count));
-        FUZZ_CHECK(same_elements(a.pc_to_inst_span().data(), ref.pc_to_inst.data(), c.code.size() + 1));
+        const auto& a = c.frame.analysis();
+        const std::size_t n = c.code.size();
+        // The padded copy: the code, then PaddedCode::padding zero bytes.
+        FUZZ_CHECK(a.code().size() == n && a.code().data() != c.code.data());
+        FUZZ_CHECK(same_elements(a.code().data(), c.code.data(), n));
+        FUZZ_CHECK(filled(a.code().data() + n, evmalloc::PaddedCode::padding, 0));
+        FUZZ_CHECK(a.jumpdest_bits_span().size() == ref.jumpdest_bits.size());
         FUZZ_CHECK(same_elements(a.jumpdest_bits_span().data(), ref.jumpdest_bits.data(), ref.jumpdest_bits.size()));
-        FUZZ_CHECK(c.frame.ops().size() == count && c.frame.metadata().size() == count);
-        std::vector<Frame::Op> ops(count);
-        for (std::size_t i = 0; i < count; ++i)
-            ops[i] = table[ref.opcode[i]];
-        FUZZ_CHECK(same_elements(c.frame.ops().data(), ops.data(), count));
-        FUZZ_CHECK(same_elements(c.frame.metadata().data(), ref.push_value.data(), count));
-        FUZZ_CHECK(!a.is_jumpdest(c.code.size()) && !a.is_jumpdest(~std::uint64_t{0}));
+        FUZZ_CHECK(!a.is_jumpdest(n) && !a.is_jumpdest(~std::uint64_t{0}));
+        if (n != 0)
+            FUZZ_CHECK(a.is_jumpdest(n - 1) == ref.is_jumpdest(n - 1));
+        if constexpr (instruction_frame)
+        {
+            const std::size_t count = ref.inst_to_pc.size();
+            const auto& table = evmalloc::test::distinct_op_table();
+            FUZZ_CHECK(a.instruction_count() == count);
+            FUZZ_CHECK(same_elements(a.inst_to_pc_span().data(), ref.inst_to_pc.data(), count));
+            FUZZ_CHECK(same_elements(a.pc_to_inst_span().data(), ref.pc_to_inst.data(), n + 1));
+            FUZZ_CHECK(c.frame.ops().size() == count && c.frame.metadata().size() == count);
+            std::vector<typename Frame::Op> ops(count);
+            for (std::size_t i = 0; i < count; ++i)
+                ops[i] = table[ref.opcode[i]];
+            FUZZ_CHECK(same_elements(c.frame.ops().data(), ops.data(), count));
+            FUZZ_CHECK(same_elements(c.frame.metadata().data(), ref.push_value.data(), count));
+        }
     }
 
     // Code of the frame's tier again, or code too large for it (nothing changes then).
@@ -240,15 +298,14 @@ private:
         Call& c = calls_[i];
         if (in.ConsumeBool())
         {
-            const std::size_t over = evmalloc::code_capacity(c.frame.tier()) + 1;
-            static const std::vector<std::uint8_t> big(evmalloc::max_code_size + 2, 0x5B);
-            const auto r = c.frame.prepare(std::span{big}.first(over), evmalloc::test::distinct_op_table());
+            const std::size_t over = c.frame.code_capacity() + 1;
+            const auto r = prepare_frame(c.frame, std::span{big_code()}.first(over));
             FUZZ_CHECK(!r.has_value() && r.error() == Errc::code_too_large);
             FUZZ_CHECK(c.frame.is_prepared());
             check_prepared(c);
             return;
         }
-        prepare(c, pick_code(in, evmalloc::code_capacity(c.frame.tier())));
+        prepare(c, pick_code(in, c.frame.code_capacity()));
     }
 
     FUZZ_NO_COVERAGE void grow(std::size_t i, FuzzedDataProvider& in, bool failing)
@@ -330,6 +387,7 @@ private:
         auto* const buffer = reinterpret_cast<std::uint8_t*>(c.frame.stack().data());
         const std::size_t size = c.frame.buffer_size();
         const std::size_t t = evmalloc::tier_index(c.frame.tier());
+        const bool oversize = c.frame.code_capacity() > evmalloc::max_code_size;
 
         if (by_assignment && i + 1 < calls_.size())
         {
@@ -344,14 +402,34 @@ private:
         else
             calls_.erase(calls_.begin() + static_cast<std::ptrdiff_t>(i));
 
-        buffers_[t].push_back(buffer);
-        memories_.push_back({memory, capacity > config_.memory_retain_limit ? 0 : capacity});
-        FUZZ_CHECK(__asan_address_is_poisoned(buffer) && __asan_address_is_poisoned(buffer + size - 1));
+        if (!oversize)
+        {
+            buffers_[t].push_back(buffer);
+            FUZZ_CHECK(__asan_address_is_poisoned(buffer) && __asan_address_is_poisoned(buffer + size - 1));
+        }
+        // The memory budget: a Memory keeps its capacity while the free ones stay within it.
+        const std::size_t kept = capacity > config_.memory_retain_bytes - memory_bytes() ? 0 : capacity;
+        memories_.push_back({memory, kept});
+        if (calls_.empty() && config_.auto_trim)
+            trim_model();
+    }
+
+    std::size_t memory_bytes() const
+    {
+        std::size_t bytes = 0;
+        for (const FreeMemory& f : memories_)
+            bytes += f.capacity;
+        return bytes;
     }
 
     FUZZ_NO_COVERAGE void trim()
     {
         pool_.trim();
+        trim_model();
+    }
+
+    FUZZ_NO_COVERAGE void trim_model()
+    {
         for (auto& list : buffers_)
             if (list.size() > config_.retain_per_tier)
                 list.erase(list.begin(), list.end() - static_cast<std::ptrdiff_t>(config_.retain_per_tier));
@@ -370,13 +448,16 @@ private:
         {
             const auto& list = buffers_[evmalloc::tier_index(t)];
             FUZZ_CHECK(pool_.retained(t) == list.size());
-            bytes += list.size() * evmalloc::frame_buffer_size<>(t);
+            bytes += list.size() * evmalloc::frame_buffer_size<Traits>(t);
             live += list.size();
         }
         FUZZ_CHECK(pool_.retained_memories() == memories_.size());
+        FUZZ_CHECK(pool_.retained_stacks() == 0);
+        FUZZ_CHECK(pool_.memory_bytes_retained() == memory_bytes());
+        FUZZ_CHECK(memory_bytes() <= config_.memory_retain_bytes);
         for (const FreeMemory& f : memories_)
         {
-            bytes += sizeof(Pool::MemorySlot) + f.capacity;
+            bytes += sizeof(typename Pool::MemorySlot) + f.capacity;
             live += 1 + (f.capacity != 0 ? 1 : 0);
         }
         FUZZ_CHECK(pool_.bytes_retained() == bytes);
@@ -384,7 +465,7 @@ private:
         // pool retains: nothing else.
         for (const Call& c : calls_)
         {
-            bytes += c.frame.buffer_size() + sizeof(Pool::MemorySlot) + c.frame.memory().capacity();
+            bytes += c.frame.buffer_size() + sizeof(typename Pool::MemorySlot) + c.frame.memory().capacity();
             live += 2 + (c.frame.memory().capacity() != 0 ? 1 : 0);
         }
         FUZZ_CHECK(rec_.live_bytes() == bytes && rec_.live_count() == live);
@@ -407,8 +488,12 @@ FramePoolConfig pick_config(FuzzedDataProvider& in)
     FramePoolConfig c;
     c.max_frames = in.ConsumeIntegral<std::uint8_t>() < 8 ? 1025 : in.ConsumeIntegralInRange<std::size_t>(0, 24);
     c.retain_per_tier = in.ConsumeIntegralInRange<std::size_t>(0, 4);
-    constexpr std::size_t retain[] = {0, 4096, 8192, 64 * 1024, 1 << 20};
-    c.memory_retain_limit = retain[in.ConsumeIntegralInRange<std::size_t>(0, 4)];
+    constexpr std::size_t code_limits[] = {evmalloc::max_code_size, evmalloc::max_code_size, 4096, 20000,
+        evmalloc::max_code_size + 70000};
+    c.max_code_size = code_limits[in.ConsumeIntegralInRange<std::size_t>(0, 4)];
+    constexpr std::size_t retain[] = {0, 4096, 8192, 20000, 64 * 1024, 1 << 20, std::size_t{32} << 20};
+    c.memory_retain_bytes = retain[in.ConsumeIntegralInRange<std::size_t>(0, 6)];
+    c.auto_trim = in.ConsumeBool();
     constexpr std::size_t limits[] = {0, 32, 1000, 4096, 65536, Memory::default_limit};
     c.memory_limit = limits[in.ConsumeIntegralInRange<std::size_t>(0, 5)];
     return c;
@@ -426,11 +511,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         in.ConsumeIntegralInRange<std::size_t>(0, std::min<std::size_t>(in.remaining_bytes(), evmalloc::max_code_size)));
     RecordingResource rec{&evmalloc::fuzz::CachingResource::instance()};
     const FramePoolConfig config = pick_config(in);
-    {
-        Harness h{rec, config, code};
+    const auto run = [&](auto* traits) {
+        Harness<std::remove_pointer_t<decltype(traits)>> h{rec, config, code};
         for (int steps = 0; steps < max_steps && in.remaining_bytes() != 0; ++steps)
             h.step(in);
-    }
+    };
+    if (in.ConsumeBool())
+        run(static_cast<evmalloc::DefaultTraits*>(nullptr));
+    else
+        run(static_cast<JumpdestTraits*>(nullptr));
     FUZZ_CHECK(rec.check());
     return 0;
 }
