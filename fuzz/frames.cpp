@@ -13,11 +13,15 @@
 // and memory its own (patterns kept); every prepared frame's padded code, analysis, ops and
 // metadata equal to the reference decoder's; the upstream holding exactly what the frames and
 // the pool hold. The input's first bytes are the code the calls run (a contract from the
-// corpus is a good seed).
+// corpus is a good seed). Frames on a shared analysis (AnalysisCache, the verified key) run
+// beside them: their analysis, ops and metadata equal the per-frame path's reference, their
+// stack-only buffers are pooled like the others, a failing cache upstream inserts nothing, and
+// prepare() on them is code_too_large.
 #include "caching_resource.hpp"
 #include "check.hpp"
 #include "reference.hpp"
 
+#include <evmalloc/analysis_cache.hpp>
 #include <evmalloc/stack_frame.hpp>
 #include <support/op_table.hpp>
 #include <support/pool_state.hpp>
@@ -31,6 +35,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <set>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -80,7 +85,7 @@ class Harness
 
 public:
     Harness(RecordingResource& rec, FramePoolConfig config, std::span<const std::uint8_t> code)
-      : rec_{rec}, config_{config}, code_{code}, pool_{&rec, config}
+      : rec_{rec}, config_{config}, code_{code}, pool_{&rec, config}, cache_{&cache_rec_}
     {}
 
     ~Harness()
@@ -98,8 +103,10 @@ public:
         {
         case 0:
         case 1:
-        case 2:
             call(in, failing);
+            break;
+        case 2:
+            shared_call(in, failing);
             break;
         case 3:
         case 4:
@@ -233,6 +240,83 @@ private:
         prepare(calls_.back(), oversize ? std::span<const std::uint8_t>{big_code().data(), size} : code);
     }
 
+    // A frame on the shared analysis of a slice of the code (verified key).
+    FUZZ_NO_COVERAGE void shared_call(FuzzedDataProvider& in, bool failing)
+    {
+        const std::span<const std::uint8_t> code = pick_code(in, config_.max_code_size + 1);
+        const bool cache_failing = in.ConsumeIntegral<std::uint8_t>() < 40;
+        const std::vector<std::uint8_t> key(code.begin(), code.end());
+        const bool cached = cached_.count(key) != 0;
+        const evmalloc::test::PoolState before = evmalloc::test::state_of(pool_);
+        const std::size_t live_before = rec_.live_count();
+        const std::size_t entries_before = cache_.entries();
+        rec_.set_failing(failing);
+        cache_rec_.set_failing(cache_failing);
+        auto frame = [&] {
+            if constexpr (instruction_frame)
+                return Frame::init(code, evmalloc::test::distinct_op_table(), pool_, cache_);
+            else
+                return Frame::init(code, pool_, cache_);
+        }();
+        rec_.set_failing(false);
+        cache_rec_.set_failing(false);
+
+        Errc expected{};
+        bool fails = true;
+        if (code.size() > config_.max_code_size)
+            expected = Errc::code_too_large;
+        else if (calls_.size() >= config_.max_frames)
+            expected = Errc::call_depth_exceeded;
+        else if ((cache_failing && !cached) || (failing && (stacks_.empty() || memories_.empty())))
+            expected = Errc::out_of_memory;
+        else
+            fails = false;
+        if (fails)
+        {
+            FUZZ_CHECK(!frame.has_value() && frame.error() == expected);
+            FUZZ_CHECK(evmalloc::test::state_of(pool_) == before);
+            FUZZ_CHECK(rec_.live_count() == live_before);
+            FUZZ_CHECK(cache_.entries() == entries_before);
+            return;
+        }
+        FUZZ_CHECK(frame.has_value() && frame->is_prepared());
+        FUZZ_CHECK(frame->buffer_size() == evmalloc::stack_buffer_size<Traits>() && frame->code_capacity() == 0);
+        auto* const buffer = reinterpret_cast<std::uint8_t*>(frame->stack().data());
+        if (!stacks_.empty())
+        {
+            FUZZ_CHECK(stacks_.back() == buffer);
+            stacks_.pop_back();
+        }
+        else
+            ++allocated_;
+        const Memory& m = frame->memory();
+        if (!memories_.empty())
+        {
+            FUZZ_CHECK(memories_.back().memory == nullptr || memories_.back().memory == &m);
+            FUZZ_CHECK(m.capacity() == memories_.back().capacity);
+            memories_.pop_back();
+        }
+        else
+            FUZZ_CHECK(m.capacity() == 0);
+        cached_.insert(key);
+        FUZZ_CHECK(cache_.entries() == cached_.size());
+        peak_ = std::max(peak_, calls_.size() + 1);
+        const std::uint8_t tag = static_cast<std::uint8_t>(++tags_);
+        calls_.push_back({std::move(*frame), code, tag, 0});
+        check_prepared(calls_.back());
+        FUZZ_CHECK(cache_.pinned() == shared_frames());
+    }
+
+    // The entries live frames pin: the distinct codes of the frames on shared entries.
+    FUZZ_NO_COVERAGE std::size_t shared_frames() const
+    {
+        std::set<std::vector<std::uint8_t>> codes;
+        for (const Call& c : calls_)
+            if (c.frame.code_capacity() == 0 && c.frame.buffer_size() == evmalloc::stack_buffer_size<Traits>())
+                codes.emplace(c.code.begin(), c.code.end());
+        return codes.size();
+    }
+
     /// max_code_size + 2 bytes of code for the frames above the largest tier.
     static const std::vector<std::uint8_t>& big_code()
     {
@@ -296,6 +380,14 @@ private:
     FUZZ_NO_COVERAGE void reprepare(std::size_t i, FuzzedDataProvider& in)
     {
         Call& c = calls_[i];
+        if (c.frame.code_capacity() == 0)
+        {
+            // A frame on a shared entry holds no code of its own: any prepare is refused.
+            const auto r = prepare_frame(c.frame, pick_code(in, 64));
+            FUZZ_CHECK(!r.has_value() && r.error() == Errc::code_too_large);
+            check_prepared(c);
+            return;
+        }
         if (in.ConsumeBool())
         {
             const std::size_t over = c.frame.code_capacity() + 1;
@@ -388,6 +480,7 @@ private:
         const std::size_t size = c.frame.buffer_size();
         const std::size_t t = evmalloc::tier_index(c.frame.tier());
         const bool oversize = c.frame.code_capacity() > evmalloc::max_code_size;
+        const bool shared = c.frame.code_capacity() == 0 && size == evmalloc::stack_buffer_size<Traits>();
 
         if (by_assignment && i + 1 < calls_.size())
         {
@@ -402,7 +495,12 @@ private:
         else
             calls_.erase(calls_.begin() + static_cast<std::ptrdiff_t>(i));
 
-        if (!oversize)
+        if (shared)
+        {
+            stacks_.push_back(buffer);
+            FUZZ_CHECK(__asan_address_is_poisoned(buffer) && __asan_address_is_poisoned(buffer + size - 1));
+        }
+        else if (!oversize)
         {
             buffers_[t].push_back(buffer);
             FUZZ_CHECK(__asan_address_is_poisoned(buffer) && __asan_address_is_poisoned(buffer + size - 1));
@@ -430,6 +528,8 @@ private:
 
     FUZZ_NO_COVERAGE void trim_model()
     {
+        if (stacks_.size() > config_.retain_per_tier)
+            stacks_.erase(stacks_.begin(), stacks_.end() - static_cast<std::ptrdiff_t>(config_.retain_per_tier));
         for (auto& list : buffers_)
             if (list.size() > config_.retain_per_tier)
                 list.erase(list.begin(), list.end() - static_cast<std::ptrdiff_t>(config_.retain_per_tier));
@@ -452,7 +552,10 @@ private:
             live += list.size();
         }
         FUZZ_CHECK(pool_.retained_memories() == memories_.size());
-        FUZZ_CHECK(pool_.retained_stacks() == 0);
+        FUZZ_CHECK(pool_.retained_stacks() == stacks_.size());
+        bytes += stacks_.size() * evmalloc::stack_buffer_size<Traits>();
+        live += stacks_.size();
+        FUZZ_CHECK(cache_.pinned() == shared_frames());
         FUZZ_CHECK(pool_.memory_bytes_retained() == memory_bytes());
         FUZZ_CHECK(memory_bytes() <= config_.memory_retain_bytes);
         for (const FreeMemory& f : memories_)
@@ -477,6 +580,10 @@ private:
     Pool pool_;
     std::vector<Call> calls_;
     std::array<std::vector<std::uint8_t*>, evmalloc::tier_count> buffers_;
+    std::vector<std::uint8_t*> stacks_;
+    RecordingResource cache_rec_;  // the cache's own upstream: not part of the pool's accounting
+    evmalloc::AnalysisCache<Traits> cache_;
+    std::set<std::vector<std::uint8_t>> cached_;
     std::vector<FreeMemory> memories_;
     std::size_t peak_ = 0;
     std::size_t allocated_ = 0;
