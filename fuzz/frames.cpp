@@ -166,7 +166,8 @@ private:
     {
         // The size the frame is asked for: mostly the small tiers, sometimes above the largest
         // tier (oversize, up to max_code_size) or above max_code_size.
-        static constexpr std::size_t tier_weights[] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7};
+        static constexpr std::size_t tier_weights[] = {
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 5, 6, 7};
         const std::size_t choice = tier_weights[in.ConsumeIntegralInRange<std::size_t>(0, std::size(tier_weights) - 1)];
         const std::span<const std::uint8_t> code = pick_code(in, evmalloc::code_capacity(Tier::kb4));
         std::size_t size = code.size();
@@ -405,8 +406,10 @@ private:
         Call& c = calls_[i];
         Memory& m = c.frame.memory();
         const std::size_t size = m.size();
-        const std::uint64_t offset = in.ConsumeBool() ? in.ConsumeIntegralInRange<std::uint64_t>(0, 70000)
-                                                      : in.ConsumeIntegral<std::uint64_t>();
+        const std::uint8_t reach = in.ConsumeIntegral<std::uint8_t>();
+        const std::uint64_t offset = reach < 200 ? in.ConsumeIntegralInRange<std::uint64_t>(0, 8192)
+                                     : reach < 250 ? in.ConsumeIntegralInRange<std::uint64_t>(0, 70000)
+                                                   : in.ConsumeIntegral<std::uint64_t>();
         const std::uint64_t length = in.ConsumeIntegralInRange<std::uint64_t>(0, 2048);
         rec_.set_failing(failing);
         const auto r = m.expand(offset, length);
@@ -608,7 +611,7 @@ FramePoolConfig pick_config(FuzzedDataProvider& in)
 }  // namespace
 
 /// Steps one input drives at most: long inputs stay cheap, and the corpus keeps its variety.
-constexpr int max_steps = 128;
+constexpr int max_steps = 64;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 {

@@ -6,8 +6,9 @@
 // capacity the growth policy gives, the contents (kept across growth, new tails zero, also
 // after clear()), data() never null (the shared empty sentinel without storage), and the
 // bytes past size() poisoned. The upstream fails where the input says and
-// above 4 MiB: out_of_memory and memory_limit_exceeded leave size, capacity, data and
+// above 256 KiB: out_of_memory and memory_limit_exceeded leave size, capacity, data and
 // contents as they were, and the upstream holds exactly the one live buffer.
+#include "caching_resource.hpp"
 #include "check.hpp"
 
 #include <evmalloc/memory.hpp>
@@ -28,7 +29,7 @@ using evmalloc::Errc;
 using evmalloc::Memory;
 using u128 = unsigned __int128;
 
-constexpr std::size_t upstream_cap = std::size_t{4} << 20;
+constexpr std::size_t upstream_cap = std::size_t{256} << 10;
 constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
 
 struct Model
@@ -206,7 +207,7 @@ constexpr int max_steps = 256;
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 {
     FuzzedDataProvider in{data, size};
-    evmalloc::test::RecordingResource rec;
+    evmalloc::test::RecordingResource rec{&evmalloc::fuzz::CachingResource::instance()};
     rec.fail_above(upstream_cap);
     Model model;
     model.limit = pick_limit(in);

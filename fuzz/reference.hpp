@@ -33,17 +33,23 @@ FUZZ_NO_COVERAGE inline Reference reference_decode(std::span<const std::uint8_t>
     const std::size_t n = code.size();
     r.pc_to_inst.assign(n + 1, 0xFFFFFFFF);
     r.jumpdest_bits.assign((n + 64) / 64, 0);
-    r.inst_to_pc.reserve(n + 1);
-    r.opcode.reserve(n + 1);
-    r.push_value.reserve(n + 1);
+    // At most n + 1 instructions: written by index, cut to the count at the end.
+    r.inst_to_pc.resize(n + 1);
+    r.opcode.resize(n + 1);
+    r.push_value.resize(n + 1);
+    std::uint32_t* const inst_to_pc = r.inst_to_pc.data();
+    std::uint8_t* const opcode = r.opcode.data();
+    std::uint64_t* const push_value = r.push_value.data();
+    std::uint32_t* const pc_to_inst = r.pc_to_inst.data();
+    std::uint64_t* const bits = r.jumpdest_bits.data();
+    std::uint32_t i = 0;
     std::size_t pc = 0;
     while (pc < n)
     {
         const std::uint8_t op = code[pc];
-        const auto i = static_cast<std::uint32_t>(r.inst_to_pc.size());
-        r.inst_to_pc.push_back(static_cast<std::uint32_t>(pc));
-        r.pc_to_inst[pc] = i;
-        r.opcode.push_back(op);
+        inst_to_pc[i] = static_cast<std::uint32_t>(pc);
+        pc_to_inst[pc] = i;
+        opcode[i] = op;
         std::size_t immediate = 0;
         if (op >= 0x60 && op <= 0x7F)
             immediate = static_cast<std::size_t>(op - 0x5F);
@@ -53,15 +59,20 @@ FUZZ_NO_COVERAGE inline Reference reference_decode(std::span<const std::uint8_t>
             for (std::size_t k = 1; k <= immediate; ++k)
                 value = value << 8 | (pc + k < n ? code[pc + k] : 0U);
         }
-        r.push_value.push_back(value);
+        push_value[i] = value;
         if (op == 0x5B)
-            r.jumpdest_bits[pc / 64] |= std::uint64_t{1} << (pc % 64);
+            bits[pc / 64] |= std::uint64_t{1} << (pc % 64);
         pc += 1 + immediate;
+        ++i;
     }
-    r.pc_to_inst[n] = static_cast<std::uint32_t>(r.inst_to_pc.size());
-    r.inst_to_pc.push_back(static_cast<std::uint32_t>(n));
-    r.opcode.push_back(0x00);
-    r.push_value.push_back(0);
+    pc_to_inst[n] = i;
+    inst_to_pc[i] = static_cast<std::uint32_t>(n);
+    opcode[i] = 0x00;
+    push_value[i] = 0;
+    ++i;
+    r.inst_to_pc.resize(i);
+    r.opcode.resize(i);
+    r.push_value.resize(i);
     return r;
 }
 
