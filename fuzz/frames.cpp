@@ -611,7 +611,7 @@ FramePoolConfig pick_config(FuzzedDataProvider& in)
 }  // namespace
 
 /// Steps one input drives at most: long inputs stay cheap, and the corpus keeps its variety.
-constexpr int max_steps = 64;
+constexpr int max_steps = 32;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 {
