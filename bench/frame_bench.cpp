@@ -3,7 +3,8 @@
 // frame_setup/<tier>/<impl>: init + release of one frame for code of the tier's capacity.
 //   evmalloc      StackFrame from a warm FramePool (one pooled buffer, one pooled Memory)
 //   naive_frame   one heap allocation per component (support/baseline_frames.hpp)
-//   evmone_frame  stack and Memory reused per depth, analysis tables as std::vector per call
+//   evmone_frame  stack and Memory reused per depth, analysis tables allocated per call for the
+//                 code (not zero-filled but the jumpdest bitmap, as in evmone)
 // call_setup/<contract>/<impl>: init + prepare (analysis, ops, metadata) per contract of the
 //   code set (support/workload_code.hpp), bytes processed = code size, so MB/s shows.
 //   jumpdest_floor is the least any interpreter computes: one loop that only builds the

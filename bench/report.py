@@ -468,6 +468,47 @@ def counter_workload_table(workload, cases):
         rows.append(cells)
     return [f"## {workload}", "", "Counters, not times (the time of these runs is not comparable).", "",
             md_table(header, rows), ""]
+def merge_rounds(paths, out_path):
+    """Joins the JSON of rounds run one process each (one run of every benchmark per round)
+    into one results file shaped as Google Benchmark writes repetitions: every run, then a
+    median and a cv aggregate per benchmark (the median of an even count is the mean of the
+    two middle runs, as Google Benchmark computes it)."""
+    context, runs = None, []
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        if context is None:
+            context = data.get("context", {})
+        runs += [b for b in data.get("benchmarks", []) if b.get("run_type") != "aggregate"]
+    by_name = OrderedDict()
+    for b in runs:
+        same = by_name.setdefault(b.get("run_name", b["name"]), [])
+        b["repetition_index"] = len(same)
+        same.append(b)
+    aggregates = []
+    for name, group_runs in by_name.items():
+        for b in group_runs:
+            b["repetitions"] = len(group_runs)
+        ok = [b for b in group_runs if not b.get("error_occurred")]
+        if not ok:
+            continue
+        ordered = sorted(ok, key=lambda b: b["cpu_time"])
+        n = len(ordered)
+
+        def middle(key):
+            values = sorted(b[key] for b in ordered)
+            return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+
+        median = dict(ordered[(n - 1) // 2], run_type="aggregate", aggregate_name="median",
+                      name=name + "_median", real_time=middle("real_time"), cpu_time=middle("cpu_time"))
+        mean = sum(b["cpu_time"] for b in ordered) / n
+        sd = math.sqrt(sum((b["cpu_time"] - mean) ** 2 for b in ordered) / (n - 1)) if n > 1 else 0.0
+        cv = dict(ordered[0], run_type="aggregate", aggregate_name="cv", aggregate_unit="percentage",
+                  name=name + "_cv", real_time=0.0, cpu_time=sd / mean if mean > 0 else 0.0)
+        aggregates += [median, cv]
+    with open(out_path, "w") as f:
+        json.dump({"context": context or {}, "benchmarks": runs + aggregates}, f, indent=1)
+    return len(by_name), len(paths)
 
 
 def write_times_report(context, entries, out_dir, compiler_arg):
@@ -753,6 +794,9 @@ def main():
     times.add_argument("results")
     times.add_argument("--out", default=None, help="output folder (default: the folder of results.json)")
     times.add_argument("--compiler", default=None, help="compiler, when the JSON context has none")
+    merge = sub.add_parser("merge", help="round-*.json (one run of each benchmark each) -> results.json")
+    merge.add_argument("rounds", nargs="+")
+    merge.add_argument("--out", required=True)
     ins = sub.add_parser("instructions", help="callgrind runs -> instructions.md")
     ins.add_argument("groups", nargs="+", help="folders holding one/ and many/")
     ins.add_argument("--out", default="instructions.md")
@@ -763,6 +807,9 @@ def main():
             sys.exit(f"report.py: no benchmarks in {args.results}")
         write_times_report(context, entries, args.out or os.path.dirname(os.path.abspath(args.results)),
                            args.compiler)
+    elif args.command == "merge":
+        benchmarks, rounds = merge_rounds(args.rounds, args.out)
+        print(f"report.py: {benchmarks} benchmarks from {rounds} rounds -> {args.out}")
     else:
         write_instructions_report(args.groups, args.out)
 

@@ -1,16 +1,22 @@
 // A small EVM-like VM on top of evmalloc: how an interpreter plugs in.
 //
 // Part 1: a Vm that owns an EvmAllocator (init_with_optimized_allocator()) runs a few
-// transactions. Each call is set up at the call site (StackFrame<>::init from the
-// allocator's frames(), then prepare() with the op table) and interpreted by a loop that
-// touches only the frame: its stack, its memory, its ops and metadata. Nested calls (CALL)
+// transactions. Each call is set up at the call site (StackFrame<>::init with the code, the op
+// table, the allocator's frames() and its shared analyses(): a contract called again is not
+// analysed again) and interpreted by a loop that touches only the frame: its stack, its
+// memory, its ops and metadata (an instruction frame). Nested calls (CALL)
 // open a new frame each. Transaction data (logs, return data) lives in the allocator's
 // arena(); reset_arena() frees it between transactions. The contract registry uses the
 // allocator's std::pmr face. get_allocation_statistics() is printed at the end.
 //
 // Part 2: the same with an interpreter's own types, through a traits struct: its own 256-bit
 // word (8-byte aligned, like intx::uint256) and its own Op (a handler function pointer
-// called directly from ops()).
+// called directly from ops()), on the per-frame path (init + prepare).
+//
+// Part 3: the other frame shape, as evmone's baseline interpreter wants it: a jumpdest frame
+// (traits with Op = void) holds the stack, the padded code and the jumpdest bits, nothing per
+// instruction. A switch over the opcode reads PUSH immediates from the padded code with no
+// bounds check, checks jumps with is_jumpdest(), and charges memory gas before it grows.
 //
 // The program checks its own results and exits non-zero when one is wrong.
 #include <evmalloc/evmalloc.hpp>
@@ -219,12 +225,12 @@ public:
         nested_calls_ += depth > 0 ? 1 : 0;
         const std::span<const std::uint8_t> code{it->second.data(), it->second.size()};
 
-        // The call site: one pooled buffer and one Memory, carved and prepared.
-        auto frame = evmalloc::StackFrame<>::init(code.size(), allocator_->frames());
+        // The call site: the code's shared analysis (analysed on its first call, pinned while
+        // this frame runs; found by the verified key, the bytes), one pooled stack buffer and
+        // one pooled Memory. The frame comes back prepared.
+        auto frame = evmalloc::StackFrame<>::init(code, op_table(), allocator_->frames(), allocator_->analyses());
         if (!frame)
-            return false;  // code_too_large, call_depth_exceeded or out_of_memory
-        if (!frame->prepare(code, op_table()))
-            return false;
+            return false;  // code_too_large, call_depth_exceeded, out_of_memory
         frame->stack().push_unchecked(input);
 
         Exec ex{*this, *frame, tx, output, depth};
@@ -638,8 +644,10 @@ void part1_vm()
     auto& frames = vm.allocator().frames();
     expect(frames.active() == 0, "every frame went back to the pool");
     expect(frames.peak_active() == 41, "depth(40) had 41 frames alive at once");
-    // Frames are reused: 41 buffers for the deepest transaction, no more over 15 transactions.
+    // Frames are reused: 41 stack buffers for the deepest transaction, no more over 15
+    // transactions.
     expect(frames.buffers_allocated() == 41, "frame buffers reused across transactions");
+    expect(frames.retained_stacks() == 41, "frames on shared analyses hold only a stack buffer");
 
     // CALLs per round: main 3 (relay, its sum, sum) + 3 + depth(40) 40 + sum 0 + main 3.
     expect(vm.nested_calls() == 3 * 49, "nested calls");
@@ -649,6 +657,10 @@ void part1_vm()
     expect(stats.total_deallocations == vm.nested_calls(), "return buffers given back");
     expect(stats.size_distribution.small == stats.total_allocations, "all requests small");
     expect(vm.allocator().word_pool().in_use() == words_in_use, "every return buffer went back to its pool");
+    // Each of the 4 contracts was analysed once; every other call found its analysis.
+    expect(stats.analysis_cache.misses == 4 && stats.analysis_cache.entries == 4, "analysed once per contract");
+    expect(stats.analysis_cache.hits == 15 + vm.nested_calls() - 4, "every later call found its analysis");
+    expect(vm.allocator().analyses().pinned() == 0, "no frame pins an analysis after the transactions");
     stats.print_summary(std::cout);
 }
 
@@ -721,12 +733,145 @@ void part2_custom_traits()
               << std::dec << '\n';
     expect(allocator.word_pool().slot_alignment == 8, "the word pool follows the traits' Word");
 }
+
+// ---- part 3: a jumpdest frame, as evmone's baseline interpreter wants it ---------------------
+
+/// A baseline interpreter's traits: no per-instruction arrays (Op = void).
+struct BaselineTraits
+{
+    using Word = evmalloc::Word;
+    using Op = void;
+    using Metadata = void;
+};
+using BaselineFrame = evmalloc::StackFrame<BaselineTraits>;
+
+/// Why run_baseline() stopped without a result.
+enum class Halt
+{
+    out_of_gas,
+    bad_jump,
+    undefined_instruction,
+};
+
+struct BaselineOutcome
+{
+    std::optional<std::uint64_t> result;
+    Halt halt = Halt::undefined_instruction;
+};
+
+/// Runs sum_code on a jumpdest frame with a gas budget (only memory is charged here).
+BaselineOutcome run_baseline(BaselineFrame& frame, std::uint64_t n, std::int64_t& gas)
+{
+    const std::uint8_t* const code = frame.analysis().code().data();  // padded: reading past the end is safe
+    const std::size_t size = frame.analysis().code().size();
+    auto& stack = frame.stack();
+    stack.push_unchecked(Word::from(n));
+    for (std::size_t pc = 0; pc < size;)
+    {
+        const std::uint8_t opcode = code[pc];
+        if (evmalloc::is_push(opcode))
+        {
+            const std::size_t len = evmalloc::push_size(opcode);
+            stack.push_unchecked(load_be(code + pc + 1, len));  // no bounds check: the padding is zeros
+            pc += 1 + len;
+            continue;
+        }
+        switch (opcode)
+        {
+        case op::add: { const Word b = stack.pop_unchecked(); stack.top() = add(stack.top(), b); break; }
+        case op::sub: { const Word a = stack.pop_unchecked(); stack.top() = sub(a, stack.top()); break; }
+        case op::iszero: stack.top() = Word::from(is_zero(stack.top()) ? 1 : 0); break;
+        case op::dup1 + 1: stack.dup(2); break;
+        case op::swap1: stack.swap(1); break;
+        case evmalloc::OP_JUMPDEST: break;
+        case op::jump:
+        case op::jumpi:
+        {
+            const Word dest = stack.pop_unchecked();
+            const bool taken = opcode == op::jump || !is_zero(stack.pop_unchecked());
+            std::uint64_t target = 0;
+            if (taken)
+            {
+                if (!small(dest, target) || !frame.analysis().is_jumpdest(target))
+                    return {std::nullopt, Halt::bad_jump};
+                pc = target;
+                continue;
+            }
+            break;
+        }
+        case op::mstore:
+        {
+            std::uint64_t offset = 0;
+            small(stack.pop_unchecked(), offset);
+            const Word value = stack.pop_unchecked();
+            // Charge first, then grow: nothing changes when the gas does not cover it.
+            const auto charged = frame.memory().expand(offset, 32, gas);
+            if (!charged)  // out_of_gas (or memory_limit_exceeded, out_of_memory: all halt here)
+                return {std::nullopt, Halt::out_of_gas};
+            gas -= static_cast<std::int64_t>(*charged);
+            store_be(value, &frame.memory()[offset]);
+            break;
+        }
+        case op::log0: stack.pop_unchecked(); stack.pop_unchecked(); break;
+        case op::ret:
+        {
+            std::uint64_t offset = 0;
+            small(stack.pop_unchecked(), offset);
+            stack.pop_unchecked();
+            return {load_be(&frame.memory()[offset], 32).limbs[0]};
+        }
+        default: return {std::nullopt, Halt::undefined_instruction};  // not used by sum_code
+        }
+        ++pc;
+    }
+    return {std::uint64_t{0}};
+}
+
+void part3_jumpdest_frame()
+{
+    // An EVMC VM must run any code it is given: max_code_size up to 2^32 - 2 lets code above
+    // 128 KiB run through exactly sized buffers. The pool trims itself after each top-level call.
+    evmalloc::FramePool<BaselineTraits> pool{std::pmr::new_delete_resource(),
+        evmalloc::FramePoolConfig{.max_code_size = evmalloc::Analysis::max_analysable_size}};
+    evmalloc::AnalysisCache<BaselineTraits> cache;
+    const std::span<const std::uint8_t> code{sum_code};
+
+    // The per-frame path: this frame's buffer holds the stack, the padded code and the bits.
+    {
+        auto frame = BaselineFrame::init(code.size(), pool);
+        expect(frame.has_value() && frame->prepare(code).has_value(), "jumpdest frame prepared");
+        expect(frame->buffer_size() == evmalloc::frame_buffer_size<BaselineTraits>(evmalloc::Tier::kb4),
+            "a jumpdest frame's buffer has no instruction arrays");
+        std::int64_t gas = 1'000'000;
+        const BaselineOutcome r = run_baseline(*frame, 1000, gas);
+        expect(r.result == sum_to(1000), "baseline interpreter result");
+        expect(gas == 1'000'000 - 3, "one word of memory charged: 3 gas");
+    }
+    // The shared path (verified key): the second call finds the analysis; gas too short to
+    // grow memory is out_of_gas, and the memory stayed as it was.
+    for (int call = 0; call < 2; ++call)
+    {
+        auto frame = BaselineFrame::init(code, pool, cache);
+        expect(frame.has_value(), "jumpdest frame on a shared analysis");
+        if (!frame)
+            return;
+        std::int64_t gas = 2;
+        const BaselineOutcome r = run_baseline(*frame, 10, gas);
+        expect(!r.result && r.halt == Halt::out_of_gas, "memory growth refused before paying");
+        expect(frame->memory().size() == 0 && gas == 2, "nothing grew, nothing was charged");
+    }
+    expect(cache.misses() == 1 && cache.hits() == 1, "the second call reused the analysis");
+    std::cout << "jumpdest frame: sum(1000) = " << sum_to(1000) << ", frame buffer "
+              << evmalloc::frame_buffer_size<BaselineTraits>(evmalloc::Tier::kb4) << " B (instruction frame: "
+              << evmalloc::frame_buffer_size<>(evmalloc::Tier::kb4) << " B)\n";
+}
 }  // namespace
 
 int main()
 {
     part1_vm();
     part2_custom_traits();
+    part3_jumpdest_frame();
     if (failures != 0)
     {
         std::fprintf(stderr, "vm_integration: %d check(s) failed\n", failures);

@@ -2,6 +2,7 @@
 // failure, the debug check of mismatched deallocations, the transaction arena, and std::pmr
 // containers on both, with a recording upstream that sees every byte come back.
 #include <evmalloc/evm_allocator.hpp>
+#include <evmalloc/stack_frame.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "support/op_table.hpp"
 #include "support/assert_capture.hpp"
 #include "support/recording_resource.hpp"
 
@@ -609,75 +611,6 @@ TEST_CASE("std::pmr containers on the arena over many reset cycles", "[evm_alloc
     CHECK(up.check());
 }
 
-TEST_CASE("the arena: first chunk kept, growth geometric, failure leaves it unchanged", "[evm_allocator][arena]")
-{
-    RecordingResource up;
-    AllocatorConfig c = lazy_pools();
-    c.enable_arena_allocation = true;
-    c.arena_size = 4096;
-    {
-        EvmAllocator a{c, &up};
-        evmalloc::TransactionArena& arena = a.arena();
-        CHECK(arena.reserved() == 4096);
-        void* p = arena.allocate(1000, 8);
-        CHECK(aligned(p, 8));
-        void* q = arena.allocate(64, 64);
-        CHECK(aligned(q, 64));
-        CHECK(arena.owns(p));
-        CHECK(arena.chunk_count() == 1);
-
-        // Spill: the next chunk is twice the first, the one after twice that.
-        static_cast<void>(arena.allocate(4000, 8));
-        CHECK(arena.chunk_count() == 2);
-        CHECK(arena.reserved() == 4096 + 8192);
-        static_cast<void>(arena.allocate(8000, 8));
-        CHECK(arena.chunk_count() == 3);
-        CHECK(arena.reserved() == 4096 + 8192 + 16384);
-        // A request larger than the next step gets a chunk of its own size.
-        void* huge = arena.allocate(100000, 4096);
-        CHECK(aligned(huge, 4096));
-        CHECK(arena.chunk_count() == 4);
-        const std::size_t used = arena.used();
-        const std::size_t reserved = arena.reserved();
-
-#if defined(__cpp_exceptions)
-        up.set_failing(true);
-        CHECK_THROWS_AS(arena.allocate(1u << 20, 8), std::bad_alloc);
-        up.set_failing(false);
-#endif
-        CHECK(arena.used() == used);
-        CHECK(arena.reserved() == reserved);
-        CHECK(arena.chunk_count() == 4);
-
-        a.reset_arena();
-        CHECK(arena.chunk_count() == 1);
-        CHECK(arena.reserved() == 4096);
-        CHECK(up.live_count() == 1);
-        void* again = arena.allocate(1000, 8);
-        CHECK(again == p);  // the kept chunk, from its start
-    }
-    CHECK(up.check());
-}
-
-TEST_CASE("the arena: zero-byte requests and huge alignments", "[evm_allocator][arena]")
-{
-    RecordingResource up;
-    {
-        evmalloc::TransactionArena arena{0, &up};
-        void* z = arena.allocate(0, 1);
-        CHECK(z != nullptr);
-        CHECK(arena.chunk_count() == 1);
-#if defined(__cpp_exceptions)
-        CHECK_THROWS_AS(static_cast<void>(arena.allocate_bytes(static_cast<std::size_t>(-1) - 100, 8)), std::bad_alloc);
-#endif
-        CHECK(arena.chunk_count() == 1);
-        arena.reset();
-        CHECK(arena.chunk_count() == 0);
-        CHECK(arena.used() == 0);
-    }
-    CHECK(up.check());
-}
-
 TEST_CASE("frames(): configured from AllocatorConfig", "[evm_allocator]")
 {
     EvmAllocator optimized;
@@ -685,6 +618,8 @@ TEST_CASE("frames(): configured from AllocatorConfig", "[evm_allocator]")
     EvmAllocator minimal{AllocatorConfig::minimal()};
     CHECK(minimal.frames().config().retain_per_tier == 0);
     CHECK(minimal.frames().config().memory_retain_bytes == 0);
+    CHECK(optimized.analyses().config().max_bytes == std::size_t{64} << 20);
+    CHECK(minimal.analyses().config().max_bytes == 0);
     CHECK(&optimized.frames() != &minimal.frames());
     CHECK(optimized.frames().upstream() == std::pmr::new_delete_resource());
 }
@@ -696,4 +631,30 @@ TEST_CASE("is_equal: only to itself", "[evm_allocator]")
     CHECK(a.is_equal(a));
     CHECK_FALSE(a.is_equal(b));
     CHECK_FALSE(a.is_equal(*std::pmr::new_delete_resource()));
+}
+
+TEST_CASE("analyses(): shared analyses through the allocator, reported in statistics()", "[evm_allocator]")
+{
+    const std::vector<std::uint8_t> code{0x60, 0x01, 0x5B, 0x56, 0x00};
+    const auto& table = evmalloc::test::distinct_op_table();
+    for (const bool minimal : {false, true})
+    {
+        INFO(minimal);
+        EvmAllocator a{minimal ? AllocatorConfig::minimal() : AllocatorConfig::optimized()};
+        for (int call = 0; call < 3; ++call)
+        {
+            auto frame = evmalloc::StackFrame<>::init(code, table, a.frames(), a.analyses());
+            REQUIRE(frame.has_value());
+            CHECK(frame->analysis().is_jumpdest(2));
+            CHECK(a.analyses().pinned() == 1);
+        }
+        const auto s = a.statistics();
+        // optimized(): analysed once, then found; minimal(): nothing kept, every call analyses.
+        CHECK(s.analysis_cache.misses == (minimal ? 3u : 1u));
+        CHECK(s.analysis_cache.hits == (minimal ? 0u : 2u));
+        CHECK(s.analysis_cache.entries == (minimal ? 0u : 1u));
+        CHECK(s.analysis_cache.bytes == a.analyses().bytes());
+        CHECK(s.analysis_cache.evictions == (minimal ? 3u : 0u));
+        CHECK(a.analyses().pinned() == 0);
+    }
 }

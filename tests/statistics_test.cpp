@@ -1,18 +1,16 @@
 // AllocationStatistics and the recording policies: exact counters, size classes, computed
-// ratios, the summary, and to_json() parsed back by a strict JSON reader written here.
+// ratios, the summary, and to_json() parsed back with nlohmann/json (duplicate keys refused).
 #include <evmalloc/statistics.hpp>
 
 #include <evmalloc/evm_allocator.hpp>
 
-#include <cctype>
 #include <chrono>
 #include <cstdint>
-#include <map>
-#include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
-#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -20,266 +18,51 @@
 
 namespace
 {
-// A strict JSON reader (RFC 8259 grammar): enough to check that to_json() is JSON and to read
-// its values back. Any deviation (trailing comma, bare NaN, unescaped control character,
-// leading zero, text after the value) makes parse() return nullopt.
-struct Json
+using nlohmann::json;
+
+/// to_json()'s text parsed by nlohmann/json, which rejects what RFC 8259 does (a trailing comma,
+/// a bare NaN, a leading zero, an unescaped control character, text after the value); on top,
+/// a key given twice in one object is an error here (nlohmann would keep the last).
+std::optional<json> parse_strict(const std::string& text)
 {
-    enum class Kind
-    {
-        null,
-        boolean,
-        number,
-        string,
-        array,
-        object
+    std::vector<std::set<std::string>> keys;  // one set per object being read
+    bool duplicate = false;
+    const json::parser_callback_t check = [&](int, json::parse_event_t event, json& parsed) {
+        if (event == json::parse_event_t::object_start)
+            keys.emplace_back();
+        else if (event == json::parse_event_t::object_end)
+            keys.pop_back();
+        else if (event == json::parse_event_t::key && !keys.back().insert(parsed.get<std::string>()).second)
+            duplicate = true;
+        return true;
     };
-    Kind kind = Kind::null;
-    bool boolean = false;
-    double number = 0;
-    std::string text;
-    std::vector<Json> items;
-    std::map<std::string, Json> members;
-
-    const Json& operator[](const std::string& key) const { return members.at(key); }
-};
-
-class JsonReader
-{
-public:
-    static std::optional<Json> parse(std::string_view s)
-    {
-        JsonReader r{s};
-        Json v;
-        if (!r.value(v, 0))
-            return std::nullopt;
-        r.skip_ws();
-        if (r.pos_ != s.size())
-            return std::nullopt;
-        return v;
-    }
-
-private:
-    explicit JsonReader(std::string_view s) : s_{s} {}
-
-    void skip_ws()
-    {
-        while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
-            ++pos_;
-    }
-    bool eat(char c)
-    {
-        if (pos_ < s_.size() && s_[pos_] == c)
-        {
-            ++pos_;
-            return true;
-        }
-        return false;
-    }
-    bool literal(std::string_view word)
-    {
-        if (s_.substr(pos_, word.size()) != word)
-            return false;
-        pos_ += word.size();
-        return true;
-    }
-    bool digit() const { return pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9'; }
-
-    bool value(Json& v, int depth)
-    {
-        if (depth > 64)
-            return false;
-        skip_ws();
-        if (pos_ >= s_.size())
-            return false;
-        const char c = s_[pos_];
-        if (c == '{')
-            return object(v, depth);
-        if (c == '[')
-            return array(v, depth);
-        if (c == '"')
-        {
-            v.kind = Json::Kind::string;
-            return string(v.text);
-        }
-        if (literal("true"))
-        {
-            v.kind = Json::Kind::boolean;
-            v.boolean = true;
-            return true;
-        }
-        if (literal("false"))
-        {
-            v.kind = Json::Kind::boolean;
-            return true;
-        }
-        if (literal("null"))
-            return true;
-        return number(v);
-    }
-
-    bool object(Json& v, int depth)
-    {
-        v.kind = Json::Kind::object;
-        ++pos_;
-        skip_ws();
-        if (eat('}'))
-            return true;
-        for (;;)
-        {
-            skip_ws();
-            std::string key;
-            if (pos_ >= s_.size() || s_[pos_] != '"' || !string(key))
-                return false;
-            skip_ws();
-            if (!eat(':'))
-                return false;
-            Json member;
-            if (!value(member, depth + 1))
-                return false;
-            if (!v.members.emplace(key, std::move(member)).second)
-                return false;  // a repeated key is legal JSON but never right for us
-            skip_ws();
-            if (eat('}'))
-                return true;
-            if (!eat(','))
-                return false;
-        }
-    }
-
-    bool array(Json& v, int depth)
-    {
-        v.kind = Json::Kind::array;
-        ++pos_;
-        skip_ws();
-        if (eat(']'))
-            return true;
-        for (;;)
-        {
-            Json item;
-            if (!value(item, depth + 1))
-                return false;
-            v.items.push_back(std::move(item));
-            skip_ws();
-            if (eat(']'))
-                return true;
-            if (!eat(','))
-                return false;
-        }
-    }
-
-    bool string(std::string& out)
-    {
-        ++pos_;  // the opening quote
-        while (pos_ < s_.size())
-        {
-            const char c = s_[pos_++];
-            if (c == '"')
-                return true;
-            if (static_cast<unsigned char>(c) < 0x20)
-                return false;
-            if (c != '\\')
-            {
-                out += c;
-                continue;
-            }
-            if (pos_ >= s_.size())
-                return false;
-            const char e = s_[pos_++];
-            switch (e)
-            {
-            case '"': out += '"'; break;
-            case '\\': out += '\\'; break;
-            case '/': out += '/'; break;
-            case 'b': out += '\b'; break;
-            case 'f': out += '\f'; break;
-            case 'n': out += '\n'; break;
-            case 'r': out += '\r'; break;
-            case 't': out += '\t'; break;
-            case 'u':
-            {
-                if (pos_ + 4 > s_.size())
-                    return false;
-                unsigned code = 0;
-                for (int i = 0; i < 4; ++i)
-                {
-                    const char h = s_[pos_++];
-                    if (!std::isxdigit(static_cast<unsigned char>(h)))
-                        return false;
-                    code = code * 16 + static_cast<unsigned>(std::isdigit(static_cast<unsigned char>(h))
-                                                                 ? h - '0'
-                                                                 : (std::tolower(static_cast<unsigned char>(h)) - 'a' + 10));
-                }
-                out += code < 0x80 ? static_cast<char>(code) : '?';
-                break;
-            }
-            default:
-                return false;
-            }
-        }
-        return false;
-    }
-
-    bool number(Json& v)
-    {
-        const std::size_t start = pos_;
-        eat('-');
-        if (eat('0'))
-        {
-            if (digit())
-                return false;  // no leading zeros
-        }
-        else
-        {
-            if (!digit())
-                return false;
-            while (digit())
-                ++pos_;
-        }
-        if (eat('.'))
-        {
-            if (!digit())
-                return false;
-            while (digit())
-                ++pos_;
-        }
-        if (eat('e') || eat('E'))
-        {
-            if (!eat('+'))
-                eat('-');
-            if (!digit())
-                return false;
-            while (digit())
-                ++pos_;
-        }
-        v.kind = Json::Kind::number;
-        v.number = std::stod(std::string{s_.substr(start, pos_ - start)});
-        return true;
-    }
-
-    std::string_view s_;
-    std::size_t pos_ = 0;
-};
+    json j = json::parse(text, check, /*allow_exceptions=*/false);
+    if (j.is_discarded() || duplicate)
+        return std::nullopt;
+    return j;
+}
 
 using evmalloc::AllocationStatistics;
 using evmalloc::CountingStatistics;
 using evmalloc::NoStatistics;
 }  // namespace
 
-TEST_CASE("the JSON reader itself rejects what is not JSON", "[statistics][json]")
+TEST_CASE("the strict parse rejects what is not JSON, and duplicate keys", "[statistics][json]")
 {
-    CHECK(JsonReader::parse(R"({"a":[1,2.5,-3e2,true,false,null,"x\n"]})"));
-    CHECK(JsonReader::parse(R"(  {}  )"));
-    CHECK_FALSE(JsonReader::parse(R"({"a":1,})"));
-    CHECK_FALSE(JsonReader::parse(R"({"a":nan})"));
-    CHECK_FALSE(JsonReader::parse(R"({"a":01})"));
-    CHECK_FALSE(JsonReader::parse(R"({"a":1.})"));
-    CHECK_FALSE(JsonReader::parse(R"({"a":1} x)"));
-    CHECK_FALSE(JsonReader::parse(R"({"a":"tab	inside"})"));
-    CHECK_FALSE(JsonReader::parse(R"({a:1})"));
-    CHECK_FALSE(JsonReader::parse(R"([1 2])"));
-    CHECK_FALSE(JsonReader::parse(R"({"a":1,"a":2})"));
-    CHECK_FALSE(JsonReader::parse(""));
+    CHECK(parse_strict(R"({"a":[1,2.5,-3e2,true,false,null,"x\n"]})"));
+    CHECK(parse_strict(R"(  {}  )"));
+    CHECK(parse_strict(R"({"a":{"a":1},"b":{"a":2}})"));  // the same key in different objects
+    CHECK_FALSE(parse_strict(R"({"a":1,})"));
+    CHECK_FALSE(parse_strict(R"({"a":nan})"));
+    CHECK_FALSE(parse_strict(R"({"a":01})"));
+    CHECK_FALSE(parse_strict(R"({"a":1.})"));
+    CHECK_FALSE(parse_strict(R"({"a":1} x)"));
+    CHECK_FALSE(parse_strict(R"({"a":"tab	inside"})"));
+    CHECK_FALSE(parse_strict(R"({a:1})"));
+    CHECK_FALSE(parse_strict(R"([1 2])"));
+    CHECK_FALSE(parse_strict(R"({"a":1,"a":2})"));
+    CHECK_FALSE(parse_strict(R"({"b":{"a":1,"a":2}})"));
+    CHECK_FALSE(parse_strict(""));
 }
 
 TEST_CASE("size classes: small < 256 <= medium <= 4096 < large", "[statistics]")
@@ -384,6 +167,7 @@ TEST_CASE("print_summary names every counter", "[statistics]")
     auto s = rec.snapshot();
     s.pool_count = 1;
     s.pools[0] = {"buffer1024", 1024, 8, 1};
+    s.analysis_cache = {3, 1, 0, 1, 4096};
     std::ostringstream out;
     s.print_summary(out);
     const std::string text = out.str();
@@ -391,6 +175,8 @@ TEST_CASE("print_summary names every counter", "[statistics]")
     CHECK(text.find("reserved 1024 bytes") != std::string::npos);
     CHECK(text.find("small 0, medium 1, large 0") != std::string::npos);
     CHECK(text.find("buffer1024 (1024 B): 1 of 8 slots") != std::string::npos);
+    CHECK(text.find("analyses:      3 hits, 1 misses (75 % hits), 0 evictions, 1 entries, 4096 bytes") !=
+          std::string::npos);
     CHECK(text.find("counting off") == std::string::npos);
 
     std::ostringstream off;
@@ -411,42 +197,51 @@ TEST_CASE("to_json is valid JSON carrying every field", "[statistics][json]")
     s.pools[1] = {"odd \"name\"\\", 1024, 2, 1};  // escaping is part of being valid
     s.arena_bytes_used = 123;
     s.arena_bytes_reserved = 4096;
+    s.analysis_cache = {30, 10, 2, 8, 65536};
 
     const std::string text = s.to_json();
     INFO(text);
-    const auto parsed = JsonReader::parse(text);
+    const auto parsed = parse_strict(text);
     REQUIRE(parsed);
-    const Json& j = *parsed;
-    REQUIRE(j.kind == Json::Kind::object);
-    CHECK(j["enabled"].boolean);
-    CHECK(j["total_allocations"].number == 3);
-    CHECK(j["total_deallocations"].number == 1);
-    CHECK(j["total_bytes_allocated"].number == 9720);
-    CHECK(j["total_bytes_deallocated"].number == 9000);
-    CHECK(j["current_bytes"].number == 720);
-    CHECK(j["peak_bytes"].number == 9720);
-    CHECK(j["reserved_bytes"].number == 1044);
-    CHECK(j["size_distribution"]["small"].number == 1);
-    CHECK(j["size_distribution"]["medium"].number == 1);
-    CHECK(j["size_distribution"]["large"].number == 1);
-    CHECK(j["fragmentation"].number == Approx(1.0 - 720.0 / 1044.0).epsilon(1e-5));
-    CHECK(j["allocation_rate"].kind == Json::Kind::number);
-    CHECK(j["pool_utilization"].number == Approx(s.pool_utilization()).epsilon(1e-5));
-    CHECK(j["arena_bytes_used"].number == 123);
-    CHECK(j["arena_bytes_reserved"].number == 4096);
-    const Json& pools = j["pools"];
-    REQUIRE(pools.kind == Json::Kind::array);
-    REQUIRE(pools.items.size() == 2);
-    CHECK(pools.items[0]["name"].text == "address");
-    CHECK(pools.items[0]["capacity"].number == 64);
-    CHECK(pools.items[1]["name"].text == "odd \"name\"\\");
-    CHECK(pools.items[1]["utilization"].number == Approx(0.5));
+    const json& j = *parsed;
+    REQUIRE(j.is_object());
+    CHECK(j.size() == 16);  // every field, each once
+    CHECK(j.at("enabled") == true);
+    CHECK(j.at("total_allocations") == 3);
+    CHECK(j.at("total_deallocations") == 1);
+    CHECK(j.at("total_bytes_allocated") == 9720);
+    CHECK(j.at("total_bytes_deallocated") == 9000);
+    CHECK(j.at("current_bytes") == 720);
+    CHECK(j.at("peak_bytes") == 9720);
+    CHECK(j.at("reserved_bytes") == 1044);
+    CHECK(j.at("size_distribution") == json{{"small", 1}, {"medium", 1}, {"large", 1}});
+    CHECK(j.at("fragmentation").get<double>() == Approx(1.0 - 720.0 / 1044.0).epsilon(1e-5));
+    CHECK(j.at("allocation_rate").is_number());
+    CHECK(j.at("pool_utilization").get<double>() == Approx(s.pool_utilization()).epsilon(1e-5));
+    CHECK(j.at("arena_bytes_used") == 123);
+    CHECK(j.at("arena_bytes_reserved") == 4096);
+    const json& cache = j.at("analysis_cache");
+    CHECK(cache.at("hits") == 30);
+    CHECK(cache.at("misses") == 10);
+    CHECK(cache.at("evictions") == 2);
+    CHECK(cache.at("entries") == 8);
+    CHECK(cache.at("bytes") == 65536);
+    CHECK(cache.at("hit_rate").get<double>() == Approx(0.75));
+    const json& pools = j.at("pools");
+    REQUIRE(pools.is_array());
+    REQUIRE(pools.size() == 2);
+    CHECK(pools[0].at("name") == "address");
+    CHECK(pools[0].at("block_size") == 20);
+    CHECK(pools[0].at("capacity") == 64);
+    CHECK(pools[0].at("in_use") == 1);
+    CHECK(pools[1].at("name") == "odd \"name\"\\");
+    CHECK(pools[1].at("utilization").get<double>() == Approx(0.5));
 
     // A snapshot with statistics off is JSON too.
-    const auto off = JsonReader::parse(AllocationStatistics{}.to_json());
+    const auto off = parse_strict(AllocationStatistics{}.to_json());
     REQUIRE(off);
-    CHECK_FALSE((*off)["enabled"].boolean);
-    CHECK((*off)["pools"].items.empty());
+    CHECK(off->at("enabled") == false);
+    CHECK(off->at("pools").empty());
 }
 
 TEST_CASE("an EvmAllocator's statistics as JSON, parsed back", "[statistics][json]")
@@ -459,21 +254,25 @@ TEST_CASE("an EvmAllocator's statistics as JSON, parsed back", "[statistics][jso
     static_cast<void>(a.arena().allocate(500, 8));
 
     const auto s = a.statistics();
-    const auto parsed = JsonReader::parse(s.to_json());
+    const auto parsed = parse_strict(s.to_json());
     REQUIRE(parsed);
-    const Json& j = *parsed;
-    CHECK(j["total_allocations"].number == 3);
-    CHECK(j["total_deallocations"].number == 1);
-    CHECK(j["current_bytes"].number == 3020);
-    CHECK(j["peak_bytes"].number == 13020);
-    CHECK(j["reserved_bytes"].number ==
-          static_cast<double>(evmalloc::EvmAllocator::AddressPool::slot_size + 4096));
-    CHECK(j["arena_bytes_used"].number >= 500);
-    REQUIRE(j["pools"].items.size() == 5);
-    CHECK(j["pools"].items[0]["name"].text == "address");
-    CHECK(j["pools"].items[0]["in_use"].number == 1);
-    CHECK(j["pools"].items[4]["name"].text == "buffer4096");
-    CHECK(j["pools"].items[4]["in_use"].number == 1);
+    const json& j = *parsed;
+    CHECK(j.at("total_allocations") == 3);
+    CHECK(j.at("total_deallocations") == 1);
+    CHECK(j.at("current_bytes") == 3020);
+    CHECK(j.at("peak_bytes") == 13020);
+    CHECK(j.at("reserved_bytes") == evmalloc::EvmAllocator::AddressPool::slot_size + 4096);
+    CHECK(j.at("arena_bytes_used").get<std::uint64_t>() >= 500);
+    const json& pools = j.at("pools");
+    REQUIRE(pools.size() == 5);
+    const char* const names[] = {"address", "word", "buffer256", "buffer1024", "buffer4096"};
+    const std::size_t in_use[] = {1, 0, 0, 0, 1};
+    for (std::size_t i = 0; i < 5; ++i)
+    {
+        CHECK(pools[i].at("name") == names[i]);
+        CHECK(pools[i].at("in_use") == in_use[i]);
+        CHECK(pools[i].at("block_size") == s.pools[i].block_size);
+    }
     a.deallocate(p, 20, 1);
     a.deallocate(q, 3000, 8);
 }

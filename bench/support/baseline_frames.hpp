@@ -8,7 +8,12 @@
 //   a fresh evmone-style Memory (its constructor mallocs its first 4 KiB page).
 // - EvmoneFrame: evmone's model. A stack space per call depth, allocated the first time that
 //   depth is reached and reused after (EvmoneFrameStates), with a Memory per depth reused
-//   with clear(); the analysis tables, ops and metadata are std::vectors allocated per call.
+//   with clear(); the analysis tables, ops and metadata are allocated per call, sized by the
+//   code. As in evmone, only the jumpdest bitmap is zero-filled when allocated (evmone's
+//   baseline analysis builds a zeroed bitmap of code-size bits; its advanced analysis reserves
+//   its instruction tables without filling them): the other tables are allocated, not
+//   initialised, and the analysis writes them. Value-initialised std::vectors instead would
+//   zero-fill megabytes per call for the largest codes, which no evmone does.
 //
 // Every allocation is observable: the constructors pass each pointer to
 // benchmark::DoNotOptimize, so the compiler cannot drop a `new[]` whose array a benchmark
@@ -136,23 +141,26 @@ public:
     /// The reused state of `depth`, and per-call analysis tables for `code_size` bytes.
     EvmoneFrame(EvmoneFrameStates& states, std::size_t depth, std::size_t code_size)
       : state_{&states.at(depth)},
-        inst_to_pc_(code_size + 1),
-        pc_to_inst_(code_size + 1),
+        code_size_{code_size},
+        inst_to_pc_{new std::uint32_t[code_size + 1]},
+        pc_to_inst_{new std::uint32_t[code_size + 1]},
         jumpdest_bits_((code_size + 64) / 64),
-        ops_(code_size + 1),
-        metadata_(code_size + 1)
+        ops_{new BaselineOp[code_size + 1]},
+        metadata_{new BaselineMetadata[code_size + 1]}
     {
-        benchmark::DoNotOptimize(inst_to_pc_.data());
-        benchmark::DoNotOptimize(pc_to_inst_.data());
+        benchmark::DoNotOptimize(inst_to_pc_.get());
+        benchmark::DoNotOptimize(pc_to_inst_.get());
         benchmark::DoNotOptimize(jumpdest_bits_.data());
-        benchmark::DoNotOptimize(ops_.data());
-        benchmark::DoNotOptimize(metadata_.data());
+        benchmark::DoNotOptimize(ops_.get());
+        benchmark::DoNotOptimize(metadata_.get());
     }
 
     bool prepare(std::span<const std::uint8_t> code, const BaselineOpTable& table) noexcept
     {
-        const AnalysisBuffers buffers{inst_to_pc_, pc_to_inst_, jumpdest_bits_};
-        return prepare_into(code, table, buffers, ops_, metadata_, analysis_);
+        const AnalysisBuffers buffers{{inst_to_pc_.get(), code_size_ + 1},
+            {pc_to_inst_.get(), code_size_ + 1}, jumpdest_bits_};
+        return prepare_into(code, table, buffers, {ops_.get(), code_size_ + 1},
+            {metadata_.get(), code_size_ + 1}, analysis_);
     }
 
     [[nodiscard]] Word* stack() noexcept { return state_->stack.get(); }
@@ -161,11 +169,12 @@ public:
 
 private:
     EvmoneFrameStates::State* state_;
-    std::vector<std::uint32_t> inst_to_pc_;
-    std::vector<std::uint32_t> pc_to_inst_;
-    std::vector<std::uint64_t> jumpdest_bits_;
-    std::vector<BaselineOp> ops_;
-    std::vector<BaselineMetadata> metadata_;
+    std::size_t code_size_;
+    std::unique_ptr<std::uint32_t[]> inst_to_pc_;  ///< allocated, not initialised
+    std::unique_ptr<std::uint32_t[]> pc_to_inst_;
+    std::vector<std::uint64_t> jumpdest_bits_;     ///< zero-filled, as evmone's bitmap
+    std::unique_ptr<BaselineOp[]> ops_;
+    std::unique_ptr<BaselineMetadata[]> metadata_;
     Analysis analysis_{};
 };
 }  // namespace evmalloc::bench

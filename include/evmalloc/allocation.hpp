@@ -1,4 +1,5 @@
-// evmalloc: what a component needs, and the Component concept.
+// evmalloc: what a component needs, the Component concept, and the arithmetic on sizes that
+// every layer shares (align_up, utilization).
 //
 // Every part of a frame says what it needs for code of n bytes through a static
 // `calculate_allocation(n)`. The frame layout adds these up at compile time per tier; nothing
@@ -32,5 +33,11 @@ concept Component = requires(std::size_t code_size) {
 [[nodiscard]] constexpr std::size_t align_up(std::size_t n, std::size_t alignment) noexcept
 {
     return (n + alignment - 1) & ~(alignment - 1);
+}
+
+/// in_use / held as a share in [0, 1] (when in_use <= held); 0 when nothing is held.
+[[nodiscard]] constexpr double utilization(std::size_t in_use, std::size_t held) noexcept
+{
+    return held == 0 ? 0.0 : static_cast<double>(in_use) / static_cast<double>(held);
 }
 }  // namespace evmalloc

@@ -25,10 +25,11 @@
 // Costs (n = code size). A hit: the bucket, the entry's header, the pin: O(1) with a trusted
 // key, O(n) hashing and comparing with a verified one (no allocation either way). A miss: one
 // upstream block and the analysis, as StackFrame::prepare; the bucket array doubles, on a miss,
-// when the entries outnumber the buckets. Recency costs a hit one store (its use tick) in a line
-// the hit reads anyway: the recency list is ordered by when an entry was last queued, and an
-// eviction that meets an entry used since then queues it again instead of freeing it, which
-// frees exactly the least recently used unpinned entries. Eviction walks from the oldest end.
+// when the entries outnumber the buckets. Recency is kept when a frame unpins its entry (it
+// moves to the newest end of an intrusive list: its header and its two neighbours'), so the
+// hit itself writes only the pin count, and a call that failed after its lookup leaves the
+// order as it was. Eviction walks from the oldest end and frees exactly the least recently
+// released unpinned entries (a pinned entry is in use: never a candidate).
 //
 // Budget: max_bytes bounds the entries' blocks. Over it, the least recently used unpinned
 // entries go (at a miss, and when a frame unpins). A pinned entry is never freed and a full
@@ -91,7 +92,6 @@ struct CacheEntry
     const void* table;  ///< the OpTable object; nullptr in a jumpdest frame
     std::uint32_t code_size;
     std::uint32_t pins;  ///< frames alive that run it
-    std::uint64_t used;  ///< the tick of the last pin
     bool trusted;        ///< found by CodeHash (else by the bytes)
     // What a frame reads.
     const typename Traits::Op* ops;
@@ -101,8 +101,7 @@ struct CacheEntry
     CodeHash code_hash;  ///< trusted entries only
     CacheEntry* newer;
     CacheEntry* older;
-    std::uint64_t queued;  ///< the tick when it was put at the newest end
-    std::size_t bytes;     ///< the whole block
+    std::size_t bytes;  ///< the whole block
     void* owner;           ///< the cache (shard) that unpins it
 
     static constexpr std::size_t code_part_offset() noexcept { return align_up(sizeof(CacheEntry), frame_buffer_alignment); }
@@ -172,36 +171,38 @@ public:
         return static_cast<Entry*>(nullptr);
     }
 
-    /// Links a built entry in, pinned, as the newest. Counts a miss.
-    void insert_pinned(Entry* e) noexcept
+    /// Makes room in the bucket array for one more entry (doubling it, 64 buckets at first).
+    /// \returns false when there is no bucket array and upstream failed to give one; a failed
+    /// doubling keeps the old array (longer chains), which is still room.
+    bool reserve() noexcept
     {
         if (entries_ >= bucket_count_)
             grow_buckets();
-        if (buckets_ == nullptr) [[unlikely]]
-        {
-            // No bucket array could be had: the entry serves its frame and goes when unpinned.
-            e->chain = nullptr;
-        }
-        else
-        {
-            Entry*& head = buckets_[e->bucket_hash & (bucket_count_ - 1)];
-            e->chain = head;
-            head = e;
-        }
+        return buckets_ != nullptr;
+    }
+
+    /// Links a built entry in, pinned, as the newest. Counts a miss.
+    /// \requires reserve() returned true since the last insert.
+    void insert_pinned(Entry* e) noexcept
+    {
+        EVMALLOC_ASSERT(buckets_ != nullptr);
+        Entry*& head = buckets_[e->bucket_hash & (bucket_count_ - 1)];
+        e->chain = head;
+        head = e;
         e->pins = 0;
         pin(e);
-        e->queued = e->used;
         push_newest(e);
         ++entries_;
         bytes_ += e->bytes;
         ++misses_;
     }
 
-    /// Undoes find_and_pin() or insert_pinned() of a call that did not go ahead: unpins, and an
-    /// entry this call inserted that no other frame pins is removed, the miss uncounted.
+    /// Undoes find_and_pin() or insert_pinned() of a call that did not go ahead: unpins (the
+    /// recency order stays), and an entry this call inserted that no other frame pins is
+    /// removed, the miss uncounted.
     void abandon(Entry* e, bool inserted) noexcept
     {
-        unpin(e);
+        drop_pin(e);
         if (!inserted)
             --hits_;
         else if (e->pins == 0)
@@ -211,14 +212,16 @@ public:
         }
     }
 
+    /// A frame that ran `e` is done with it: unpins, and `e` becomes the most recently used.
     /// \returns true when `e` is now unpinned.
     bool unpin(Entry* e) noexcept
     {
-        EVMALLOC_ASSERT(e->pins != 0);
-        if (--e->pins != 0)
-            return false;
-        --pinned_;
-        return true;
+        if (e != newest_)
+        {
+            unlink(e);
+            push_newest(e);
+        }
+        return drop_pin(e);
     }
 
     /// Frees the least recently used unpinned entries while `over()` says the budget is passed.
@@ -231,17 +234,8 @@ public:
             Entry* const next = e->newer;
             if (e->pins == 0)
             {
-                if (e->used > e->queued)  // used since it was queued: queue it again
-                {
-                    unlink(e);
-                    e->queued = e->used;
-                    push_newest(e);
-                }
-                else
-                {
-                    remove(e);
-                    ++evictions_;
-                }
+                remove(e);
+                ++evictions_;
             }
             e = next;
         }
@@ -309,7 +303,15 @@ private:
     {
         if (e->pins++ == 0)
             ++pinned_;
-        e->used = ++tick_;
+    }
+
+    bool drop_pin(Entry* e) noexcept
+    {
+        EVMALLOC_ASSERT(e->pins != 0);
+        if (--e->pins != 0)
+            return false;
+        --pinned_;
+        return true;
     }
 
     void push_newest(Entry* e) noexcept
@@ -377,7 +379,6 @@ private:
     std::size_t bucket_count_ = 0;
     Entry* newest_ = nullptr;
     Entry* oldest_ = nullptr;
-    std::uint64_t tick_ = 0;
     std::size_t entries_ = 0;
     std::size_t bytes_ = 0;
     std::size_t pinned_ = 0;
@@ -465,6 +466,8 @@ public:
             return found.error();
         if (*found != nullptr) [[likely]]
             return detail::PinnedEntry<Traits>{*found, {*found, &unpin_entry}, false};
+        if (!core_.reserve()) [[unlikely]]
+            return Errc::out_of_memory;
         Entry* const e = core_.build(key, table...);
         if (e == nullptr) [[unlikely]]
             return Errc::out_of_memory;
@@ -575,7 +578,9 @@ public:
         {
             const std::lock_guard lock{s.mutex};
             found = s.core.find_and_pin(key);  // another thread may have inserted it meanwhile
-            if (found && *found == nullptr)
+            if (found && *found == nullptr && !s.core.reserve()) [[unlikely]]
+                found = Errc::out_of_memory;
+            else if (found && *found == nullptr)
             {
                 s.core.insert_pinned(e);
                 e->owner = &s;

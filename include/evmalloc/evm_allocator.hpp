@@ -50,11 +50,14 @@
 #include <cstdint>
 #include <memory_resource>
 #include <new>
+#include <tuple>
 #include <type_traits>
 #include <unordered_map>
+#include <utility>
 
 #include "buffer_pool.hpp"
 #include "config.hpp"
+#include "analysis_cache.hpp"
 #include "frame_pool.hpp"
 #include "object_pool.hpp"
 #include "statistics.hpp"
@@ -75,42 +78,66 @@ static_assert(sizeof(Address) == 20);
 
 struct AllocatorConfig
 {
-    /// Route requests of up to 4096 bytes to the pools. Off: every request goes upstream.
+    /// Route requests of up to the largest of standard_buffer_sizes (4096 bytes) to the pools.
+    /// Off: every request through the std::pmr face goes upstream and the pools take nothing
+    /// at construction (the typed accessors still work, growing on first use).
     bool enable_pool_allocation = true;
     /// Take the arena's first chunk (arena_size bytes) at construction and keep it across
     /// reset_arena(). Off: arena() still works, but takes chunks from upstream only when used
     /// and reset_arena() gives every one back.
     bool enable_arena_allocation = true;
-    /// Let frames() keep up to frame_pool_size free frame buffers per tier through trim(), and
-    /// Memory storage within FramePoolConfig's default retain budget. Off: trim() gives every
-    /// free buffer back and a released Memory always returns its storage.
+    /// What frames() keeps for reuse: on, trim() keeps up to frame_pool_size free frame
+    /// buffers per tier (and as many free Memory objects), and free Memory objects keep their
+    /// storage within FramePoolConfig's default memory_retain_bytes. Off: trim() gives every
+    /// free buffer back and a released Memory always returns its storage. Frames come from
+    /// frames() either way.
     bool enable_frame_allocation = true;
-    /// Count requests (see BasicEvmAllocator: one branch per request, with CountingStatistics).
+    /// Count requests made through the std::pmr face (with CountingStatistics: one branch per
+    /// request; EvmAllocatorWithoutStatistics ignores it). The typed pools are never counted.
     bool enable_statistics = true;
     /// Serve over-aligned requests (alignment up to 64: 32-byte words, cache lines) from the
     /// pools, whose slots carry that alignment. Off: pools serve alignments up to
     /// alignof(std::max_align_t) only, anything more goes upstream.
     bool alignment_optimization = true;
-    /// Bytes taken from upstream at construction for the pools, split evenly over the five
-    /// pools (each gets this / 5 bytes of whole slots); 0 takes nothing until first use.
+    /// Bytes taken from upstream at construction for the pools, split evenly over them (the
+    /// address pool, the word pool and one BufferPool per standard_buffer_sizes): each takes
+    /// whole slots of its share in one chunk. 0 takes nothing until first use. Used when
+    /// enable_pool_allocation.
     std::size_t pool_preallocation_size = 64 * 1024;
-    /// Bytes of the arena's first chunk (used when enable_arena_allocation).
+    /// Bytes of the arena's first chunk, header included (used when enable_arena_allocation).
     std::size_t arena_size = 1024 * 1024;
-    /// Free frame buffers per tier that frames().trim() keeps (FramePoolConfig::retain_per_tier;
-    /// used when enable_frame_allocation).
+    /// Free frame buffers frames().trim() keeps per tier, and free Memory objects it keeps
+    /// (FramePoolConfig::retain_per_tier; used when enable_frame_allocation). Not a limit on
+    /// frames alive at once: that is FramePoolConfig::max_frames.
     std::size_t frame_pool_size = 256;
+    /// The budget of analyses() (AnalysisCacheConfig::max_bytes): the shared analyses kept for
+    /// calls to come. 0 keeps none that no frame pins: every call analyses afresh.
+    std::size_t analysis_cache_bytes = std::size_t{64} << 20;
 
-    /// Everything on: 64 KiB of pool slots, a 1 MiB arena chunk, 256 frames per tier.
+    /// Everything on: 64 KiB of pool slots, a 1 MiB arena chunk, 256 frames per tier, 64 MiB
+    /// of shared analyses.
     [[nodiscard]] static constexpr AllocatorConfig optimized() noexcept { return AllocatorConfig{}; }
 
     /// Everything off: each request, arena chunk and frame buffer goes straight upstream.
     [[nodiscard]] static constexpr AllocatorConfig minimal() noexcept
     {
-        return AllocatorConfig{false, false, false, false, false, 0, 0, 0};
+        return AllocatorConfig{
+            .enable_pool_allocation = false,
+            .enable_arena_allocation = false,
+            .enable_frame_allocation = false,
+            .enable_statistics = false,
+            .alignment_optimization = false,
+            .pool_preallocation_size = 0,
+            .arena_size = 0,
+            .frame_pool_size = 0,
+            .analysis_cache_bytes = 0,
+        };
     }
 };
 
-/// Where a request of some (size, alignment) is served.
+/// Where a request of some (size, alignment) is served: a pool per route, in the order the
+/// routing rule tries them, then upstream. The buffer routes are standard_buffer_sizes, in
+/// order (checked below).
 enum class Route : std::uint8_t
 {
     address,
@@ -120,6 +147,20 @@ enum class Route : std::uint8_t
     buffer4096,
     upstream,
 };
+
+namespace detail
+{
+/// Route::upstream is last; the routes before it are pooled, the buffer routes from this one.
+inline constexpr auto first_buffer_route = static_cast<std::size_t>(Route::buffer256);
+inline constexpr auto pooled_route_count = static_cast<std::size_t>(Route::upstream);
+static_assert(pooled_route_count == first_buffer_route + standard_buffer_sizes.size());
+static_assert(standard_buffer_sizes == std::array<std::size_t, 3>{256, 1024, 4096},
+              "Route's buffer enumerators are named after standard_buffer_sizes");
+
+/// Each route's name, as AllocationStatistics reports it (static strings).
+inline constexpr std::array<const char*, pooled_route_count + 1> route_names{
+    "address", "word", "buffer256", "buffer1024", "buffer4096", "upstream"};
+}  // namespace detail
 
 template <StatisticsPolicy Stats, class Traits = DefaultTraits>
 class BasicEvmAllocator : public std::pmr::memory_resource
@@ -136,7 +177,11 @@ public:
     static constexpr std::size_t address_size = sizeof(Address);
     /// Requests up to this size go to the word pool (alignment permitting).
     static constexpr std::size_t word_size = sizeof(Word);
-    static_assert(word_size > address_size && word_size <= 256, "a Word is 32 bytes in the EVM");
+    static_assert(word_size > address_size && word_size <= standard_buffer_sizes.front(),
+                  "a Word is 32 bytes in the EVM");
+
+    /// The largest alignment a pool serves (with alignment_optimization): a cache line.
+    static constexpr std::size_t max_pool_alignment = 64;
 
     /// \requires upstream is not null and outlives the allocator.
     /// \throws std::bad_alloc when upstream fails the pool preallocation or the arena's
@@ -146,16 +191,13 @@ public:
       : upstream_{upstream},
         config_{config},
         max_pooled_alignment_{!config.enable_pool_allocation  ? 0
-                              : config.alignment_optimization ? std::size_t{64}
+                              : config.alignment_optimization ? max_pool_alignment
                                                               : alignof(std::max_align_t)},
         counting_{Stats::compiled_in && config.enable_statistics},
-        address_pool_{upstream, slots_for(config, AddressPool::slot_size)},
-        word_pool_{upstream, slots_for(config, WordPool::slot_size)},
-        buffers256_{upstream, slots_for(config, 256)},
-        buffers1024_{upstream, slots_for(config, 1024)},
-        buffers4096_{upstream, slots_for(config, 4096)},
+        pools_{seeds(PoolSeed{upstream, &config}, std::make_index_sequence<pool_count>{})},
         arena_{config.enable_arena_allocation ? config.arena_size : 0, upstream},
-        frames_{upstream, frame_config(config)}
+        frames_{upstream, frame_config(config)},
+        analyses_{upstream, AnalysisCacheConfig{.max_bytes = config.analysis_cache_bytes}}
     {
         EVMALLOC_ASSERT(upstream != nullptr);
     }
@@ -188,34 +230,34 @@ public:
 
     /// The frame pool StackFrame<Traits>::init takes buffers and Memory from.
     [[nodiscard]] FramePool<Traits>& frames() noexcept { return frames_; }
+    /// The shared analyses StackFrame<Traits>::init(code, ..., frames(), analyses()) pins.
+    [[nodiscard]] AnalysisCache<Traits>& analyses() noexcept { return analyses_; }
 
     /// The typed pools: the interpreter's fast path (acquire/release, create/destroy).
-    [[nodiscard]] AddressPool& address_pool() noexcept { return address_pool_; }
-    [[nodiscard]] WordPool& word_pool() noexcept { return word_pool_; }
+    [[nodiscard]] AddressPool& address_pool() noexcept { return pool<Route::address>(); }
+    [[nodiscard]] WordPool& word_pool() noexcept { return pool<Route::word>(); }
+    /// \requires N is one of standard_buffer_sizes (checked at compile time).
     template <std::size_t N>
     [[nodiscard]] BufferPool<N>& buffer_pool() noexcept
     {
-        static_assert(N == 256 || N == 1024 || N == 4096, "the buffer pools hold 256, 1024 or 4096 bytes");
-        if constexpr (N == 256)
-            return buffers256_;
-        else if constexpr (N == 1024)
-            return buffers1024_;
-        else
-            return buffers4096_;
+        static_assert(buffer_route(N) != Route::upstream,
+                      "the buffer pools hold the sizes in standard_buffer_sizes");
+        return pool<buffer_route(N)>();
     }
 
-    /// The request counters (when counting), the pools' usage and the arena's.
+    /// The request counters (when counting), the pools' usage, the arena's and the shared
+    /// analyses'.
     [[nodiscard]] AllocationStatistics statistics() const noexcept
     {
         AllocationStatistics s = counting_ ? stats_.snapshot() : AllocationStatistics{};
-        s.pool_count = 5;
-        s.pools[0] = usage("address", address_pool_);
-        s.pools[1] = usage("word", word_pool_);
-        s.pools[2] = usage("buffer256", buffers256_);
-        s.pools[3] = usage("buffer1024", buffers1024_);
-        s.pools[4] = usage("buffer4096", buffers4096_);
+        s.pool_count = pool_count;
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            ((s.pools[I] = usage<static_cast<Route>(I)>()), ...);
+        }(std::make_index_sequence<pool_count>{});
         s.arena_bytes_used = arena_.used();
         s.arena_bytes_reserved = arena_.reserved();
+        s.analysis_cache = {analyses_.hits(), analyses_.misses(), analyses_.evictions(), analyses_.entries(),
+            analyses_.bytes()};
         return s;
     }
 
@@ -244,7 +286,7 @@ protected:
                 void* const p = pool<r>().try_acquire();
                 if (p == nullptr) [[unlikely]]
                     return allocate_slow<r>(bytes, alignment);
-                record_allocation(bytes, slot_size(r));
+                record_allocation(bytes, reserved_for<r>(bytes));
                 return p;
             }
         });
@@ -273,6 +315,58 @@ private:
     template <Route R>
     using RouteTag = std::integral_constant<Route, R>;
 
+    /// The route table: one pool per pooled route, in Route order (the typed pools, then a
+    /// BufferPool per standard_buffer_sizes). Routing, pool<R>(), buffer_pool<N>(), the
+    /// give-back path, the slot sizes and the statistics rows all read it.
+    struct PoolSeed
+    {
+        std::pmr::memory_resource* upstream;
+        const AllocatorConfig* config;
+    };
+    /// One pool, built from the seed (std::tuple cannot pass a pool two arguments in place).
+    template <class P>
+    struct Held
+    {
+        using Pool = P;
+        Pool pool;
+        explicit Held(const PoolSeed& s) : pool{s.upstream, slots_for(*s.config, Pool::slot_size)} {}
+    };
+    template <std::size_t... I>
+    static auto pool_table(std::index_sequence<I...>)
+        -> std::tuple<Held<AddressPool>, Held<WordPool>, Held<BufferPool<standard_buffer_sizes[I]>>...>;
+    using Pools = decltype(pool_table(std::make_index_sequence<standard_buffer_sizes.size()>{}));
+
+    static constexpr std::size_t pool_count = std::tuple_size_v<Pools>;
+    static_assert(pool_count == detail::pooled_route_count && pool_count <= AllocationStatistics::max_pools);
+
+    template <Route R>
+    using PoolOf = typename std::tuple_element_t<static_cast<std::size_t>(R), Pools>::Pool;
+
+    /// The largest request each pooled route serves, in Route order.
+    static constexpr std::array<std::size_t, pool_count> max_bytes = [] {
+        std::array<std::size_t, pool_count> a{address_size, word_size};
+        for (std::size_t i = 0; i < standard_buffer_sizes.size(); ++i)
+            a[detail::first_buffer_route + i] = standard_buffer_sizes[i];
+        return a;
+    }();
+
+    /// The route of BufferPool<n>; Route::upstream when n is not a standard buffer size.
+    static constexpr Route buffer_route(std::size_t n) noexcept
+    {
+        for (std::size_t i = 0; i < standard_buffer_sizes.size(); ++i)
+        {
+            if (standard_buffer_sizes[i] == n)
+                return static_cast<Route>(detail::first_buffer_route + i);
+        }
+        return Route::upstream;
+    }
+
+    template <std::size_t... I>
+    static auto seeds(PoolSeed s, std::index_sequence<I...>) noexcept
+    {
+        return std::tuple{(static_cast<void>(I), s)...};
+    }
+
     /// The routing rule, once: calls f(RouteTag<route>{}) for the route of (bytes, alignment),
     /// so that each route's path is compiled with its pool and slot size known.
     template <class F>
@@ -280,39 +374,50 @@ private:
     {
         if (alignment > max_pooled_alignment_) [[unlikely]]
             return f(RouteTag<Route::upstream>{});
-        if (bytes <= address_size && alignment <= AddressPool::slot_alignment)
-            return f(RouteTag<Route::address>{});
-        if (bytes <= word_size && alignment <= WordPool::slot_alignment)
-            return f(RouteTag<Route::word>{});
-        if (bytes <= 256)
-            return f(RouteTag<Route::buffer256>{});
-        if (bytes <= 1024)
-            return f(RouteTag<Route::buffer1024>{});
-        if (bytes <= 4096)
-            return f(RouteTag<Route::buffer4096>{});
-        return f(RouteTag<Route::upstream>{});
+        return dispatch_from<0>(bytes, alignment, f);
+    }
+
+    /// Tries the pooled routes from index I on, in order; upstream when none fits.
+    template <std::size_t I, class F>
+    decltype(auto) dispatch_from(std::size_t bytes, std::size_t alignment, F& f) const
+    {
+        if constexpr (I == pool_count)
+            return f(RouteTag<Route::upstream>{});
+        else
+        {
+            constexpr auto r = static_cast<Route>(I);
+            if (fits<r>(bytes, alignment))
+                return f(RouteTag<r>{});
+            return dispatch_from<I + 1>(bytes, alignment, f);
+        }
+    }
+
+    /// True when route R serves (bytes, alignment), given alignment <= max_pooled_alignment_.
+    template <Route R>
+    static constexpr bool fits(std::size_t bytes, std::size_t alignment) noexcept
+    {
+        constexpr std::size_t limit = max_bytes[static_cast<std::size_t>(R)];
+        if constexpr (PoolOf<R>::slot_alignment >= max_pool_alignment)
+            return bytes <= limit;  // any pooled alignment fits its slots
+        else
+            return bytes <= limit && alignment <= PoolOf<R>::slot_alignment;
     }
 
     /// The pool serving route R. \requires R != Route::upstream
     template <Route R>
-    auto& pool() noexcept
+    PoolOf<R>& pool() noexcept
     {
-        static_assert(R != Route::upstream);
-        if constexpr (R == Route::address)
-            return address_pool_;
-        else if constexpr (R == Route::word)
-            return word_pool_;
-        else if constexpr (R == Route::buffer256)
-            return buffers256_;
-        else if constexpr (R == Route::buffer1024)
-            return buffers1024_;
-        else
-            return buffers4096_;
+        return std::get<static_cast<std::size_t>(R)>(pools_).pool;
+    }
+    template <Route R>
+    const PoolOf<R>& pool() const noexcept
+    {
+        return std::get<static_cast<std::size_t>(R)>(pools_).pool;
     }
 
     static std::size_t slots_for(const AllocatorConfig& c, std::size_t slot_size) noexcept
     {
-        return c.enable_pool_allocation ? c.pool_preallocation_size / 5 / slot_size : 0;
+        return c.enable_pool_allocation ? c.pool_preallocation_size / pool_count / slot_size : 0;
     }
 
     static FramePoolConfig frame_config(const AllocatorConfig& c) noexcept
@@ -328,21 +433,13 @@ private:
         return f;
     }
 
-    template <class Pool>
-    static PoolUsage usage(const char* name, const Pool& pool) noexcept
+    /// The statistics row of pooled route R.
+    template <Route R>
+    PoolUsage usage() const noexcept
     {
-        return PoolUsage{name, Pool::slot_size, pool.capacity(), pool.in_use()};
-    }
-
-    /// The slot size of each pool, in Route order.
-    static constexpr std::array<std::size_t, 5> slot_sizes{
-        AddressPool::slot_size, WordPool::slot_size, BufferPool<256>::slot_size,
-        BufferPool<1024>::slot_size, BufferPool<4096>::slot_size};
-
-    /// Bytes set aside for a request routed to pool r: its slot. \requires r != Route::upstream
-    static constexpr std::size_t slot_size(Route r) noexcept
-    {
-        return slot_sizes[static_cast<std::size_t>(r)];
+        const PoolOf<R>& p = pool<R>();
+        return PoolUsage{detail::route_names[static_cast<std::size_t>(R)], PoolOf<R>::slot_size,
+                         p.capacity(), p.in_use()};
     }
 
     /// Bytes set aside for a request of `bytes` routed to R: the pool's slot, or the request
@@ -353,7 +450,7 @@ private:
         if constexpr (R == Route::upstream)
             return bytes;
         else
-            return slot_size(R);
+            return PoolOf<R>::slot_size;
     }
 
     void record_allocation(std::size_t bytes, std::size_t reserved) noexcept
@@ -397,12 +494,11 @@ private:
     {
         if constexpr (R == Route::upstream)
             upstream_->deallocate(p, bytes, alignment);
-        else if constexpr (R == Route::address)
-            address_pool_.release(static_cast<Address*>(p));
-        else if constexpr (R == Route::word)
-            word_pool_.release(static_cast<Word*>(p));
         else
-            pool<R>().release(static_cast<std::byte*>(p));
+        {
+            using Pointer = decltype(pool<R>().acquire());  // Address*, Word* or std::byte*
+            pool<R>().release(static_cast<Pointer>(p));
+        }
     }
 
     // Debug builds only: (size, alignment) of every live request, to check deallocations.
@@ -453,13 +549,10 @@ private:
     std::size_t max_pooled_alignment_;  ///< 0 when pools are off: every request goes upstream
     bool counting_;
     [[no_unique_address]] Stats stats_{};
-    AddressPool address_pool_;
-    WordPool word_pool_;
-    BufferPool<256> buffers256_;
-    BufferPool<1024> buffers1024_;
-    BufferPool<4096> buffers4096_;
+    Pools pools_;
     TransactionArena arena_;
     FramePool<Traits> frames_;
+    AnalysisCache<Traits> analyses_;
     [[no_unique_address]] std::conditional_t<enable_asserts, DebugTable, NoDebugTable> debug_;
 };
 

@@ -41,6 +41,7 @@
 #include "analysis.hpp"
 #include "config.hpp"
 #include "frame_layout.hpp"
+#include "intrusive_list.hpp"
 #include "memory.hpp"
 #include "result.hpp"
 #include "sanitizer.hpp"
@@ -79,7 +80,7 @@ public:
     struct MemorySlot
     {
         Memory memory;
-        MemorySlot* next;  ///< the free list's link; meaningless while the slot is handed out
+        void* next;  ///< the free list's link; meaningless while the slot is handed out
     };
 
     /// What the acquire functions hand out: one buffer and one Memory slot.
@@ -210,7 +211,7 @@ public:
         std::size_t held = active_;
         for (const FreeList& list : lists_)
             held += list.count;
-        return held == 0 ? 0.0 : static_cast<double>(active_) / static_cast<double>(held);
+        return evmalloc::utilization(active_, held);
     }
 
     [[nodiscard]] const FramePoolConfig& config() const noexcept { return config_; }
@@ -219,16 +220,16 @@ public:
 private:
     static constexpr std::size_t list_count = tier_count + 1;  // the tiers, then stack-only
 
-    // The link a free buffer carries in its first bytes.
-    struct FreeBuffer
-    {
-        std::byte* next;
-    };
-
     struct FreeList
     {
-        std::byte* head = nullptr;
+        detail::IntrusiveFreeList<> blocks;
         std::size_t count = 0;
+    };
+
+    // A free Memory slot keeps its link in `next`, not over the Memory.
+    struct LinkAtNext
+    {
+        static void* link(void* slot) noexcept { return &static_cast<MemorySlot*>(slot)->next; }
     };
 
     static constexpr std::size_t list_bytes(std::size_t kind) noexcept
@@ -282,10 +283,9 @@ private:
     std::byte* pop_buffer(std::size_t kind) noexcept
     {
         FreeList& list = lists_[kind];
-        std::byte* const buffer = list.head;
+        auto* const buffer = static_cast<std::byte*>(list.blocks.pop());
         if (buffer == nullptr)
             return nullptr;
-        list.head = link(buffer);
         --list.count;
         EVMALLOC_UNPOISON(buffer, list_bytes(kind));
         return buffer;
@@ -294,18 +294,16 @@ private:
     void push_buffer(std::size_t kind, std::byte* buffer) noexcept
     {
         FreeList& list = lists_[kind];
-        ::new (static_cast<void*>(buffer)) FreeBuffer{list.head};
-        list.head = buffer;
-        ++list.count;
         EVMALLOC_POISON(buffer, list_bytes(kind));
+        list.blocks.push(buffer);
+        ++list.count;
     }
 
     MemorySlot* pop_memory() noexcept
     {
-        MemorySlot* const slot = free_memory_;
+        auto* const slot = static_cast<MemorySlot*>(free_memories_.pop());
         if (slot == nullptr)
             return nullptr;
-        free_memory_ = slot->next;
         --retained_memories_;
         memory_bytes_retained_ -= slot->memory.capacity();
         return slot;
@@ -317,17 +315,9 @@ private:
         m.clear();
         if (m.capacity() > config_.memory_retain_bytes - memory_bytes_retained_)
             m.release_storage();
-        slot->next = free_memory_;
-        free_memory_ = slot;
+        free_memories_.push(slot);
         ++retained_memories_;
         memory_bytes_retained_ += m.capacity();
-    }
-
-    // The link of a free buffer, read through its poison.
-    static std::byte*& link(std::byte* buffer) noexcept
-    {
-        EVMALLOC_UNPOISON(buffer, sizeof(FreeBuffer));
-        return std::launder(reinterpret_cast<FreeBuffer*>(buffer))->next;
     }
 
     // Gives back the free buffers of `kind` beyond the first `keep` (the most recently released
@@ -337,30 +327,11 @@ private:
         FreeList& list = lists_[kind];
         if (list.count <= keep)
             return;
-        std::byte* last_kept = nullptr;
-        std::byte* buffer = list.head;
-        for (std::size_t n = 0; n < keep; ++n)
-        {
-            last_kept = buffer;
-            buffer = link(buffer);
-            EVMALLOC_POISON(last_kept, sizeof(FreeBuffer));
-        }
-        if (last_kept == nullptr)
-            list.head = nullptr;
-        else
-        {
-            link(last_kept) = nullptr;
-            EVMALLOC_POISON(last_kept, sizeof(FreeBuffer));
-        }
         const std::size_t bytes = list_bytes(kind);
-        while (buffer != nullptr)
-        {
-            std::byte* const next = link(buffer);
+        list.count -= list.blocks.trim(keep, [&](void* buffer) noexcept {
             EVMALLOC_UNPOISON(buffer, bytes);
             upstream_->deallocate(buffer, bytes, buffer_alignment);
-            buffer = next;
-            --list.count;
-        }
+        });
         EVMALLOC_ASSERT(list.count == keep);
     }
 
@@ -369,26 +340,18 @@ private:
     {
         if (retained_memories_ <= keep)
             return;
-        MemorySlot** cut = &free_memory_;
-        for (std::size_t n = 0; n < keep; ++n)
-            cut = &(*cut)->next;
-        MemorySlot* slot = *cut;
-        *cut = nullptr;
-        while (slot != nullptr)
-        {
-            MemorySlot* const next = slot->next;
-            --retained_memories_;
+        retained_memories_ -= free_memories_.trim(keep, [&](void* p) noexcept {
+            auto* const slot = static_cast<MemorySlot*>(p);
             memory_bytes_retained_ -= slot->memory.capacity();
             slot->~MemorySlot();
             upstream_->deallocate(slot, sizeof(MemorySlot), alignof(MemorySlot));
-            slot = next;
-        }
+        });
     }
 
     std::pmr::memory_resource* upstream_;
     FramePoolConfig config_;
     std::array<FreeList, list_count> lists_{};
-    MemorySlot* free_memory_ = nullptr;
+    detail::IntrusiveFreeList<LinkAtNext> free_memories_;
     std::size_t retained_memories_ = 0;
     std::size_t memory_bytes_retained_ = 0;
     std::size_t active_ = 0;

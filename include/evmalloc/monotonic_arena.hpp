@@ -8,6 +8,7 @@
 // Invariant: begin_ <= cursor_ <= end_; [cursor_, end_) is poisoned.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory_resource>
@@ -15,6 +16,7 @@
 #include <span>
 
 #include "config.hpp"
+#include "intrusive_list.hpp"
 #include "sanitizer.hpp"
 #include "upstream.hpp"
 
@@ -58,7 +60,7 @@ public:
     /// \requires alignment is a power of two.
     [[nodiscard]] void* try_allocate(std::size_t bytes, std::size_t alignment) noexcept
     {
-        EVMALLOC_ASSERT(alignment != 0 && (alignment & (alignment - 1)) == 0);
+        EVMALLOC_ASSERT(std::has_single_bit(alignment));
         void* const p = detail::bump(cursor_, end_, bytes, alignment);
         if (p != nullptr) [[likely]]
             EVMALLOC_UNPOISON(p, bytes);
@@ -81,9 +83,9 @@ public:
     /// zero-byte allocation may sit there.
     [[nodiscard]] bool owns(const void* p) const noexcept
     {
-        const auto a = reinterpret_cast<std::uintptr_t>(p);
-        return a >= reinterpret_cast<std::uintptr_t>(begin_) &&
-               a <= reinterpret_cast<std::uintptr_t>(end_);
+        return detail::in_range(reinterpret_cast<std::uintptr_t>(p),
+                                reinterpret_cast<std::uintptr_t>(begin_),
+                                reinterpret_cast<std::uintptr_t>(end_) + 1);
     }
 
 protected:

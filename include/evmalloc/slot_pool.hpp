@@ -25,14 +25,17 @@
 // Not thread-safe: one pool per thread, or Synchronized<> for what must be shared.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory_resource>
 #include <new>
+#include <utility>
 
 #include "allocation.hpp"
 #include "config.hpp"
+#include "intrusive_list.hpp"
 #include "sanitizer.hpp"
 #include "upstream.hpp"
 
@@ -54,7 +57,7 @@ static_assert(sizeof(ChunkHeader) == sizeof(void*) + sizeof(std::size_t));
 template <std::size_t Size, std::size_t Align>
 class SlotPool
 {
-    static_assert(Align != 0 && (Align & (Align - 1)) == 0, "slot alignment must be a power of two");
+    static_assert(std::has_single_bit(Align), "slot alignment must be a power of two");
 
 public:
     static constexpr std::size_t slot_alignment = Align > alignof(void*) ? Align : alignof(void*);
@@ -121,11 +124,10 @@ public:
     /// would carve or grow). Never goes upstream.
     [[nodiscard]] void* try_acquire() noexcept
     {
-        void* const slot = free_;
+        void* const slot = free_.pop();
         if (slot == nullptr) [[unlikely]]
             return nullptr;
         EVMALLOC_UNPOISON(slot, slot_size);
-        std::memcpy(&free_, link_of(slot), sizeof(void*));
         ++in_use_;
         if constexpr (enable_asserts)
             set_in_use(slot, true);
@@ -142,8 +144,7 @@ public:
             check_release(p);
             set_in_use(p, false);
         }
-        std::memcpy(link_of(p), &free_, sizeof(void*));
-        free_ = p;
+        free_.push(p);
         --in_use_;
         EVMALLOC_POISON(p, slot_size);
     }
@@ -172,10 +173,7 @@ public:
     /// Slots owned and not handed out.
     [[nodiscard]] std::size_t available() const noexcept { return capacity_ - in_use_; }
     /// in_use() / capacity(), 0 for a pool that owns nothing.
-    [[nodiscard]] double utilization() const noexcept
-    {
-        return capacity_ == 0 ? 0.0 : static_cast<double>(in_use_) / static_cast<double>(capacity_);
-    }
+    [[nodiscard]] double utilization() const noexcept { return evmalloc::utilization(in_use_, capacity_); }
     /// Bytes taken from upstream so far (chunk headers included).
     [[nodiscard]] std::size_t bytes_reserved() const noexcept { return bytes_reserved_; }
     [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept { return upstream_; }
@@ -236,20 +234,19 @@ private:
 
     Location locate(const void* p) const noexcept
     {
-        const auto a = reinterpret_cast<std::uintptr_t>(p);
-        for (detail::ChunkHeader* chunk = chunks_; chunk != nullptr; chunk = chunk->next)
-        {
-            const auto base = reinterpret_cast<std::uintptr_t>(chunk_base(chunk));
-            const auto end = reinterpret_cast<std::uintptr_t>(chunk);
-            if (a >= base && a < end)
-            {
-                const std::size_t offset = a - base;
-                if (offset % slot_size != 0)
-                    return {nullptr, 0};
-                return {chunk, offset / slot_size};
-            }
-        }
-        return {nullptr, 0};
+        detail::ChunkHeader* const chunk = detail::find_chunk(
+            chunks_, p, [](detail::ChunkHeader* c) noexcept { return c->next; },
+            [](detail::ChunkHeader* c) noexcept {
+                return std::pair{reinterpret_cast<std::uintptr_t>(chunk_base(c)),
+                                 reinterpret_cast<std::uintptr_t>(c)};
+            });
+        if (chunk == nullptr)
+            return {nullptr, 0};
+        const std::size_t offset =
+            reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(chunk_base(chunk));
+        if (offset % slot_size != 0)
+            return {nullptr, 0};
+        return {chunk, offset / slot_size};
     }
 
     static bool is_in_use(Location at) noexcept
@@ -306,7 +303,13 @@ private:
         next_chunk_slots_ = count <= max_slots / 2 ? count * 2 : max_slots;
     }
 
-    void* free_ = nullptr;
+    /// Where the free list keeps a free slot's link: link_of.
+    struct SlotLink
+    {
+        static void* link(void* slot) noexcept { return link_of(slot); }
+    };
+
+    detail::IntrusiveFreeList<SlotLink> free_;
     std::byte* fresh_ = nullptr;
     std::byte* fresh_end_ = nullptr;
     std::size_t in_use_ = 0;

@@ -28,6 +28,8 @@
 #include <string>
 #include <string_view>
 
+#include "allocation.hpp"
+
 namespace evmalloc
 {
 /// Requests by size: small < 256 <= medium <= 4096 < large (counts of allocations).
@@ -55,10 +57,20 @@ struct PoolUsage
     std::size_t in_use = 0;     ///< slots handed out
 
     /// in_use / capacity, 0 for an empty pool.
-    [[nodiscard]] double utilization() const noexcept
-    {
-        return capacity == 0 ? 0.0 : static_cast<double>(in_use) / static_cast<double>(capacity);
-    }
+    [[nodiscard]] double utilization() const noexcept { return evmalloc::utilization(in_use, capacity); }
+};
+
+/// What the shared analyses (EvmAllocator::analyses()) did and hold.
+struct AnalysisCacheUsage
+{
+    std::uint64_t hits = 0;       ///< calls that found their analysis
+    std::uint64_t misses = 0;     ///< calls that analysed into a new entry
+    std::uint64_t evictions = 0;  ///< entries freed to stay within the budget
+    std::uint64_t entries = 0;    ///< entries held now
+    std::uint64_t bytes = 0;      ///< bytes the entries hold now
+
+    /// hits / (hits + misses), 0 before any call.
+    [[nodiscard]] double hit_rate() const noexcept { return evmalloc::utilization(hits, hits + misses); }
 };
 
 struct AllocationStatistics
@@ -80,6 +92,7 @@ struct AllocationStatistics
     std::size_t pool_count = 0;
     std::uint64_t arena_bytes_used = 0;       ///< handed out by the transaction arena since its reset
     std::uint64_t arena_bytes_reserved = 0;   ///< held by the arena from upstream
+    AnalysisCacheUsage analysis_cache{};      ///< the shared analyses
     Clock::time_point start_time{};           ///< when counting began
 
     /// Seconds from start_time to `now`; 0 when statistics are off.
@@ -135,6 +148,10 @@ struct AllocationStatistics
             << "  rate:          " << format_double(allocation_rate()) << " allocations/s\n"
             << "  arena:         " << arena_bytes_used << " bytes used of "
             << arena_bytes_reserved << " reserved\n"
+            << "  analyses:      " << analysis_cache.hits << " hits, " << analysis_cache.misses
+            << " misses (" << format_double(analysis_cache.hit_rate() * 100.0) << " % hits), "
+            << analysis_cache.evictions << " evictions, " << analysis_cache.entries << " entries, "
+            << analysis_cache.bytes << " bytes\n"
             << "  pools:         " << format_double(pool_utilization() * 100.0) << " % used\n";
         for (std::size_t i = 0; i < std::min(pool_count, max_pools); ++i)
         {
@@ -165,6 +182,13 @@ struct AllocationStatistics
         append_double(j, "pool_utilization", pool_utilization());
         append_number(j, "arena_bytes_used", arena_bytes_used);
         append_number(j, "arena_bytes_reserved", arena_bytes_reserved);
+        j += ",\"analysis_cache\":{\"hits\":" + std::to_string(analysis_cache.hits);
+        append_number(j, "misses", analysis_cache.misses);
+        append_number(j, "evictions", analysis_cache.evictions);
+        append_number(j, "entries", analysis_cache.entries);
+        append_number(j, "bytes", analysis_cache.bytes);
+        append_double(j, "hit_rate", analysis_cache.hit_rate());
+        j += '}';
         j += ",\"pools\":[";
         for (std::size_t i = 0; i < std::min(pool_count, max_pools); ++i)
         {

@@ -15,14 +15,18 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <memory_resource>
 #include <new>
+#include <utility>
 
 #include "allocation.hpp"
 #include "config.hpp"
+#include "intrusive_list.hpp"
+#include "monotonic_arena.hpp"
 #include "sanitizer.hpp"
 #include "upstream.hpp"
 
@@ -68,14 +72,12 @@ public:
     /// \throws std::bad_alloc when upstream cannot provide a new chunk (the arena is unchanged).
     [[nodiscard]] void* allocate_bytes(std::size_t bytes, std::size_t alignment)
     {
-        EVMALLOC_ASSERT(alignment != 0 && (alignment & (alignment - 1)) == 0);
-        const auto pad = static_cast<std::size_t>(
-            -reinterpret_cast<std::uintptr_t>(cursor_) & (alignment - 1));
-        const auto left = static_cast<std::size_t>(chunk_end_ - cursor_);
-        if (pad > left || bytes > left - pad || cursor_ == nullptr) [[unlikely]]
+        EVMALLOC_ASSERT(std::has_single_bit(alignment));
+        // With no chunk yet, cursor_ and chunk_end_ are nullptr and every request (a zero-byte
+        // one too: it would return nullptr) takes the new-chunk path.
+        void* const p = detail::bump(cursor_, chunk_end_, bytes, alignment);
+        if (p == nullptr) [[unlikely]]
             return allocate_in_new_chunk(bytes, alignment);
-        std::byte* const p = cursor_ + pad;
-        cursor_ = p + bytes;
         EVMALLOC_UNPOISON(p, bytes);
         return p;
     }
@@ -117,15 +119,12 @@ public:
     /// True when `p` lies inside a chunk's usable bytes (their end included).
     [[nodiscard]] bool owns(const void* p) const noexcept
     {
-        const auto a = reinterpret_cast<std::uintptr_t>(p);
-        for (const ChunkHeader* c = head_; c != nullptr; c = c->previous)
-        {
-            const auto begin = reinterpret_cast<std::uintptr_t>(c + 1);
-            const auto end = reinterpret_cast<std::uintptr_t>(c) + c->size;
-            if (a >= begin && a <= end)
-                return true;
-        }
-        return false;
+        const auto usable = [](const ChunkHeader* c) noexcept {
+            const auto start = reinterpret_cast<std::uintptr_t>(c);
+            return std::pair{start + sizeof(ChunkHeader), start + c->size + 1};  // the end counts
+        };
+        return detail::find_chunk(static_cast<const ChunkHeader*>(head_), p,
+                                  [](const ChunkHeader* c) noexcept { return c->previous; }, usable) != nullptr;
     }
 
 protected:

@@ -16,6 +16,17 @@
 
 namespace evmalloc::detail
 {
+/// upstream->allocate(bytes, alignment) as the caller sees it, null included. libstdc++ declares
+/// memory_resource::allocate() returns_nonnull, so without this the optimiser may drop a null
+/// check after the call; a resource built without exceptions reports failure by returning null.
+[[nodiscard]] inline void* call_allocate(
+    std::pmr::memory_resource* upstream, std::size_t bytes, std::size_t alignment)
+{
+    void* p = upstream->allocate(bytes, alignment);
+    __asm__("" : "+r"(p));  // the value is opaque to the optimiser from here on
+    return p;
+}
+
 /// Throws std::bad_alloc where exceptions are enabled; otherwise reports `what` through the
 /// assertion handler and aborts.
 [[noreturn, gnu::cold, gnu::noinline]] inline void throw_bad_alloc(const char* what)
@@ -37,14 +48,14 @@ namespace evmalloc::detail
 #if defined(__cpp_exceptions)
     try
     {
-        return upstream->allocate(bytes, alignment);
+        return call_allocate(upstream, bytes, alignment);
     }
     catch (...)
     {
         return nullptr;
     }
 #else
-    return upstream->allocate(bytes, alignment);
+    return call_allocate(upstream, bytes, alignment);
 #endif
 }
 
@@ -55,7 +66,7 @@ namespace evmalloc::detail
 [[nodiscard]] inline void* allocate_from(
     std::pmr::memory_resource* upstream, std::size_t bytes, std::size_t alignment)
 {
-    void* const p = upstream->allocate(bytes, alignment);
+    void* const p = call_allocate(upstream, bytes, alignment);
     if (p == nullptr) [[unlikely]]
         throw_bad_alloc("upstream memory resource returned nullptr");
     return p;

@@ -311,3 +311,120 @@ TEST_CASE("the pool's first calls do allocate, and trim() deallocates (the count
     CHECK(cold == 3);     // the buffer, the Memory slot, the Memory's storage
     CHECK(trimmed == 2);  // trim() gave the other pool's buffer and Memory slot back
 }
+
+namespace
+{
+using JumpdestFrame = evmalloc::StackFrame<evmalloc::JumpdestTraits>;
+
+// Cached calls: contract `depth % codes` at each depth, under the verified key (even depths) and
+// the trusted key (odd depths), each calling the next depth; a jumpdest frame beside each.
+struct CachedWorld
+{
+    std::vector<std::vector<std::uint8_t>> codes;
+    std::vector<evmalloc::CodeHash> hashes;
+    Pool pool{std::pmr::new_delete_resource(), evmalloc::FramePoolConfig{.retain_per_tier = 64}};
+    evmalloc::FramePool<evmalloc::JumpdestTraits> jpool{
+        std::pmr::new_delete_resource(), evmalloc::FramePoolConfig{.retain_per_tier = 64}};
+    evmalloc::AnalysisCache<> cache;
+    evmalloc::AnalysisCache<evmalloc::JumpdestTraits> jcache;
+};
+
+void cached_call(CachedWorld& w, std::size_t depth, std::size_t max_depth, Tally& tally)
+{
+    const std::size_t i = depth % w.codes.size();
+    const auto& code = w.codes[i];
+    auto frame = depth % 2 == 0 ? Frame::init(code, op_table(), w.pool, w.cache)
+                                : Frame::init(code, w.hashes[i], op_table(), w.pool, w.cache);
+    auto jframe = depth % 2 == 0 ? JumpdestFrame::init(code, w.jpool, w.jcache)
+                                 : JumpdestFrame::init(code, w.hashes[i], w.jpool, w.jcache);
+    if (!frame || !jframe)
+    {
+        ++tally.failures;
+        return;
+    }
+    ++tally.calls;
+    frame->stack().push_unchecked(evmalloc::Word::from(depth));
+    const auto gas = frame->memory().expand(0, 4096);
+    if (!gas)
+        ++tally.failures;
+    tally.checksum += frame->analysis().instruction_count() + frame->metadata()[0] +
+                      (jframe->analysis().is_jumpdest(0) ? 1 : 0) + frame->stack().top().limbs[0];
+    if (depth + 1 < max_depth)
+        cached_call(w, depth + 1, max_depth, tally);
+}
+
+void fill_world(CachedWorld& w)
+{
+    std::mt19937 rng{7};
+    std::uniform_int_distribution<int> byte{0, 255};
+    for (const std::size_t size : {45UL, 3000UL, 4097UL, 24576UL, 70000UL})
+    {
+        std::vector<std::uint8_t> code(size);
+        for (auto& b : code)
+            b = static_cast<std::uint8_t>(byte(rng));
+        w.codes.push_back(std::move(code));
+        evmalloc::CodeHash h{};
+        h.bytes[0] = static_cast<std::uint8_t>(w.hashes.size() + 1);
+        w.hashes.push_back(h);
+    }
+}
+}  // namespace
+
+TEST_CASE("after warm-up, cached calls (both keys, nested, both frame shapes) allocate nothing", "[zero_alloc]")
+{
+    CachedWorld w;
+    fill_world(w);
+    constexpr std::size_t max_depth = 30;
+    Tally warm;
+    cached_call(w, 0, max_depth, warm);
+    REQUIRE(warm.failures == 0);
+    const std::size_t misses = w.cache.misses() + w.jcache.misses();
+    REQUIRE(misses == 2 * 2 * w.codes.size());  // each code under each key, in each cache
+    const std::size_t buffers = w.pool.buffers_allocated() + w.jpool.buffers_allocated();
+
+    Tally tally;
+    std::size_t news = 0, deletes = 0;
+    {
+        Counter counter;
+        for (std::size_t round = 0; round < 200; ++round)
+            cached_call(w, 0, 1 + round % max_depth, tally);
+        news = counter.news();
+        deletes = counter.deletes();
+    }
+    CHECK(tally.failures == 0);
+    CHECK(tally.calls > 2000);
+    CHECK(tally.checksum != 0);
+    CHECK(news == 0);
+    CHECK(deletes == 0);
+    CHECK(w.cache.misses() + w.jcache.misses() == misses);
+    CHECK(w.cache.hits() + w.jcache.hits() >= 2 * tally.calls);
+    CHECK(w.pool.buffers_allocated() + w.jpool.buffers_allocated() == buffers);
+    CHECK(w.cache.pinned() == 0);
+    CHECK(w.jcache.pinned() == 0);
+}
+
+TEST_CASE("a cache miss does allocate (the counter sees the entry)", "[zero_alloc]")
+{
+    CachedWorld w;
+    fill_world(w);
+    {
+        Tally warm;
+        cached_call(w, 0, 1, warm);  // the pool's stack buffer and Memory, code 0's entries
+        REQUIRE(warm.failures == 0);
+    }
+    std::size_t hit_news = 0, miss_news = 0;
+    {
+        Counter counter;
+        auto hit = Frame::init(w.codes[0], op_table(), w.pool, w.cache);
+        REQUIRE(hit.has_value());
+        hit_news = counter.news();
+    }
+    {
+        Counter counter;
+        auto miss = Frame::init(w.codes[1], op_table(), w.pool, w.cache);  // a code not seen yet
+        REQUIRE(miss.has_value());
+        miss_news = counter.news();
+    }
+    CHECK(hit_news == 0);
+    CHECK(miss_news == 1);  // the entry's block (the bucket array exists already)
+}

@@ -1,0 +1,253 @@
+// ConcurrentAnalysisCache: threads each with their own FramePool share one cache; every frame
+// shows the per-frame path's analysis while others evict; two threads missing on the same code
+// leave one entry; the counters agree with the upstream at the end.
+#include "catch.hpp"
+#include "support/cache_check.hpp"
+#include "support/op_table.hpp"
+#include "support/recording_resource.hpp"
+
+#include <evmalloc/analysis_cache.hpp>
+#include <evmalloc/stack_frame.hpp>
+
+#include <atomic>
+#include <barrier>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <thread>
+#include <vector>
+
+using evmalloc::CodeHash;
+using evmalloc::ConcurrentAnalysisCache;
+using evmalloc::DefaultTraits;
+using evmalloc::FramePool;
+using evmalloc::JumpdestTraits;
+using evmalloc::StackFrame;
+using evmalloc::test::entry_bytes;
+using evmalloc::test::FrameImage;
+using evmalloc::test::image_of;
+using evmalloc::test::live_blocks;
+using evmalloc::test::random_code;
+using evmalloc::test::RecordingResource;
+using evmalloc::test::reference_image;
+
+namespace
+{
+using Code = std::vector<std::uint8_t>;
+constexpr std::size_t entry_alignment = evmalloc::frame_buffer_alignment;
+
+CodeHash hash_of(std::size_t n)
+{
+    CodeHash h{};
+    for (std::size_t i = 0; i < h.bytes.size(); ++i)
+        h.bytes[i] = static_cast<std::uint8_t>((n * 131 + i * 7) & 0xff);
+    return h;
+}
+
+struct Shared
+{
+    std::vector<Code> codes;
+    std::vector<CodeHash> hashes;
+    std::vector<FrameImage> references;
+};
+
+// One thread's calls: nested up to 4 deep, random codes under both keys; every frame compared
+// with its reference. Catch2 is not thread-safe: failures are counted, checked after the join.
+template <class Traits, class Cache>
+void run_calls(const Shared& shared, Cache& cache, std::uint32_t seed, std::size_t calls,
+    std::atomic<std::size_t>& mismatches, std::atomic<std::size_t>& errors)
+{
+    FramePool<Traits> pool;
+    std::mt19937 rng{seed};
+    std::uniform_int_distribution<std::size_t> pick{0, shared.codes.size() - 1};
+    std::vector<StackFrame<Traits>> frames;
+    for (std::size_t n = 0; n < calls; ++n)
+    {
+        const std::size_t i = pick(rng);
+        const bool trusted = (rng() & 1) != 0;
+        evmalloc::Result<StackFrame<Traits>> f = evmalloc::Errc::out_of_memory;
+        if constexpr (evmalloc::is_instruction_frame<Traits>)
+        {
+            const auto& table = evmalloc::test::distinct_op_table();
+            f = trusted ? StackFrame<Traits>::init(shared.codes[i], shared.hashes[i], table, pool, cache)
+                        : StackFrame<Traits>::init(shared.codes[i], table, pool, cache);
+        }
+        else
+        {
+            f = trusted ? StackFrame<Traits>::init(shared.codes[i], shared.hashes[i], pool, cache)
+                        : StackFrame<Traits>::init(shared.codes[i], pool, cache);
+        }
+        if (!f)
+        {
+            ++errors;
+            continue;
+        }
+        if (!(image_of(*f) == shared.references[i]))
+            ++mismatches;
+        frames.push_back(std::move(*f));
+        if (frames.size() == 4 || (rng() & 3) == 0)
+        {
+            // Read the older frames again while others evict, then unwind.
+            for (std::size_t k = 0; k + 1 < frames.size(); ++k)
+            {
+                if (frames[k].analysis().code().size() + evmalloc::PaddedCode::padding !=
+                    image_of(frames[k]).padded_code.size())
+                    ++mismatches;
+            }
+            frames.clear();
+        }
+    }
+}
+
+template <class Traits>
+Shared make_shared_codes()
+{
+    Shared s;
+    const std::size_t sizes[] = {0, 33, 500, 1024, 3000, 4096, 4097, 7000, 12000, 20000, 24576, 30000};
+    std::uint32_t seed = 100;
+    for (const std::size_t size : sizes)
+    {
+        s.codes.push_back(random_code(size, seed++));
+        s.hashes.push_back(hash_of(s.codes.size()));
+        if constexpr (evmalloc::is_instruction_frame<Traits>)
+            s.references.push_back(reference_image<Traits>(s.codes.back(), evmalloc::test::distinct_op_table()));
+        else
+            s.references.push_back(reference_image<Traits>(s.codes.back()));
+    }
+    return s;
+}
+
+template <class Traits>
+void four_threads_with_evictions()
+{
+    const Shared shared = make_shared_codes<Traits>();
+    RecordingResource upstream;  // thread-safe
+    // Room for about three of the larger entries: far fewer than 12 codes under 2 keys.
+    const std::size_t budget = 3 * entry_bytes<Traits>(20000);
+    ConcurrentAnalysisCache<Traits> cache{&upstream, evmalloc::AnalysisCacheConfig{.max_bytes = budget}};
+    std::atomic<std::size_t> mismatches{0}, errors{0};
+    constexpr std::size_t calls = 400;
+    {
+        std::vector<std::thread> threads;
+        for (std::uint32_t t = 0; t < 4; ++t)
+        {
+            threads.emplace_back([&, t] {
+                run_calls<Traits>(shared, cache, 1000 + t, calls, mismatches, errors);
+            });
+        }
+        for (auto& th : threads)
+            th.join();
+    }
+    CHECK(mismatches.load() == 0);
+    CHECK(errors.load() == 0);
+    CHECK(cache.pinned() == 0);
+    CHECK(cache.hits() + cache.misses() == 4 * calls);
+    CHECK(cache.evictions() > 0);
+    CHECK(cache.hits() > 0);
+    const auto blocks = live_blocks(upstream, entry_alignment);
+    CHECK(cache.entries() == blocks.count);
+    CHECK(cache.bytes() == blocks.bytes);
+    CHECK(cache.bytes() <= budget);
+    CHECK(cache.misses() == cache.entries() + cache.evictions());
+    CHECK(upstream.errors().empty());
+    cache.clear();  // every entry is unpinned (see analysis_cache_test for what clear() may leave)
+    const auto after = live_blocks(upstream, entry_alignment);
+    CHECK(cache.entries() == after.count);
+    CHECK(cache.bytes() == after.bytes);
+    CHECK(cache.entries() < blocks.count);
+}
+}  // namespace
+
+TEST_CASE("four threads share one concurrent cache under evictions: every frame is right",
+    "[analysis_cache][threads]")
+{
+    SECTION("instruction frame") { four_threads_with_evictions<DefaultTraits>(); }
+    SECTION("jumpdest frame") { four_threads_with_evictions<JumpdestTraits>(); }
+}
+
+TEST_CASE("two threads missing on the same code at once leave one entry", "[analysis_cache][threads]")
+{
+    const Code code = random_code(131072, 77);  // long to analyse: the two builds overlap
+    const auto& table = evmalloc::test::distinct_op_table();
+    const FrameImage reference = reference_image<DefaultTraits>(code, table);
+    const CodeHash h = hash_of(5);
+    for (int round = 0; round < 6; ++round)
+    {
+        INFO("round " << round);
+        const bool trusted = round % 2 == 1;
+        RecordingResource upstream;
+        ConcurrentAnalysisCache<> cache{&upstream};
+        FramePool<> pools[2];
+        std::barrier sync{2};
+        std::optional<StackFrame<>> frames[2];
+        std::atomic<std::size_t> errors{0};
+        std::vector<std::thread> threads;
+        for (std::size_t t = 0; t < 2; ++t)
+        {
+            threads.emplace_back([&, t] {
+                sync.arrive_and_wait();
+                auto f = trusted ? StackFrame<>::init(code, h, table, pools[t], cache)
+                                 : StackFrame<>::init(code, table, pools[t], cache);
+                if (f)
+                    frames[t].emplace(std::move(*f));
+                else
+                    ++errors;
+                sync.arrive_and_wait();  // both frames alive at once
+            });
+        }
+        for (auto& th : threads)
+            th.join();
+        REQUIRE(errors.load() == 0);
+        REQUIRE(frames[0].has_value());
+        REQUIRE(frames[1].has_value());
+        CHECK(frames[0]->analysis().code().data() == frames[1]->analysis().code().data());
+        CHECK(image_of(*frames[0]) == reference);
+        CHECK(cache.entries() == 1);
+        CHECK(cache.misses() == 1);
+        CHECK(cache.hits() == 1);
+        CHECK(cache.pinned() == 1);
+        CHECK(live_blocks(upstream, entry_alignment).count == 1);  // the loser's build was freed
+        CHECK(cache.bytes() == live_blocks(upstream, entry_alignment).bytes);
+        frames[0].reset();
+        frames[1].reset();
+        CHECK(cache.pinned() == 0);
+        CHECK(cache.entries() == 1);
+    }
+}
+
+TEST_CASE("the concurrent cache: bad input and a failing upstream change nothing", "[analysis_cache]")
+{
+    RecordingResource upstream;
+    ConcurrentAnalysisCache<DefaultTraits, evmalloc::test::AlwaysSameHash> cache{&upstream};
+    FramePool<> pool;
+    const auto& table = evmalloc::test::distinct_op_table();
+    const Code a = random_code(3000, 1), b = random_code(3001, 2);
+    Code a2 = a;
+    a2[10] ^= 0x40;
+    const CodeHash h = hash_of(9);
+    {
+        auto f = StackFrame<>::init(a, h, table, pool, cache);
+        REQUIRE(f.has_value());
+    }
+    const auto before = evmalloc::test::cache_state(cache);
+    const std::size_t live = upstream.live_bytes();
+    // A trusted hash cached for code of another size.
+    CHECK(StackFrame<>::init(b, h, table, pool, cache).error() == evmalloc::Errc::code_hash_mismatch);
+    // The entry's block refused by the upstream (a miss under the verified key).
+    upstream.set_failing(true);
+    CHECK(StackFrame<>::init(b, table, pool, cache).error() == evmalloc::Errc::out_of_memory);
+    upstream.set_failing(false);
+    CHECK(evmalloc::test::cache_state(cache) == before);
+    CHECK(upstream.live_bytes() == live);
+    CHECK(pool.active() == 0);
+    // Colliding fingerprints under the verified key: each code its own entry and analysis.
+    auto fa = StackFrame<>::init(a, table, pool, cache);
+    auto fa2 = StackFrame<>::init(a2, table, pool, cache);
+    REQUIRE(fa.has_value());
+    REQUIRE(fa2.has_value());
+    CHECK(image_of(*fa) == reference_image<DefaultTraits>(a, table));
+    CHECK(image_of(*fa2) == reference_image<DefaultTraits>(a2, table));
+    CHECK(cache.entries() == 3);
+    CHECK(cache.bytes() == live_blocks(upstream, entry_alignment).bytes);
+}
