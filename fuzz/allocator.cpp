@@ -28,15 +28,16 @@
 
 namespace
 {
-using evmalloc::fuzz::filled;
 using evmalloc::AllocatorConfig;
 using evmalloc::EvmAllocator;
 using evmalloc::Route;
+using evmalloc::fuzz::filled;
 using evmalloc::test::RecordingResource;
 
 constexpr std::size_t pool_count = 5;
 constexpr std::array<std::size_t, pool_count> slot_sizes{24, 32, 256, 1024, 4096};
-constexpr std::array<const char*, pool_count> pool_names{"address", "word", "buffer256", "buffer1024", "buffer4096"};
+constexpr std::array<const char*, pool_count> pool_names{
+    "address", "word", "buffer256", "buffer1024", "buffer4096"};
 
 struct PoolModel
 {
@@ -67,15 +68,20 @@ public:
     Harness(RecordingResource& rec, const AllocatorConfig& config) : rec_{rec}, config_{config}
     {
         a_.emplace(config, &rec);
-        max_pooled_ = !config.enable_pool_allocation ? 0 : config.alignment_optimization ? 64 : alignof(std::max_align_t);
+        max_pooled_ = !config.enable_pool_allocation  ? 0
+                      : config.alignment_optimization ? 64
+                                                      : alignof(std::max_align_t);
         for (std::size_t i = 0; i < pool_count; ++i)
         {
-            const std::size_t slots = config.enable_pool_allocation ? config.pool_preallocation_size / 5 / slot_sizes[i] : 0;
+            const std::size_t slots = config.enable_pool_allocation
+                                          ? config.pool_preallocation_size / 5 / slot_sizes[i]
+                                          : 0;
             const std::size_t first = std::max<std::size_t>((4096 - 16) / slot_sizes[i], 8);
             pools_[i] = {slots, slots != 0 ? 2 * slots : first, 0};
         }
         arena_kept_ = config.enable_arena_allocation && config.arena_size != 0
-                          ? std::max<std::size_t>(config.arena_size, sizeof(evmalloc::TransactionArena::ChunkHeader) + 1)
+                          ? std::max<std::size_t>(config.arena_size,
+                                sizeof(evmalloc::TransactionArena::ChunkHeader) + 1)
                           : 0;
         counting_ = config.enable_statistics;
         check();
@@ -179,17 +185,20 @@ private:
         FUZZ_CHECK(rec_.live_count() == live);
         const auto after = a_->statistics();
         FUZZ_CHECK(after.total_allocations == before.total_allocations);
-        FUZZ_CHECK(after.current_bytes == before.current_bytes && after.reserved_bytes == before.reserved_bytes);
+        FUZZ_CHECK(after.current_bytes == before.current_bytes &&
+                   after.reserved_bytes == before.reserved_bytes);
         FUZZ_CHECK(after.arena_bytes_used == before.arena_bytes_used);
         FUZZ_CHECK(after.arena_bytes_reserved == before.arena_bytes_reserved);
         for (std::size_t i = 0; i < pool_count; ++i)
-            FUZZ_CHECK(after.pools[i].capacity == before.pools[i].capacity && after.pools[i].in_use == before.pools[i].in_use);
+            FUZZ_CHECK(after.pools[i].capacity == before.pools[i].capacity &&
+                       after.pools[i].in_use == before.pools[i].in_use);
     }
 
     FUZZ_NO_COVERAGE void allocate(FuzzedDataProvider& in, bool failing)
     {
         static constexpr std::size_t ranges[] = {40, 300, 5000, 65536};
-        const std::size_t bytes = in.ConsumeIntegralInRange<std::size_t>(0, ranges[in.ConsumeIntegralInRange<std::size_t>(0, 3)]);
+        const std::size_t bytes = in.ConsumeIntegralInRange<std::size_t>(
+            0, ranges[in.ConsumeIntegralInRange<std::size_t>(0, 3)]);
         const std::size_t alignment = std::size_t{1} << in.ConsumeIntegralInRange<int>(0, 12);
         const Route r = model_route(bytes, alignment);
         FUZZ_CHECK(a_->route(bytes, alignment) == r);
@@ -248,7 +257,8 @@ private:
 
     FUZZ_NO_COVERAGE void arena_allocate(FuzzedDataProvider& in, bool failing)
     {
-        const std::size_t bytes = in.ConsumeIntegralInRange<std::size_t>(0, in.ConsumeBool() ? 64 : 9000);
+        const std::size_t bytes =
+            in.ConsumeIntegralInRange<std::size_t>(0, in.ConsumeBool() ? 64 : 9000);
         const std::size_t alignment = std::size_t{1} << in.ConsumeIntegralInRange<int>(0, 12);
         evmalloc::TransactionArena& arena = a_->arena();
         const std::size_t used = arena.used();
@@ -277,7 +287,8 @@ private:
         arena_block(p, bytes, alignment, used);
     }
 
-    FUZZ_NO_COVERAGE void arena_block(void* p, std::size_t bytes, std::size_t alignment, std::size_t used_before)
+    FUZZ_NO_COVERAGE void arena_block(
+        void* p, std::size_t bytes, std::size_t alignment, std::size_t used_before)
     {
         FUZZ_CHECK(reinterpret_cast<std::uintptr_t>(p) % alignment == 0);
         FUZZ_CHECK(a_->arena().used() >= used_before + bytes);
@@ -376,9 +387,10 @@ private:
         // The upstream holds the pools' chunks, the arena's chunks and the upstream-routed
         // requests; the frame pool is not used here.
         EvmAllocator& a = *a_;
-        const std::size_t pools = a.address_pool().bytes_reserved() + a.word_pool().bytes_reserved() +
-                                  a.buffer_pool<256>().bytes_reserved() + a.buffer_pool<1024>().bytes_reserved() +
-                                  a.buffer_pool<4096>().bytes_reserved();
+        const std::size_t pools =
+            a.address_pool().bytes_reserved() + a.word_pool().bytes_reserved() +
+            a.buffer_pool<256>().bytes_reserved() + a.buffer_pool<1024>().bytes_reserved() +
+            a.buffer_pool<4096>().bytes_reserved();
         FUZZ_CHECK(rec_.live_bytes() == pools + a.arena().reserved() + upstream_bytes_);
     }
 
@@ -405,7 +417,8 @@ AllocatorConfig pick_config(FuzzedDataProvider& in)
         return AllocatorConfig::optimized();
     case 1:
         return AllocatorConfig::minimal();
-    default: {
+    default:
+    {
         AllocatorConfig c;
         c.enable_pool_allocation = in.ConsumeBool();
         c.enable_arena_allocation = in.ConsumeBool();
@@ -440,8 +453,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             EvmAllocator a{config, &rec};
         }
         catch (const std::bad_alloc&)
-        {
-        }
+        {}
         rec.stop_failing();
         FUZZ_CHECK(rec.live_count() == 0);
     }

@@ -36,7 +36,10 @@ template <class T>
 class Block
 {
 public:
-    explicit Block(std::size_t n) : data_{new T[n == 0 ? 1 : n]}, size_{n} { std::memset(data_.get(), sentinel_byte, n * sizeof(T)); }
+    explicit Block(std::size_t n) : data_{new T[n == 0 ? 1 : n]}, size_{n}
+    {
+        std::memset(data_.get(), sentinel_byte, n * sizeof(T));
+    }
     std::span<T> span() { return {data_.get(), size_}; }
     T* data() { return data_.get(); }
     FUZZ_NO_COVERAGE bool untouched_from(std::size_t first) const
@@ -58,33 +61,40 @@ struct Tables
     Block<std::uint32_t> inst_to_pc, pc_to_inst;
     Block<std::uint64_t> bits;
 
-    Tables(std::size_t i2p, std::size_t p2i, std::size_t words) : inst_to_pc{i2p}, pc_to_inst{p2i}, bits{words} {}
+    Tables(std::size_t i2p, std::size_t p2i, std::size_t words)
+      : inst_to_pc{i2p}, pc_to_inst{p2i}, bits{words}
+    {}
     explicit Tables(std::size_t n)
       : Tables{Analysis::table_entries(n), Analysis::table_entries(n), Analysis::jumpdest_words(n)}
     {}
     AnalysisBuffers buffers() { return {inst_to_pc.span(), pc_to_inst.span(), bits.span()}; }
     bool untouched() const
     {
-        return inst_to_pc.untouched_from(0) && pc_to_inst.untouched_from(0) && bits.untouched_from(0);
+        return inst_to_pc.untouched_from(0) && pc_to_inst.untouched_from(0) &&
+               bits.untouched_from(0);
     }
 };
 
-FUZZ_NO_COVERAGE void check_tables(const Analysis& a, std::span<const std::uint8_t> code, const Reference& ref)
+FUZZ_NO_COVERAGE void check_tables(
+    const Analysis& a, std::span<const std::uint8_t> code, const Reference& ref)
 {
     const std::size_t n = code.size();
     FUZZ_CHECK(a.code().data() == code.data() && a.code().size() == n);
     FUZZ_CHECK(a.instruction_count() == ref.inst_to_pc.size());
     FUZZ_CHECK(a.inst_to_pc_span().size() == ref.inst_to_pc.size());
-    FUZZ_CHECK(same_elements(a.inst_to_pc_span().data(), ref.inst_to_pc.data(), ref.inst_to_pc.size()));
+    FUZZ_CHECK(
+        same_elements(a.inst_to_pc_span().data(), ref.inst_to_pc.data(), ref.inst_to_pc.size()));
     FUZZ_CHECK(a.pc_to_inst_span().size() == n + 1);
     FUZZ_CHECK(same_elements(a.pc_to_inst_span().data(), ref.pc_to_inst.data(), n + 1));
     FUZZ_CHECK(a.jumpdest_bits_span().size() == ref.jumpdest_bits.size());
-    FUZZ_CHECK(same_elements(a.jumpdest_bits_span().data(), ref.jumpdest_bits.data(), ref.jumpdest_bits.size()));
+    FUZZ_CHECK(same_elements(
+        a.jumpdest_bits_span().data(), ref.jumpdest_bits.data(), ref.jumpdest_bits.size()));
 }
 
 // The accessors: at every pc of short code, at the first and last 70 pcs and every
 // instruction start of long code, past the end and at huge pcs.
-FUZZ_NO_COVERAGE void check_at(const Analysis& a, std::size_t n, const Reference& ref, std::size_t pc)
+FUZZ_NO_COVERAGE void check_at(
+    const Analysis& a, std::size_t n, const Reference& ref, std::size_t pc)
 {
     FUZZ_CHECK(a.pc_to_inst(pc) == ref.pc_to_inst[pc]);
     if (pc < n)
@@ -122,7 +132,8 @@ FUZZ_NO_COVERAGE void check_accessors(const Analysis& a, std::size_t n, const Re
 
 // JumpdestAnalysis::is_jumpdest at every pc of short code, at the ends and instruction
 // starts of long code, past the end and at huge pcs.
-FUZZ_NO_COVERAGE void check_jumpdests(const evmalloc::JumpdestAnalysis& a, std::size_t n, const Reference& ref)
+FUZZ_NO_COVERAGE void check_jumpdests(
+    const evmalloc::JumpdestAnalysis& a, std::size_t n, const Reference& ref)
 {
     if (n <= 512)
     {
@@ -133,7 +144,8 @@ FUZZ_NO_COVERAGE void check_jumpdests(const evmalloc::JumpdestAnalysis& a, std::
         for (std::size_t i = 0; i + 1 < ref.inst_to_pc.size(); i += 1 + i / 256)
             FUZZ_CHECK(a.is_jumpdest(ref.inst_to_pc[i]) == ref.is_jumpdest(ref.inst_to_pc[i]));
     constexpr std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
-    const std::uint64_t far[] = {n, n + 1, n + 64, std::uint64_t{1} << 32, std::uint64_t{1} << 63, max};
+    const std::uint64_t far[] = {
+        n, n + 1, n + 64, std::uint64_t{1} << 32, std::uint64_t{1} << 63, max};
     for (const std::uint64_t pc : far)
         FUZZ_CHECK(!a.is_jumpdest(pc));
 }
@@ -153,10 +165,12 @@ FUZZ_NO_COVERAGE void check_arrays(std::span<const std::uint8_t> code, const Ref
     Block<Metadata> metadata{n + 1};
     const auto r = Analysis::prepare(code, tables.buffers(), table, ops.span(), metadata.span());
     FUZZ_CHECK(r.has_value());
-    FUZZ_CHECK(r->code().data() == code.data() && r->instruction_count() == plain.instruction_count());
+    FUZZ_CHECK(
+        r->code().data() == code.data() && r->instruction_count() == plain.instruction_count());
     FUZZ_CHECK(same_elements(r->inst_to_pc_span().data(), plain.inst_to_pc_span().data(), count));
     FUZZ_CHECK(same_elements(r->pc_to_inst_span().data(), plain.pc_to_inst_span().data(), n + 1));
-    FUZZ_CHECK(same_elements(r->jumpdest_bits_span().data(), plain.jumpdest_bits_span().data(), ref.jumpdest_bits.size()));
+    FUZZ_CHECK(same_elements(r->jumpdest_bits_span().data(), plain.jumpdest_bits_span().data(),
+        ref.jumpdest_bits.size()));
     std::vector<Op> expected_ops(count);
     std::vector<Metadata> expected_metadata(count);
     for (std::size_t i = 0; i < count; ++i)
@@ -173,9 +187,11 @@ FUZZ_NO_COVERAGE void check_arrays(std::span<const std::uint8_t> code, const Ref
         Tables untouched{n};
         Block<Op> short_ops{which_short == 0 ? n : n + 1};
         Block<Metadata> short_metadata{which_short == 1 ? n : n + 1};
-        const auto e = Analysis::prepare(code, untouched.buffers(), table, short_ops.span(), short_metadata.span());
+        const auto e = Analysis::prepare(
+            code, untouched.buffers(), table, short_ops.span(), short_metadata.span());
         FUZZ_CHECK(!e.has_value() && e.error() == Errc::buffer_too_small);
-        FUZZ_CHECK(untouched.untouched() && short_ops.untouched_from(0) && short_metadata.untouched_from(0));
+        FUZZ_CHECK(untouched.untouched() && short_ops.untouched_from(0) &&
+                   short_metadata.untouched_from(0));
     }
 }
 
@@ -226,10 +242,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // tables. Cheaper per input, and over the corpus every check runs on every kind of code.
     switch ((size + (size != 0 ? data[0] : 0U)) % 4)
     {
-    case 0: {
+    case 0:
+    {
         // Into one carved block of calculate_allocation(n) bytes: the same tables.
         const auto alloc = Analysis::calculate_allocation(n);
-        FUZZ_CHECK(alloc.alignment == alignof(std::uint64_t) && alloc.size % sizeof(std::uint64_t) == 0);
+        FUZZ_CHECK(
+            alloc.alignment == alignof(std::uint64_t) && alloc.size % sizeof(std::uint64_t) == 0);
         Block<std::uint64_t> block{alloc.size / sizeof(std::uint64_t)};
         const AnalysisBuffers carved = Analysis::carve(std::as_writable_bytes(block.span()), n);
         const auto from_block = Analysis::prepare(code, carved);
@@ -245,7 +263,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         // Handler pointers with 8-bit metadata (values cut to the type).
         check_arrays<const void*, std::uint8_t>(code, ref, *plain, table_pointers(), size % 7);
         break;
-    default: {
+    default:
+    {
         // Each table one entry short: buffer_too_small, nothing written.
         const std::size_t e = Analysis::table_entries(n);
         const std::size_t w = Analysis::jumpdest_words(n);
@@ -265,7 +284,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(jumpdests.has_value());
     FUZZ_CHECK(jumpdests->code().data() == code.data() && jumpdests->code().size() == n);
     FUZZ_CHECK(jumpdests->jumpdest_bits_span().size() == ref.jumpdest_bits.size());
-    FUZZ_CHECK(same_elements(jumpdests->jumpdest_bits_span().data(), ref.jumpdest_bits.data(), ref.jumpdest_bits.size()));
+    FUZZ_CHECK(same_elements(jumpdests->jumpdest_bits_span().data(), ref.jumpdest_bits.data(),
+        ref.jumpdest_bits.size()));
     check_jumpdests(*jumpdests, n, ref);
     Block<std::uint64_t> short_bits{evmalloc::JumpdestAnalysis::jumpdest_words(n) - 1};
     const auto short_result = evmalloc::JumpdestAnalysis::prepare(code, short_bits.span());

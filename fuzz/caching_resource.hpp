@@ -61,7 +61,10 @@ private:
         std::pmr::new_delete_resource()->deallocate(p, bytes, alignment);
     }
 
-    bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+    bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override
+    {
+        return this == &other;
+    }
 
     std::map<std::pair<std::size_t, std::size_t>, std::vector<void*>> kept_;
 };

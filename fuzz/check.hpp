@@ -11,9 +11,8 @@
 /// loops would otherwise cost more than the code under test.
 #define FUZZ_NO_COVERAGE __attribute__((no_sanitize("coverage")))
 
-#define FUZZ_CHECK(cond)                                                                   \
-    ((cond) ? static_cast<void>(0)                                                         \
-            : ::evmalloc::fuzz::check_failed(#cond, __FILE__, __LINE__))
+#define FUZZ_CHECK(cond) \
+    ((cond) ? static_cast<void>(0) : ::evmalloc::fuzz::check_failed(#cond, __FILE__, __LINE__))
 
 namespace evmalloc::fuzz
 {

@@ -42,13 +42,13 @@
 
 namespace
 {
-using evmalloc::fuzz::filled;
 using evmalloc::Errc;
 using evmalloc::FramePool;
 using evmalloc::FramePoolConfig;
 using evmalloc::Memory;
 using evmalloc::StackFrame;
 using evmalloc::Tier;
+using evmalloc::fuzz::filled;
 using evmalloc::test::RecordingResource;
 
 /// A jumpdest frame: stack, padded code and jumpdest bits, no instruction arrays.
@@ -115,7 +115,8 @@ public:
             break;
         case 5:
             if (!calls_.empty())
-                release(in.ConsumeIntegralInRange<std::size_t>(0, calls_.size() - 1), in.ConsumeBool());
+                release(
+                    in.ConsumeIntegralInRange<std::size_t>(0, calls_.size() - 1), in.ConsumeBool());
             break;
         case 6:
         case 7:
@@ -140,7 +141,8 @@ public:
 private:
     std::size_t pick(FuzzedDataProvider& in) const
     {
-        return in.ConsumeBool() ? calls_.size() - 1 : in.ConsumeIntegralInRange<std::size_t>(0, calls_.size() - 1);
+        return in.ConsumeBool() ? calls_.size() - 1
+                                : in.ConsumeIntegralInRange<std::size_t>(0, calls_.size() - 1);
     }
 
     // A slice of the input's code of at most `max` bytes: mostly short (each prepare is
@@ -150,7 +152,8 @@ private:
         const std::uint8_t scale = in.ConsumeIntegral<std::uint8_t>();
         max = std::min(max, scale < 200 ? std::size_t{256} : scale < 245 ? std::size_t{2048} : max);
         const std::size_t start = in.ConsumeIntegralInRange<std::size_t>(0, code_.size());
-        const std::size_t len = in.ConsumeIntegralInRange<std::size_t>(0, std::min(max, code_.size() - start));
+        const std::size_t len =
+            in.ConsumeIntegralInRange<std::size_t>(0, std::min(max, code_.size() - start));
         return code_.subspan(start, len);
     }
 
@@ -166,10 +169,12 @@ private:
     {
         // The size the frame is asked for: mostly the small tiers, sometimes above the largest
         // tier (oversize, up to max_code_size) or above max_code_size.
-        static constexpr std::size_t tier_weights[] = {
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 5, 6, 7};
-        const std::size_t choice = tier_weights[in.ConsumeIntegralInRange<std::size_t>(0, std::size(tier_weights) - 1)];
-        const std::span<const std::uint8_t> code = pick_code(in, evmalloc::code_capacity(Tier::kb4));
+        static constexpr std::size_t tier_weights[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 5, 6, 7};
+        const std::size_t choice =
+            tier_weights[in.ConsumeIntegralInRange<std::size_t>(0, std::size(tier_weights) - 1)];
+        const std::span<const std::uint8_t> code =
+            pick_code(in, evmalloc::code_capacity(Tier::kb4));
         std::size_t size = code.size();
         if (choice == 6)
             size = evmalloc::max_code_size + 1 + in.ConsumeIntegralInRange<std::size_t>(0, 70000);
@@ -209,12 +214,13 @@ private:
         }
         FUZZ_CHECK(frame.has_value());
         FUZZ_CHECK(frame->tier() == tier);
-        FUZZ_CHECK(frame->buffer_size() ==
-                   (oversize ? evmalloc::frame_buffer_bytes<Traits>(size) : evmalloc::frame_buffer_size<Traits>(tier)));
+        FUZZ_CHECK(frame->buffer_size() == (oversize ? evmalloc::frame_buffer_bytes<Traits>(size)
+                                                     : evmalloc::frame_buffer_size<Traits>(tier)));
         FUZZ_CHECK(frame->code_capacity() == (oversize ? size : evmalloc::code_capacity(tier)));
         FUZZ_CHECK(!frame->is_prepared() && frame->stack().empty());
         auto* const buffer = reinterpret_cast<std::uint8_t*>(frame->stack().data());
-        FUZZ_CHECK(reinterpret_cast<std::uintptr_t>(buffer) % evmalloc::frame_buffer_alignment == 0);
+        FUZZ_CHECK(
+            reinterpret_cast<std::uintptr_t>(buffer) % evmalloc::frame_buffer_alignment == 0);
         FUZZ_CHECK(!__asan_region_is_poisoned(buffer, frame->buffer_size()));
         if (!oversize && !buffers_[t].empty())
         {
@@ -238,7 +244,8 @@ private:
         const std::uint8_t tag = static_cast<std::uint8_t>(++tags_);
         calls_.push_back({std::move(*frame), {}, tag, 0});
         // Above the largest tier the frame holds its own size: prepare code that long.
-        prepare(calls_.back(), oversize ? std::span<const std::uint8_t>{big_code().data(), size} : code);
+        prepare(calls_.back(),
+            oversize ? std::span<const std::uint8_t>{big_code().data(), size} : code);
     }
 
     // A frame on the shared analysis of a slice of the code (verified key).
@@ -281,7 +288,8 @@ private:
             return;
         }
         FUZZ_CHECK(frame.has_value() && frame->is_prepared());
-        FUZZ_CHECK(frame->buffer_size() == evmalloc::stack_buffer_size<Traits>() && frame->code_capacity() == 0);
+        FUZZ_CHECK(frame->buffer_size() == evmalloc::stack_buffer_size<Traits>() &&
+                   frame->code_capacity() == 0);
         auto* const buffer = reinterpret_cast<std::uint8_t*>(frame->stack().data());
         if (!stacks_.empty())
         {
@@ -313,7 +321,8 @@ private:
     {
         std::set<std::vector<std::uint8_t>> codes;
         for (const Call& c : calls_)
-            if (c.frame.code_capacity() == 0 && c.frame.buffer_size() == evmalloc::stack_buffer_size<Traits>())
+            if (c.frame.code_capacity() == 0 &&
+                c.frame.buffer_size() == evmalloc::stack_buffer_size<Traits>())
                 codes.emplace(c.code.begin(), c.code.end());
         return codes.size();
     }
@@ -357,7 +366,8 @@ private:
         FUZZ_CHECK(same_elements(a.code().data(), c.code.data(), n));
         FUZZ_CHECK(filled(a.code().data() + n, evmalloc::PaddedCode::padding, 0));
         FUZZ_CHECK(a.jumpdest_bits_span().size() == ref.jumpdest_bits.size());
-        FUZZ_CHECK(same_elements(a.jumpdest_bits_span().data(), ref.jumpdest_bits.data(), ref.jumpdest_bits.size()));
+        FUZZ_CHECK(same_elements(
+            a.jumpdest_bits_span().data(), ref.jumpdest_bits.data(), ref.jumpdest_bits.size()));
         FUZZ_CHECK(!a.is_jumpdest(n) && !a.is_jumpdest(~std::uint64_t{0}));
         if (n != 0)
             FUZZ_CHECK(a.is_jumpdest(n - 1) == ref.is_jumpdest(n - 1));
@@ -408,8 +418,9 @@ private:
         const std::size_t size = m.size();
         const std::uint8_t reach = in.ConsumeIntegral<std::uint8_t>();
         const std::uint64_t offset = reach < 200 ? in.ConsumeIntegralInRange<std::uint64_t>(0, 8192)
-                                     : reach < 250 ? in.ConsumeIntegralInRange<std::uint64_t>(0, 70000)
-                                                   : in.ConsumeIntegral<std::uint64_t>();
+                                     : reach < 250
+                                         ? in.ConsumeIntegralInRange<std::uint64_t>(0, 70000)
+                                         : in.ConsumeIntegral<std::uint64_t>();
         const std::uint64_t length = in.ConsumeIntegralInRange<std::uint64_t>(0, 2048);
         rec_.set_failing(failing);
         const auto r = m.expand(offset, length);
@@ -419,7 +430,8 @@ private:
         if (length == 0 || end <= size)
             FUZZ_CHECK(r.has_value() && m.size() == size);
         else if (needed > config_.memory_limit)
-            FUZZ_CHECK(!r.has_value() && r.error() == Errc::memory_limit_exceeded && m.size() == size);
+            FUZZ_CHECK(
+                !r.has_value() && r.error() == Errc::memory_limit_exceeded && m.size() == size);
         else if (!r.has_value())
             FUZZ_CHECK(failing && r.error() == Errc::out_of_memory && m.size() == size);
         else
@@ -483,7 +495,8 @@ private:
         const std::size_t size = c.frame.buffer_size();
         const std::size_t t = evmalloc::tier_index(c.frame.tier());
         const bool oversize = c.frame.code_capacity() > evmalloc::max_code_size;
-        const bool shared = c.frame.code_capacity() == 0 && size == evmalloc::stack_buffer_size<Traits>();
+        const bool shared =
+            c.frame.code_capacity() == 0 && size == evmalloc::stack_buffer_size<Traits>();
 
         if (by_assignment && i + 1 < calls_.size())
         {
@@ -501,15 +514,18 @@ private:
         if (shared)
         {
             stacks_.push_back(buffer);
-            FUZZ_CHECK(__asan_address_is_poisoned(buffer) && __asan_address_is_poisoned(buffer + size - 1));
+            FUZZ_CHECK(__asan_address_is_poisoned(buffer) &&
+                       __asan_address_is_poisoned(buffer + size - 1));
         }
         else if (!oversize)
         {
             buffers_[t].push_back(buffer);
-            FUZZ_CHECK(__asan_address_is_poisoned(buffer) && __asan_address_is_poisoned(buffer + size - 1));
+            FUZZ_CHECK(__asan_address_is_poisoned(buffer) &&
+                       __asan_address_is_poisoned(buffer + size - 1));
         }
         // The memory budget: a Memory keeps its capacity while the free ones stay within it.
-        const std::size_t kept = capacity > config_.memory_retain_bytes - memory_bytes() ? 0 : capacity;
+        const std::size_t kept =
+            capacity > config_.memory_retain_bytes - memory_bytes() ? 0 : capacity;
         memories_.push_back({memory, kept});
         if (calls_.empty() && config_.auto_trim)
             trim_model();
@@ -532,12 +548,15 @@ private:
     FUZZ_NO_COVERAGE void trim_model()
     {
         if (stacks_.size() > config_.retain_per_tier)
-            stacks_.erase(stacks_.begin(), stacks_.end() - static_cast<std::ptrdiff_t>(config_.retain_per_tier));
+            stacks_.erase(stacks_.begin(),
+                stacks_.end() - static_cast<std::ptrdiff_t>(config_.retain_per_tier));
         for (auto& list : buffers_)
             if (list.size() > config_.retain_per_tier)
-                list.erase(list.begin(), list.end() - static_cast<std::ptrdiff_t>(config_.retain_per_tier));
+                list.erase(list.begin(),
+                    list.end() - static_cast<std::ptrdiff_t>(config_.retain_per_tier));
         if (memories_.size() > config_.retain_per_tier)
-            memories_.erase(memories_.begin(), memories_.end() - static_cast<std::ptrdiff_t>(config_.retain_per_tier));
+            memories_.erase(memories_.begin(),
+                memories_.end() - static_cast<std::ptrdiff_t>(config_.retain_per_tier));
     }
 
     FUZZ_NO_COVERAGE void check() const
@@ -571,7 +590,8 @@ private:
         // pool retains: nothing else.
         for (const Call& c : calls_)
         {
-            bytes += c.frame.buffer_size() + sizeof(typename Pool::MemorySlot) + c.frame.memory().capacity();
+            bytes += c.frame.buffer_size() + sizeof(typename Pool::MemorySlot) +
+                     c.frame.memory().capacity();
             live += 2 + (c.frame.memory().capacity() != 0 ? 1 : 0);
         }
         FUZZ_CHECK(rec_.live_bytes() == bytes && rec_.live_count() == live);
@@ -596,12 +616,15 @@ private:
 FramePoolConfig pick_config(FuzzedDataProvider& in)
 {
     FramePoolConfig c;
-    c.max_frames = in.ConsumeIntegral<std::uint8_t>() < 8 ? 1025 : in.ConsumeIntegralInRange<std::size_t>(0, 24);
+    c.max_frames = in.ConsumeIntegral<std::uint8_t>() < 8
+                       ? 1025
+                       : in.ConsumeIntegralInRange<std::size_t>(0, 24);
     c.retain_per_tier = in.ConsumeIntegralInRange<std::size_t>(0, 4);
-    constexpr std::size_t code_limits[] = {evmalloc::max_code_size, evmalloc::max_code_size, 4096, 20000,
-        evmalloc::max_code_size + 70000};
+    constexpr std::size_t code_limits[] = {evmalloc::max_code_size, evmalloc::max_code_size, 4096,
+        20000, evmalloc::max_code_size + 70000};
     c.max_code_size = code_limits[in.ConsumeIntegralInRange<std::size_t>(0, 4)];
-    constexpr std::size_t retain[] = {0, 4096, 8192, 20000, 64 * 1024, 1 << 20, std::size_t{32} << 20};
+    constexpr std::size_t retain[] = {
+        0, 4096, 8192, 20000, 64 * 1024, 1 << 20, std::size_t{32} << 20};
     c.memory_retain_bytes = retain[in.ConsumeIntegralInRange<std::size_t>(0, 6)];
     c.auto_trim = in.ConsumeBool();
     constexpr std::size_t limits[] = {0, 32, 1000, 4096, 65536, Memory::default_limit};
@@ -617,8 +640,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 {
     FuzzedDataProvider in{data, size};
     // The code from the front of the input, the choices from its back.
-    const std::vector<std::uint8_t> code = in.ConsumeBytes<std::uint8_t>(
-        in.ConsumeIntegralInRange<std::size_t>(0, std::min<std::size_t>(in.remaining_bytes(), evmalloc::max_code_size)));
+    const std::vector<std::uint8_t> code =
+        in.ConsumeBytes<std::uint8_t>(in.ConsumeIntegralInRange<std::size_t>(
+            0, std::min<std::size_t>(in.remaining_bytes(), evmalloc::max_code_size)));
     RecordingResource rec{&evmalloc::fuzz::CachingResource::instance()};
     const FramePoolConfig config = pick_config(in);
     const auto run = [&](auto* traits) {

@@ -50,7 +50,8 @@ FUZZ_NO_COVERAGE std::size_t round_to_page(std::size_t n)
 }
 
 // The capacity a growth to `needed` bytes asks for (memory.hpp's policy).
-FUZZ_NO_COVERAGE std::size_t grown_capacity(std::size_t capacity, std::size_t limit, std::size_t needed)
+FUZZ_NO_COVERAGE std::size_t grown_capacity(
+    std::size_t capacity, std::size_t limit, std::size_t needed)
 {
     std::size_t c = capacity > std::numeric_limits<std::size_t>::max() / 2
                         ? std::numeric_limits<std::size_t>::max()
@@ -64,12 +65,14 @@ FUZZ_NO_COVERAGE std::size_t grown_capacity(std::size_t capacity, std::size_t li
     return c;
 }
 
-FUZZ_NO_COVERAGE void check_state(const Memory& m, const Model& model, const evmalloc::test::RecordingResource& rec)
+FUZZ_NO_COVERAGE void check_state(
+    const Memory& m, const Model& model, const evmalloc::test::RecordingResource& rec)
 {
     FUZZ_CHECK(m.size() == model.bytes.size());
     FUZZ_CHECK(m.size() % 32 == 0 && m.size() <= m.capacity() && m.size() <= m.limit());
     FUZZ_CHECK(m.capacity() == model.capacity);
-    FUZZ_CHECK(m.data() != nullptr && reinterpret_cast<std::uintptr_t>(m.data()) % Memory::alignment == 0);
+    FUZZ_CHECK(
+        m.data() != nullptr && reinterpret_cast<std::uintptr_t>(m.data()) % Memory::alignment == 0);
     if (m.capacity() == 0)
     {
         static const Memory empty;
@@ -113,18 +116,20 @@ std::uint64_t pick(FuzzedDataProvider& in, const Model& model)
 
 std::size_t pick_limit(FuzzedDataProvider& in)
 {
-    constexpr std::size_t limits[] = {0, 31, 32, 100, 4096, 4097, 65536, 65537, std::size_t{1} << 20,
-        Memory::default_limit, std::numeric_limits<std::size_t>::max() - 4000,
+    constexpr std::size_t limits[] = {0, 31, 32, 100, 4096, 4097, 65536, 65537,
+        std::size_t{1} << 20, Memory::default_limit, std::numeric_limits<std::size_t>::max() - 4000,
         std::numeric_limits<std::size_t>::max()};
     const auto i = in.ConsumeIntegralInRange<std::size_t>(0, std::size(limits));
-    return i < std::size(limits) ? limits[i] : in.ConsumeIntegralInRange<std::size_t>(0, std::size_t{1} << 21);
+    return i < std::size(limits) ? limits[i]
+                                 : in.ConsumeIntegralInRange<std::size_t>(0, std::size_t{1} << 21);
 }
 
 constexpr u128 gas_saturation = (u128{1} << 63) - 1;
 
 // The gas expand(offset, length) charges now, as the model sees it; false when the limit
 // refuses it.
-FUZZ_NO_COVERAGE bool model_gas(const Model& model, std::uint64_t offset, std::uint64_t length, u128& gas)
+FUZZ_NO_COVERAGE bool model_gas(
+    const Model& model, std::uint64_t offset, std::uint64_t length, u128& gas)
 {
     const std::size_t size = model.bytes.size();
     const u128 end = u128{offset} + length;
@@ -136,7 +141,9 @@ FUZZ_NO_COVERAGE bool model_gas(const Model& model, std::uint64_t offset, std::u
         return false;
     // As documented: expansion_cost saturates at 2^64 - 1 from 2^32 words (128 GiB) on, the
     // difference at 2^63 - 1.
-    const auto documented_cost = [](u128 w) { return w >= (u128{1} << 32) ? u128{u64_max} : cost(w); };
+    const auto documented_cost = [](u128 w) {
+        return w >= (u128{1} << 32) ? u128{u64_max} : cost(w);
+    };
     const u128 diff = documented_cost(needed / 32) - documented_cost(size / 32);
     gas = diff < gas_saturation ? diff : gas_saturation;
     return true;
@@ -219,14 +226,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         switch (in.ConsumeIntegralInRange<int>(0, 9))
         {
         case 0:
-        case 1: {
+        case 1:
+        {
             const std::uint64_t offset = pick(in, model);
             const std::uint64_t length = pick(in, model);
-            check_expand(m, model, rec, offset, length, in.ConsumeIntegral<std::uint8_t>() < 24, false, 0);
+            check_expand(
+                m, model, rec, offset, length, in.ConsumeIntegral<std::uint8_t>() < 24, false, 0);
             break;
         }
         case 2:
-        case 3: {
+        case 3:
+        {
             const std::uint64_t offset = pick(in, model);
             const std::uint64_t length = pick(in, model);
             const bool failing = in.ConsumeIntegral<std::uint8_t>() < 24;
@@ -241,14 +251,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 // gas <= 2^63 - 1: step from it without overflowing.
                 const auto near = static_cast<std::int64_t>(gas);
                 const auto delta = in.ConsumeIntegralInRange<std::int64_t>(-2, 2);
-                gas_left = delta > 0 && near > std::numeric_limits<std::int64_t>::max() - delta ? near : near + delta;
+                gas_left = delta > 0 && near > std::numeric_limits<std::int64_t>::max() - delta
+                               ? near
+                               : near + delta;
             }
-                break;
+            break;
             case 1:
-                gas_left = in.ConsumeIntegralInRange<std::int64_t>(std::numeric_limits<std::int64_t>::min(), 0);
+                gas_left = in.ConsumeIntegralInRange<std::int64_t>(
+                    std::numeric_limits<std::int64_t>::min(), 0);
                 break;
             case 2:
-                gas_left = std::numeric_limits<std::int64_t>::max() - in.ConsumeIntegralInRange<std::int64_t>(0, 2);
+                gas_left = std::numeric_limits<std::int64_t>::max() -
+                           in.ConsumeIntegralInRange<std::int64_t>(0, 2);
                 break;
             default:
                 gas_left = in.ConsumeIntegral<std::int64_t>();
@@ -277,19 +291,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             model.bytes.clear();
             model.capacity = 0;
             break;
-        case 8: {
+        case 8:
+        {
             // Moved out and back: the buffer travels, the source is left empty.
             const std::uint8_t* const before = m.data();
             Memory other{std::move(m)};
-            FUZZ_CHECK(m.capacity() == 0 && m.size() == 0 && m.data() != nullptr && m.upstream() == &rec);
+            FUZZ_CHECK(
+                m.capacity() == 0 && m.size() == 0 && m.data() != nullptr && m.upstream() == &rec);
             FUZZ_CHECK(other.data() == before && other.size() == model.bytes.size());
             m = std::move(other);
             FUZZ_CHECK(other.capacity() == 0 && m.data() == before);
             break;
         }
-        default: {
+        default:
+        {
             // expansion_cost: exact below 2^32 words, saturated at 2^64 - 1 above.
-            const auto words = in.ConsumeIntegral<std::uint64_t>() >> in.ConsumeIntegralInRange<int>(0, 63);
+            const auto words =
+                in.ConsumeIntegral<std::uint64_t>() >> in.ConsumeIntegralInRange<int>(0, 63);
             const u128 expected = words >= (std::uint64_t{1} << 32) ? u128{u64_max} : cost(words);
             FUZZ_CHECK(u128{Memory::expansion_cost(words)} == expected);
             break;

@@ -30,7 +30,8 @@ using evmalloc::fuzz::filled;
 using evmalloc::test::RecordingResource;
 
 struct ConstructorFailed
-{};
+{
+};
 
 // An object of Size bytes at Align whose constructor fills it with a tag, or throws.
 template <std::size_t Size, std::size_t Align>
@@ -65,7 +66,10 @@ struct Blocks
             FUZZ_CHECK(std::prev(next)->second <= b);
         live.emplace(b, e);
     }
-    FUZZ_NO_COVERAGE void remove(const void* p) { FUZZ_CHECK(live.erase(reinterpret_cast<std::uintptr_t>(p)) == 1); }
+    FUZZ_NO_COVERAGE void remove(const void* p)
+    {
+        FUZZ_CHECK(live.erase(reinterpret_cast<std::uintptr_t>(p)) == 1);
+    }
 };
 
 enum class Kind
@@ -200,7 +204,8 @@ private:
     template <class F>
     FUZZ_NO_COVERAGE void expect_bad_alloc(F&& f)
     {
-        const std::size_t cap = pool_->capacity(), used = pool_->in_use(), reserved = pool_->bytes_reserved();
+        const std::size_t cap = pool_->capacity(), used = pool_->in_use(),
+                          reserved = pool_->bytes_reserved();
         const std::size_t live = rec_.live_count();
         rec_.set_failing(true);
         bool threw = false;
@@ -214,13 +219,15 @@ private:
         }
         rec_.set_failing(false);
         FUZZ_CHECK(threw);
-        FUZZ_CHECK(pool_->capacity() == cap && pool_->in_use() == used && pool_->bytes_reserved() == reserved);
+        FUZZ_CHECK(pool_->capacity() == cap && pool_->in_use() == used &&
+                   pool_->bytes_reserved() == reserved);
         FUZZ_CHECK(rec_.live_count() == live);
     }
 
     void take(Kind kind, FuzzedDataProvider& in, bool failing)
     {
-        const bool throw_in_constructor = kind == Kind::object && in.ConsumeIntegral<std::uint8_t>() < 32;
+        const bool throw_in_constructor =
+            kind == Kind::object && in.ConsumeIntegral<std::uint8_t>() < 32;
         if (failing && must_grow())
         {
             if (kind == Kind::object)
@@ -273,8 +280,9 @@ private:
     void take_pmr(FuzzedDataProvider& in, bool failing)
     {
         std::pmr::memory_resource& r = *pool_;
-        const std::size_t bytes = in.ConsumeBool() ? in.ConsumeIntegralInRange<std::size_t>(0, slot)
-                                                   : in.ConsumeIntegralInRange<std::size_t>(0, 3 * slot);
+        const std::size_t bytes = in.ConsumeBool()
+                                      ? in.ConsumeIntegralInRange<std::size_t>(0, slot)
+                                      : in.ConsumeIntegralInRange<std::size_t>(0, 3 * slot);
         const std::size_t alignment = std::size_t{1} << in.ConsumeIntegralInRange<int>(0, 8);
         const bool fits = bytes <= slot && alignment <= align;
         FUZZ_CHECK(Pool::fits(bytes, alignment) == fits);
@@ -355,8 +363,9 @@ private:
         FUZZ_CHECK(pool_->capacity() == capacity_);
         FUZZ_CHECK(pool_->in_use() == in_use_);
         FUZZ_CHECK(pool_->available() == capacity_ - in_use_);
-        FUZZ_CHECK(pool_->utilization() ==
-                   (capacity_ == 0 ? 0.0 : static_cast<double>(in_use_) / static_cast<double>(capacity_)));
+        FUZZ_CHECK(
+            pool_->utilization() ==
+            (capacity_ == 0 ? 0.0 : static_cast<double>(in_use_) / static_cast<double>(capacity_)));
         FUZZ_CHECK(pool_->upstream() == &rec_);
     }
 
@@ -388,14 +397,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     {
         Blocks blocks;
         const auto initial = [&] {
-            return in.ConsumeBool() ? std::size_t{0} : in.ConsumeIntegralInRange<std::size_t>(0, 12);
+            return in.ConsumeBool() ? std::size_t{0}
+                                    : in.ConsumeIntegralInRange<std::size_t>(0, 12);
         };
         const auto fail_first = [&] { return in.ConsumeIntegral<std::uint8_t>() < 16; };
         Lane<evmalloc::ObjectPool<Obj<3, 1>>, true> tiny{rec, blocks, initial(), fail_first()};
         Lane<evmalloc::ObjectPool<Obj<20, 4>>, true> address{rec, blocks, initial(), fail_first()};
         Lane<evmalloc::ObjectPool<Obj<32, 32>>, true> word{rec, blocks, initial(), fail_first()};
         Lane<evmalloc::ObjectPool<Obj<200, 128>>, true> wide{rec, blocks, initial(), fail_first()};
-        Lane<evmalloc::ObjectPool<Obj<4096, 64>>, true> page_object{rec, blocks, initial(), fail_first()};
+        Lane<evmalloc::ObjectPool<Obj<4096, 64>>, true> page_object{
+            rec, blocks, initial(), fail_first()};
         Lane<evmalloc::BufferPool<24>, false> b24{rec, blocks, initial(), fail_first()};
         Lane<evmalloc::BufferPool<256>, false> b256{rec, blocks, initial(), fail_first()};
         Lane<evmalloc::BufferPool<4096>, false> b4096{rec, blocks, initial(), fail_first()};
@@ -415,14 +426,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             const bool failing = in.ConsumeIntegral<std::uint8_t>() < 40;
             switch (in.ConsumeIntegralInRange<int>(0, 7))
             {
-            case 0: tiny.step(in, failing); break;
-            case 1: address.step(in, failing); break;
-            case 2: word.step(in, failing); break;
-            case 3: wide.step(in, failing); break;
-            case 4: page_object.step(in, failing); break;
-            case 5: b24.step(in, failing); break;
-            case 6: b256.step(in, failing); break;
-            default: b4096.step(in, failing); break;
+            case 0:
+                tiny.step(in, failing);
+                break;
+            case 1:
+                address.step(in, failing);
+                break;
+            case 2:
+                word.step(in, failing);
+                break;
+            case 3:
+                wide.step(in, failing);
+                break;
+            case 4:
+                page_object.step(in, failing);
+                break;
+            case 5:
+                b24.step(in, failing);
+                break;
+            case 6:
+                b256.step(in, failing);
+                break;
+            default:
+                b4096.step(in, failing);
+                break;
             }
             // The upstream holds the pools' chunks and the forwarded requests, nothing else.
             FUZZ_CHECK(rec.live_bytes() == reserved() + forwarded());

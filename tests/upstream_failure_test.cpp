@@ -53,11 +53,13 @@ bool throws_bad_alloc(std::pmr::memory_resource& face, RecordingResource& rec, s
 }
 }  // namespace
 
-TEST_CASE("EvmAllocator: an upstream returning nullptr fails a request routed upstream with bad_alloc",
+TEST_CASE(
+    "EvmAllocator: an upstream returning nullptr fails a request routed upstream with bad_alloc",
     "[evm_allocator][upstream_failure]")
 {
     if (EVMALLOC_HAS_ASAN)
-        EVMALLOC_SKIP("an upstream returning nullptr is undefined behaviour behind libstdc++'s allocate()");
+        EVMALLOC_SKIP(
+            "an upstream returning nullptr is undefined behaviour behind libstdc++'s allocate()");
     for (const AllocatorConfig config : {AllocatorConfig::optimized(), AllocatorConfig::minimal()})
     {
         for (const bool counting : {true, false})
@@ -89,11 +91,13 @@ TEST_CASE("EvmAllocator: an upstream returning nullptr fails a request routed up
     }
 }
 
-TEST_CASE("ObjectPool and BufferPool: an upstream returning nullptr fails a forwarded request with bad_alloc",
+TEST_CASE("ObjectPool and BufferPool: an upstream returning nullptr fails a forwarded request with "
+          "bad_alloc",
     "[object_pool][buffer_pool][upstream_failure]")
 {
     if (EVMALLOC_HAS_ASAN)
-        EVMALLOC_SKIP("an upstream returning nullptr is undefined behaviour behind libstdc++'s allocate()");
+        EVMALLOC_SKIP(
+            "an upstream returning nullptr is undefined behaviour behind libstdc++'s allocate()");
     struct Small
     {
         long x;

@@ -149,8 +149,8 @@ struct CallSite
 State allocator_state(const evmalloc::EvmAllocator& a, const RecordingResource& rec)
 {
     const auto s = a.statistics();
-    State out{s.total_allocations, s.total_deallocations, s.current_bytes, s.reserved_bytes, s.peak_bytes,
-        s.arena_bytes_used, s.arena_bytes_reserved, rec.live_bytes()};
+    State out{s.total_allocations, s.total_deallocations, s.current_bytes, s.reserved_bytes,
+        s.peak_bytes, s.arena_bytes_used, s.arena_bytes_reserved, rec.live_bytes()};
     for (std::size_t i = 0; i < s.pool_count; ++i)
     {
         out.push_back(s.pools[i].capacity);
@@ -170,7 +170,8 @@ State pool_state(const evmalloc::FramePool<>& pool)
 
 State memory_state(const evmalloc::Memory& m)
 {
-    return {m.size(), m.capacity(), reinterpret_cast<std::uintptr_t>(m.data()), fingerprint(m.data(), m.size())};
+    return {m.size(), m.capacity(), reinterpret_cast<std::uintptr_t>(m.data()),
+        fingerprint(m.data(), m.size())};
 }
 
 #if defined(__cpp_exceptions)
@@ -218,7 +219,8 @@ void calls_part(Walk& walk, CallSite& site, std::size_t depth)
     constexpr std::array<std::size_t, 4> code_sizes{200, 5000, 40, 9000};
     constexpr std::array<std::uint64_t, 4> memory_ends{64, 4000, 9000, 70000};
 
-    const std::span<const std::uint8_t> call_code{code.data(), code_sizes[depth % code_sizes.size()]};
+    const std::span<const std::uint8_t> call_code{
+        code.data(), code_sizes[depth % code_sizes.size()]};
     walk.step(
         [&] {
             auto f = evmalloc::StackFrame<>::init(call_code.size(), frames);
@@ -254,7 +256,8 @@ void calls_part(Walk& walk, CallSite& site, std::size_t depth)
     // The same code on its shared analysis: a miss at the first depth that runs it.
     walk.step(
         [&] {
-            auto f = evmalloc::StackFrame<>::init(call_code, evmalloc::test::distinct_op_table(), frames, site.cache);
+            auto f = evmalloc::StackFrame<>::init(
+                call_code, evmalloc::test::distinct_op_table(), frames, site.cache);
             if (!f)
             {
                 REQUIRE(f.error() == Errc::out_of_memory);
@@ -277,7 +280,8 @@ void calls_part(Walk& walk, CallSite& site, std::size_t depth)
     // A jumpdest frame of the same code, on its own pool.
     walk.step(
         [&] {
-            auto f = evmalloc::StackFrame<JumpdestTraits>::init(call_code.size(), site.jumpdest_frames);
+            auto f =
+                evmalloc::StackFrame<JumpdestTraits>::init(call_code.size(), site.jumpdest_frames);
             if (!f)
             {
                 REQUIRE(f.error() == Errc::out_of_memory);
@@ -309,7 +313,8 @@ void unwind(CallSite& site)
     for (const Call& c : calls)
     {
         const auto& m = c.frame.memory();
-        REQUIRE(std::all_of(m.data(), m.data() + m.size(), [&](std::uint8_t b) { return b == c.tag; }));
+        REQUIRE(
+            std::all_of(m.data(), m.data() + m.size(), [&](std::uint8_t b) { return b == c.tag; }));
         REQUIRE(c.frame.stack().size() == 1);
     }
     calls.erase(calls.begin() + 1);  // an early release below the top
@@ -333,7 +338,8 @@ void transaction(Walk& walk)
     config.arena_size = 4096;                  // small: the arena must take more chunks
     config.frame_pool_size = 2;
     std::optional<evmalloc::EvmAllocator> allocator;
-    walk.throwing_step([&] { allocator.emplace(config, &rec); }, [&] { return State{rec.live_count()}; });
+    walk.throwing_step(
+        [&] { allocator.emplace(config, &rec); }, [&] { return State{rec.live_count()}; });
     evmalloc::EvmAllocator& a = *allocator;
 
     CallSite site{a.frames(), rec};
@@ -359,7 +365,9 @@ void transaction(Walk& walk)
                     std::fill_n(static_cast<std::uint8_t*>(p), bytes, tag);
                     arena_blocks.push_back({p, bytes, 16, tag});
                 },
-                [&] { return State{a.arena().used(), a.arena().reserved(), a.arena().chunk_count()}; });
+                [&] {
+                    return State{a.arena().used(), a.arena().reserved(), a.arena().chunk_count()};
+                });
         }
 
         // The typed pools' fast path: enough addresses that the pool grows.
@@ -375,7 +383,8 @@ void transaction(Walk& walk)
         }
 
         // Requests through the allocator's pmr face: every route, upstream included.
-        constexpr std::array<std::size_t, 9> request_sizes{20, 32, 200, 1000, 4000, 10000, 300, 300, 300};
+        constexpr std::array<std::size_t, 9> request_sizes{
+            20, 32, 200, 1000, 4000, 10000, 300, 300, 300};
         for (const std::size_t bytes : request_sizes)
         {
             const std::size_t alignment = bytes == 32 ? 32 : 8;
@@ -394,7 +403,8 @@ void transaction(Walk& walk)
         {
             walk.throwing_step([&] { values.push_back(values.size()); },
                 [&] {
-                    return State{values.size(), values.capacity(), fingerprint(values.data(), values.size() * sizeof(std::uint64_t))};
+                    return State{values.size(), values.capacity(),
+                        fingerprint(values.data(), values.size() * sizeof(std::uint64_t))};
                 });
         }
 
@@ -402,8 +412,13 @@ void transaction(Walk& walk)
         // the pmr face, which forwards what does not fit).
         for (int k = 0; k < 20; ++k)
         {
-            walk.throwing_step([&] { tinies.push_back(tiny.create(Tiny{depth, static_cast<std::uint64_t>(k)})); },
-                [&] { return State{tiny.capacity(), tiny.in_use(), tiny.bytes_reserved()}; });
+            walk.throwing_step(
+                [&] {
+                    tinies.push_back(tiny.create(Tiny{depth, static_cast<std::uint64_t>(k)}));
+                },
+                [&] {
+                    return State{tiny.capacity(), tiny.in_use(), tiny.bytes_reserved()};
+                });
             const std::size_t bytes = k % 5 == 4 ? 2000 : 1024;
             walk.throwing_step(
                 [&] {
@@ -411,7 +426,10 @@ void transaction(Walk& walk)
                     std::fill_n(static_cast<std::uint8_t*>(p), bytes, tag);
                     buffer_blocks.push_back({p, bytes, 64, tag});
                 },
-                [&] { return State{buffers.capacity(), buffers.in_use(), buffers.bytes_reserved(), rec.live_bytes()}; });
+                [&] {
+                    return State{buffers.capacity(), buffers.in_use(), buffers.bytes_reserved(),
+                        rec.live_bytes()};
+                });
         }
     }
 
@@ -492,7 +510,8 @@ struct Points
 Points walk_every_fault(bool return_nullptr, void (*scenario)(Walk&))
 {
     // A clean run first: how many allocations the scenario makes.
-    const Run clean = run_scenario(std::numeric_limits<std::size_t>::max(), return_nullptr, scenario);
+    const Run clean =
+        run_scenario(std::numeric_limits<std::size_t>::max(), return_nullptr, scenario);
     REQUIRE(clean.failures == 0);
     Points points;
     for (std::size_t n = 0;; ++n)
@@ -512,31 +531,41 @@ Points walk_every_fault(bool return_nullptr, void (*scenario)(Walk&))
 }  // namespace
 
 #if defined(__cpp_exceptions)
-TEST_CASE("Fault injection: every upstream allocation of a transaction fails once (bad_alloc), and is survived",
+TEST_CASE("Fault injection: every upstream allocation of a transaction fails once (bad_alloc), and "
+          "is survived",
     "[fault_injection]")
 {
     const Points points = walk_every_fault(false, transaction);
-    WARN("fault injection, throwing upstream: " << points.reported + points.absorbed << " fault points walked ("
-         << points.reported << " reported, " << points.absorbed << " absorbed by best-effort growth), every one survived");
+    WARN("fault injection, throwing upstream: "
+         << points.reported + points.absorbed << " fault points walked (" << points.reported
+         << " reported, " << points.absorbed
+         << " absorbed by best-effort growth), every one survived");
 }
 
-TEST_CASE("Fault injection: every upstream allocation of a transaction fails once (nullptr), and is survived",
+TEST_CASE("Fault injection: every upstream allocation of a transaction fails once (nullptr), and "
+          "is survived",
     "[fault_injection]")
 {
     if (!nullptr_upstream_defined)
-        EVMALLOC_SKIP("an upstream returning nullptr is undefined behaviour behind libstdc++'s allocate()");
+        EVMALLOC_SKIP(
+            "an upstream returning nullptr is undefined behaviour behind libstdc++'s allocate()");
     const Points points = walk_every_fault(true, transaction);
-    WARN("fault injection, upstream returning nullptr: " << points.reported + points.absorbed << " fault points walked ("
-         << points.reported << " reported, " << points.absorbed << " absorbed by best-effort growth), every one survived");
+    WARN("fault injection, upstream returning nullptr: "
+         << points.reported + points.absorbed << " fault points walked (" << points.reported
+         << " reported, " << points.absorbed
+         << " absorbed by best-effort growth), every one survived");
 }
 #endif
 
-TEST_CASE("Fault injection: nested calls with memory growth, upstream returning nullptr", "[fault_injection]")
+TEST_CASE("Fault injection: nested calls with memory growth, upstream returning nullptr",
+    "[fault_injection]")
 {
     if (!nullptr_upstream_defined)
-        EVMALLOC_SKIP("an upstream returning nullptr is undefined behaviour behind libstdc++'s allocate()");
+        EVMALLOC_SKIP(
+            "an upstream returning nullptr is undefined behaviour behind libstdc++'s allocate()");
     const Points points = walk_every_fault(true, calls_only);
-    WARN("fault injection, frames, shared analyses and memory: " << points.reported + points.absorbed
-         << " fault points walked (" << points.reported << " reported, " << points.absorbed
+    WARN("fault injection, frames, shared analyses and memory: "
+         << points.reported + points.absorbed << " fault points walked (" << points.reported
+         << " reported, " << points.absorbed
          << " absorbed by best-effort growth), every one survived");
 }
