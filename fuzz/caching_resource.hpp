@@ -2,7 +2,8 @@
 // buffers (128 KiB to 3.3 MiB) and arena chunks would otherwise be mapped, faulted in and
 // unmapped by the sanitizer's allocator on every execution. A kept block is poisoned, so a
 // use after it was given back is still an ASan report; blocks below 64 KiB go straight to
-// the global heap.
+// the global heap. At most max_cached_bytes are kept in all (buffers above the largest tier
+// come in many sizes: kept without a bound they took the process past libFuzzer's RSS limit).
 #pragma once
 
 #include <sanitizer/asan_interface.h>
@@ -20,6 +21,7 @@ class CachingResource final : public std::pmr::memory_resource
 public:
     static constexpr std::size_t min_cached = 64 * 1024;
     static constexpr std::size_t max_per_size = 32;
+    static constexpr std::size_t max_cached_bytes = std::size_t{256} << 20;
 
     /// The one instance, never destroyed: the blocks it keeps stay reachable (not leaks)
     /// until the process ends.
@@ -39,6 +41,7 @@ private:
             {
                 void* p = list.back();
                 list.pop_back();
+                cached_bytes_ -= bytes;
                 ASAN_UNPOISON_MEMORY_REGION(p, bytes);
                 return p;
             }
@@ -51,10 +54,11 @@ private:
         if (bytes >= min_cached)
         {
             auto& list = kept_[{bytes, alignment}];
-            if (list.size() < max_per_size)
+            if (list.size() < max_per_size && cached_bytes_ + bytes <= max_cached_bytes)
             {
                 ASAN_POISON_MEMORY_REGION(p, bytes);
                 list.push_back(p);
+                cached_bytes_ += bytes;
                 return;
             }
         }
@@ -67,5 +71,6 @@ private:
     }
 
     std::map<std::pair<std::size_t, std::size_t>, std::vector<void*>> kept_;
+    std::size_t cached_bytes_ = 0;
 };
 }  // namespace evmalloc::fuzz
