@@ -279,7 +279,7 @@ protected:
             {
                 if (Stats::compiled_in && counting_)
                     return allocate_slow<r>(bytes, alignment);
-                return upstream_->allocate(bytes, alignment);  // as minimal() does: nothing added
+                return detail::allocate_from(upstream_, bytes, alignment);  // as minimal() does: nothing added
             }
             else
             {
@@ -479,7 +479,7 @@ private:
     {
         void* p;
         if constexpr (R == Route::upstream)
-            p = upstream_->allocate(bytes, alignment);
+            p = detail::allocate_from(upstream_, bytes, alignment);  // never nullptr
         else
             p = pool<R>().acquire();
         if constexpr (enable_asserts)

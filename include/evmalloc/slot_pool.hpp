@@ -366,7 +366,7 @@ protected:
     {
         if (fits(bytes, alignment)) [[likely]]
             return slots_.acquire();
-        return slots_.upstream()->allocate(bytes, alignment);
+        return detail::allocate_from(slots_.upstream(), bytes, alignment);  // never nullptr
     }
 
     /// \requires (bytes, alignment) are those p was allocated with.

@@ -2,9 +2,11 @@
 //
 // Every allocation is logged with its size and alignment; every deallocation must match a live
 // allocation exactly (pointer, size, alignment) or it is recorded as an error (and not passed
-// on). It can be told to fail once K more allocations have succeeded, or while a flag is set:
-// by throwing std::bad_alloc, or by returning nullptr (what a resource does where exceptions are
-// off; the only way there, and chosen with return_nullptr_on_failure() elsewhere). check() / report() let a test assert that nothing is left and nothing
+// on). It can be told to fail once K more allocations have succeeded, while a flag is set, or
+// for any request above a size (an upstream that cannot serve huge requests, as a real one
+// cannot): by throwing std::bad_alloc, or by returning nullptr (what a resource does where
+// exceptions are off; the only way there, and chosen with return_nullptr_on_failure()
+// elsewhere). check() / report() let a test assert that nothing is left and nothing
 // went wrong; the destructor returns anything still live to its own upstream so a failed test
 // does not leak. Thread-safe (one mutex), so it can sit under Synchronized<> tests.
 #pragma once
@@ -65,12 +67,19 @@ public:
         const std::lock_guard lock{mutex_};
         failing_ = failing;
     }
+    /// Every allocation of more than `bytes` throws std::bad_alloc (until reset).
+    void fail_above(std::size_t bytes)
+    {
+        const std::lock_guard lock{mutex_};
+        max_bytes_ = bytes;
+    }
     /// Back to never failing.
     void stop_failing()
     {
         const std::lock_guard lock{mutex_};
         failing_ = false;
         successes_left_ = no_limit;
+        max_bytes_ = no_limit;
     }
 
     [[nodiscard]] std::size_t allocations() const { return locked([&] { return allocations_; }); }
@@ -106,7 +115,7 @@ protected:
     void* do_allocate(std::size_t bytes, std::size_t alignment) override
     {
         const std::lock_guard lock{mutex_};
-        if (failing_ || successes_left_ == 0)
+        if (failing_ || successes_left_ == 0 || bytes > max_bytes_)
         {
             ++failures_;
 #if defined(__cpp_exceptions)
@@ -181,6 +190,7 @@ private:
     std::size_t failures_ = 0;
     std::size_t live_bytes_ = 0;
     std::size_t successes_left_ = no_limit;
+    std::size_t max_bytes_ = no_limit;
     bool failing_ = false;
     bool return_nullptr_ = false;
 };

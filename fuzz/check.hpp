@@ -1,0 +1,31 @@
+// Fuzz support: a model check that stops the run. FUZZ_CHECK(cond) prints the condition and
+// where it failed, then aborts, which libFuzzer reports as a crash with the input saved.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+/// On the model and reference code: coverage feedback is for the library, and the checks'
+/// loops would otherwise cost more than the code under test.
+#define FUZZ_NO_COVERAGE __attribute__((no_sanitize("coverage")))
+
+#define FUZZ_CHECK(cond) \
+    ((cond) ? static_cast<void>(0) : ::evmalloc::fuzz::check_failed(#cond, __FILE__, __LINE__))
+
+namespace evmalloc::fuzz
+{
+/// True when each of the n bytes at p is `tag` (one memcmp: every byte equals the next).
+inline bool filled(const void* p, std::size_t n, std::uint8_t tag) noexcept
+{
+    const auto* b = static_cast<const std::uint8_t*>(p);
+    return n == 0 || (b[0] == tag && __builtin_memcmp(b, b + 1, n - 1) == 0);
+}
+
+[[noreturn]] inline void check_failed(const char* what, const char* file, int line) noexcept
+{
+    std::fprintf(stderr, "%s:%d: model check failed: %s\n", file, line, what);
+    std::abort();
+}
+}  // namespace evmalloc::fuzz
