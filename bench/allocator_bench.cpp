@@ -157,8 +157,9 @@ void run(benchmark::State& state, Workload work, std::pmr::memory_resource* mr)
     for (auto _ : state)
         items += work(mr);
     state.SetItemsProcessed(static_cast<std::int64_t>(items));
-    state.counters["allocs_per_iter"] = benchmark::Counter(
-        static_cast<double>(evmalloc::bench::new_calls() - news) / static_cast<double>(state.iterations()));
+    state.counters["allocs_per_iter"] =
+        benchmark::Counter(static_cast<double>(evmalloc::bench::new_calls() - news) /
+                           static_cast<double>(state.iterations()));
 }
 
 /// The resource for one impl, built when the benchmark runs (not at registration).
@@ -178,8 +179,14 @@ class BarePools final : public std::pmr::memory_resource
         return n <= 256 ? static_cast<std::pmr::memory_resource&>(medium_) : large_;
     }
     void* do_allocate(std::size_t n, std::size_t a) override { return pick(n).allocate(n, a); }
-    void do_deallocate(void* p, std::size_t n, std::size_t a) override { pick(n).deallocate(p, n, a); }
-    bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override { return this == &o; }
+    void do_deallocate(void* p, std::size_t n, std::size_t a) override
+    {
+        pick(n).deallocate(p, n, a);
+    }
+    bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override
+    {
+        return this == &o;
+    }
 };
 
 struct NonOwning
@@ -187,20 +194,21 @@ struct NonOwning
     void operator()(std::pmr::memory_resource*) const noexcept {}
 };
 
-void register_case(const std::string& name, Workload work, const std::vector<std::pair<std::string, Factory>>& impls)
+void register_case(const std::string& name, Workload work,
+    const std::vector<std::pair<std::string, Factory>>& impls)
 {
     for (const auto& [impl, factory] : impls)
     {
         benchmark::RegisterBenchmark(("allocator/" + name + "/" + impl).c_str(),
-                                     [work, make = factory, impl_name = impl](benchmark::State& state) {
-                                         if (impl_name == "mimalloc" && !evmalloc::bench::Mimalloc::get().available())
-                                         {
-                                             state.SkipWithError(evmalloc::bench::Mimalloc::get().error());
-                                             return;
-                                         }
-                                         const auto mr = make();
-                                         run(state, work, mr.get());
-                                     });
+            [work, make = factory, impl_name = impl](benchmark::State& state) {
+                if (impl_name == "mimalloc" && !evmalloc::bench::Mimalloc::get().available())
+                {
+                    state.SkipWithError(evmalloc::bench::Mimalloc::get().error());
+                    return;
+                }
+                const auto mr = make();
+                run(state, work, mr.get());
+            });
     }
 }
 
@@ -218,12 +226,16 @@ evmalloc::AllocatorConfig stats_off()
 
 [[maybe_unused]] const bool registered = [] {
     const Factory compiled_out = [] {
-        return std::make_shared<evmalloc::EvmAllocatorWithoutStatistics>(evmalloc::AllocatorConfig::optimized());
+        return std::make_shared<evmalloc::EvmAllocatorWithoutStatistics>(
+            evmalloc::AllocatorConfig::optimized());
     };
     const Factory new_delete = [] {
-        return std::shared_ptr<std::pmr::memory_resource>(std::pmr::new_delete_resource(), NonOwning{});
+        return std::shared_ptr<std::pmr::memory_resource>(
+            std::pmr::new_delete_resource(), NonOwning{});
     };
-    const Factory unsync_pool = [] { return std::make_shared<std::pmr::unsynchronized_pool_resource>(); };
+    const Factory unsync_pool = [] {
+        return std::make_shared<std::pmr::unsynchronized_pool_resource>();
+    };
     const Factory mimalloc = [] {
         return std::make_shared<MimallocResource>(evmalloc::bench::Mimalloc::get());
     };
@@ -240,20 +252,20 @@ evmalloc::AllocatorConfig stats_off()
     register_case("map_churn", &map_churn, churn_impls);
 
     register_case("pool_loop", &pool_loop,
-                  {
-                      {"evmalloc", evm(evmalloc::AllocatorConfig::optimized())},
-                      {"evmalloc.stats_off", evm(stats_off())},
-                      {"evmalloc.stats_compiled_out", compiled_out},
-                      {"evmalloc.bare_pool", [] { return std::make_shared<BarePools>(); }},
-                      {"pmr_unsync_pool", unsync_pool},
-                  });
+        {
+            {"evmalloc", evm(evmalloc::AllocatorConfig::optimized())},
+            {"evmalloc.stats_off", evm(stats_off())},
+            {"evmalloc.stats_compiled_out", compiled_out},
+            {"evmalloc.bare_pool", [] { return std::make_shared<BarePools>(); }},
+            {"pmr_unsync_pool", unsync_pool},
+        });
 
     register_case("minimal_overhead", &pool_loop,
-                  {
-                      {"evmalloc", evm(evmalloc::AllocatorConfig::optimized())},
-                      {"evmalloc.minimal", evm(evmalloc::AllocatorConfig::minimal())},
-                      {"direct_upstream", new_delete},
-                  });
+        {
+            {"evmalloc", evm(evmalloc::AllocatorConfig::optimized())},
+            {"evmalloc.minimal", evm(evmalloc::AllocatorConfig::minimal())},
+            {"direct_upstream", new_delete},
+        });
     return true;
 }();
 }  // namespace

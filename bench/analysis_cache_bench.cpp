@@ -56,12 +56,14 @@ const Frame::OpTable& op_table()
     return evmalloc::test::distinct_op_table();
 }
 
-void set_counters(benchmark::State& state, std::uint64_t before, const std::vector<std::uint8_t>& code)
+void set_counters(
+    benchmark::State& state, std::uint64_t before, const std::vector<std::uint8_t>& code)
 {
     const auto iterations = static_cast<double>(state.iterations());
     state.counters["allocs_per_iter"] =
         iterations == 0 ? 0.0 : static_cast<double>(new_calls() - before) / iterations;
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(code.size()));
+    state.SetBytesProcessed(
+        static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(code.size()));
 }
 
 /// The code set, plus 128 KiB of generated code (the largest a default pool takes).
@@ -162,7 +164,8 @@ void shared_miss(benchmark::State& state, const WorkloadContract* contract)
     Pool pool;
     std::pmr::unsynchronized_pool_resource pooled{
         {.max_blocks_per_chunk = 4, .largest_required_pool_block = std::size_t{4} << 20}};
-    Cache cache{PooledUpstream ? static_cast<std::pmr::memory_resource*>(&pooled) : std::pmr::new_delete_resource(),
+    Cache cache{PooledUpstream ? static_cast<std::pmr::memory_resource*>(&pooled)
+                               : std::pmr::new_delete_resource(),
         {.max_bytes = 0}};
     {
         auto warm = shared_init<Key::verified>(code, hash, pool, cache);  // the stack-only buffer
@@ -200,7 +203,10 @@ private:
         held_ -= bytes;
         std::pmr::new_delete_resource()->deallocate(p, bytes, alignment);
     }
-    bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+    bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override
+    {
+        return this == &other;
+    }
 
     std::size_t held_ = 0;
 };
@@ -224,7 +230,8 @@ void footprint(benchmark::State& state, evmalloc::Tier tier)
         {
             for (std::size_t depth = 0; depth < recursion_frames; ++depth)
             {
-                auto frame = Shared ? Frame::init(code, hash, op_table(), pool, cache) : Frame::init(code.size(), pool);
+                auto frame = Shared ? Frame::init(code, hash, op_table(), pool, cache)
+                                    : Frame::init(code.size(), pool);
                 if (!frame)
                 {
                     state.SkipWithError("init failed");
@@ -239,7 +246,8 @@ void footprint(benchmark::State& state, evmalloc::Tier tier)
         }
     }
     state.counters["bytes_held"] = static_cast<double>(held);
-    state.counters["bytes_per_frame"] = static_cast<double>(held) / static_cast<double>(recursion_frames);
+    state.counters["bytes_per_frame"] =
+        static_cast<double>(held) / static_cast<double>(recursion_frames);
     state.counters["cache_bytes"] = static_cast<double>(cache_bytes);
 }
 
@@ -292,7 +300,8 @@ void cache_threads(benchmark::State& state)
     }
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
     const auto iterations = static_cast<double>(state.iterations());
-    const double allocs = iterations == 0 ? 0.0 : static_cast<double>(new_calls() - before) / iterations;
+    const double allocs =
+        iterations == 0 ? 0.0 : static_cast<double>(new_calls() - before) / iterations;
     state.counters["allocs_per_iter"] = benchmark::Counter(allocs, benchmark::Counter::kAvgThreads);
 }
 
@@ -300,8 +309,10 @@ void cache_threads(benchmark::State& state)
     for (const auto& contract : hit_codes())
     {
         const std::string hit = "shared_hit/" + contract.name + "/";
-        benchmark::RegisterBenchmark((hit + "trusted").c_str(), shared_hit<Key::trusted>, &contract);
-        benchmark::RegisterBenchmark((hit + "verified").c_str(), shared_hit<Key::verified>, &contract);
+        benchmark::RegisterBenchmark(
+            (hit + "trusted").c_str(), shared_hit<Key::trusted>, &contract);
+        benchmark::RegisterBenchmark(
+            (hit + "verified").c_str(), shared_hit<Key::verified>, &contract);
         benchmark::RegisterBenchmark((hit + "init_prepare").c_str(), init_prepare, &contract);
         benchmark::RegisterBenchmark((hit + "bare_init").c_str(), bare_init, &contract);
     }
@@ -309,19 +320,26 @@ void cache_threads(benchmark::State& state)
     {
         const std::string miss = "shared_miss/" + contract.name + "/";
         benchmark::RegisterBenchmark((miss + "evmalloc").c_str(), shared_miss<false>, &contract);
-        benchmark::RegisterBenchmark((miss + "evmalloc.pooled_upstream").c_str(), shared_miss<true>, &contract);
+        benchmark::RegisterBenchmark(
+            (miss + "evmalloc.pooled_upstream").c_str(), shared_miss<true>, &contract);
         benchmark::RegisterBenchmark((miss + "init_prepare").c_str(), init_prepare, &contract);
     }
     for (const evmalloc::Tier tier : evmalloc::all_tiers)
     {
         const std::string prefix = "footprint/" + std::string{evmalloc::tier_name(tier)} + "/";
-        benchmark::RegisterBenchmark((prefix + "per_frame").c_str(), footprint<false>, tier)->Iterations(1);
-        benchmark::RegisterBenchmark((prefix + "shared").c_str(), footprint<true>, tier)->Iterations(1);
+        benchmark::RegisterBenchmark((prefix + "per_frame").c_str(), footprint<false>, tier)
+            ->Iterations(1);
+        benchmark::RegisterBenchmark((prefix + "shared").c_str(), footprint<true>, tier)
+            ->Iterations(1);
     }
     benchmark::RegisterBenchmark("cache_threads/trusted", cache_threads<Key::trusted>)
-        ->Threads(1)->Threads(2)->UseRealTime();
+        ->Threads(1)
+        ->Threads(2)
+        ->UseRealTime();
     benchmark::RegisterBenchmark("cache_threads/verified", cache_threads<Key::verified>)
-        ->Threads(1)->Threads(2)->UseRealTime();
+        ->Threads(1)
+        ->Threads(2)
+        ->UseRealTime();
     return true;
 }();
 }  // namespace

@@ -74,22 +74,22 @@ using Code = std::span<const std::uint8_t>;
 
 struct Call
 {
-    std::uint32_t contract;                ///< index into the mix's code list
-    std::array<std::uint32_t, 3> memory;   ///< memory size after each growth step (bytes, % 32 == 0)
-    std::uint32_t return_bytes;            ///< <= memory[2]
-    std::uint32_t log_bytes;               ///< data bytes per log, <= memory[2]
-    std::uint8_t logs;                     ///< LOGn calls
-    std::uint8_t topics;                   ///< topics per log (0-4)
-    std::uint8_t journal;                  ///< storage writes
-    std::uint32_t first_child;             ///< children are calls[first_child, +child_count)
+    std::uint32_t contract;               ///< index into the mix's code list
+    std::array<std::uint32_t, 3> memory;  ///< memory size after each growth step (bytes, % 32 == 0)
+    std::uint32_t return_bytes;           ///< <= memory[2]
+    std::uint32_t log_bytes;              ///< data bytes per log, <= memory[2]
+    std::uint8_t logs;                    ///< LOGn calls
+    std::uint8_t topics;                  ///< topics per log (0-4)
+    std::uint8_t journal;                 ///< storage writes
+    std::uint32_t first_child;            ///< children are calls[first_child, +child_count)
     std::uint32_t child_count;
 };
 
 struct Mix
 {
-    std::vector<Code> code;          ///< the contracts calls are drawn from
-    std::vector<Call> calls;         ///< every call of every transaction
-    std::vector<std::uint32_t> txs;  ///< the root call of each transaction
+    std::vector<Code> code;                           ///< the contracts calls are drawn from
+    std::vector<Call> calls;                          ///< every call of every transaction
+    std::vector<std::uint32_t> txs;                   ///< the root call of each transaction
     std::size_t cache_bytes = std::size_t{64} << 20;  ///< the shared analysis's budget
 };
 
@@ -128,18 +128,21 @@ std::uint32_t draw_depth(std::mt19937_64& rng)
 
 Call draw_call(std::mt19937_64& rng, std::size_t contracts)
 {
-    std::uniform_int_distribution<std::uint32_t> contract{0, static_cast<std::uint32_t>(contracts - 1)};
+    std::uniform_int_distribution<std::uint32_t> contract{
+        0, static_cast<std::uint32_t>(contracts - 1)};
     std::uniform_int_distribution<int> percent{0, 99};
     Call c{};
     c.contract = contract(rng);
     const std::uint32_t mem = std::max<std::uint32_t>(draw_memory(rng), 64);
     c.memory = {std::min<std::uint32_t>(mem, 96), std::max<std::uint32_t>(mem / 64 * 32, 32), mem};
     std::sort(c.memory.begin(), c.memory.end());
-    c.return_bytes = std::min<std::uint32_t>(mem, percent(rng) < 70 ? 32 : 32 * static_cast<std::uint32_t>(1 + percent(rng) % 8));
+    c.return_bytes = std::min<std::uint32_t>(
+        mem, percent(rng) < 70 ? 32 : 32 * static_cast<std::uint32_t>(1 + percent(rng) % 8));
     const int logs = percent(rng);
     c.logs = static_cast<std::uint8_t>(logs < 70 ? 0 : logs < 95 ? 1 : 3);
     c.topics = static_cast<std::uint8_t>(1 + percent(rng) % 4);
-    c.log_bytes = std::min<std::uint32_t>(mem, 32 * static_cast<std::uint32_t>(1 + percent(rng) % 4));
+    c.log_bytes =
+        std::min<std::uint32_t>(mem, 32 * static_cast<std::uint32_t>(1 + percent(rng) % 4));
     const int writes = percent(rng);
     c.journal = static_cast<std::uint8_t>(writes < 50 ? 0 : writes < 85 ? 1 : 4);
     return c;
@@ -249,7 +252,8 @@ template <bool Shared>
 class EvmallocStormWith
 {
 public:
-    explicit EvmallocStormWith(const Mix& mix) : mix_{mix}, cache_{std::pmr::new_delete_resource(), {mix.cache_bytes}}
+    explicit EvmallocStormWith(const Mix& mix)
+      : mix_{mix}, cache_{std::pmr::new_delete_resource(), {mix.cache_bytes}}
     {
         if constexpr (Shared)
         {
@@ -258,8 +262,7 @@ public:
         }
     }
 
-    [[nodiscard]] const evmalloc::AnalysisCache<>& cache() const noexcept
-        requires Shared
+    [[nodiscard]] const evmalloc::AnalysisCache<>& cache() const noexcept requires Shared
     {
         return cache_;
     }
@@ -313,7 +316,8 @@ private:
         }
         for (std::uint32_t l = 0; l < c.logs; ++l)
         {
-            auto* topics = static_cast<Word*>(arena.allocate_bytes(c.topics * sizeof(Word), alignof(Word)));
+            auto* topics =
+                static_cast<Word*>(arena.allocate_bytes(c.topics * sizeof(Word), alignof(Word)));
             for (std::uint32_t t = 0; t < c.topics; ++t)
                 topics[t] = topic(t);
             auto* data = static_cast<std::uint8_t*>(arena.allocate_bytes(c.log_bytes, 1));
@@ -332,7 +336,8 @@ private:
         const Code code = mix_.code[contract];
         if constexpr (Shared)
         {
-            auto frame = evmalloc::StackFrame<>::init(code, hashes_[contract], op_table(), alloc_.frames(), cache_);
+            auto frame = evmalloc::StackFrame<>::init(
+                code, hashes_[contract], op_table(), alloc_.frames(), cache_);
             if (!frame)
                 std::abort();
             return std::move(*frame);
@@ -405,7 +410,8 @@ private:
         }
         for (std::uint32_t k = 0; k < c.child_count; ++k)
         {
-            const std::vector<std::uint8_t> ret = call(mix_.calls[c.first_child + k], tx, depth + 1);
+            const std::vector<std::uint8_t> ret =
+                call(mix_.calls[c.first_child + k], tx, depth + 1);
             std::memcpy(memory.data(), ret.data(), std::min<std::size_t>(ret.size(), 32));
         }
         for (std::uint32_t l = 0; l < c.logs; ++l)
@@ -476,7 +482,8 @@ void run_storm(benchmark::State& state, const Mix* mix)
             storm.transaction(root);
     }
     const std::uint64_t allocs = evmalloc::bench::new_calls() - allocs_before;
-    const double txs = static_cast<double>(state.iterations()) * static_cast<double>(mix->txs.size());
+    const double txs =
+        static_cast<double>(state.iterations()) * static_cast<double>(mix->txs.size());
     if constexpr (requires { storm.cache(); })
     {
         const auto hits = static_cast<double>(storm.cache().hits() - cache_before[0]);
@@ -506,8 +513,9 @@ double code_set_cache_bytes(const Mix& mix)
 {
     double bytes = 0;
     for (const Code code : mix.code)
-        bytes += static_cast<double>(evmalloc::detail::CacheEntry<evmalloc::DefaultTraits>::code_part_offset() +
-                                     evmalloc::code_part_bytes<>(code.size()));
+        bytes += static_cast<double>(
+            evmalloc::detail::CacheEntry<evmalloc::DefaultTraits>::code_part_offset() +
+            evmalloc::code_part_bytes<>(code.size()));
     return bytes;
 }
 
@@ -516,17 +524,22 @@ void run_zipf_storm(benchmark::State& state)
 {
     const Mix& mix = zipf_mix<Mib>();
     run_storm<Storm>(state, &mix);
-    state.counters["budget_share"] = static_cast<double>(mix.cache_bytes) / code_set_cache_bytes(mix);
+    state.counters["budget_share"] =
+        static_cast<double>(mix.cache_bytes) / code_set_cache_bytes(mix);
 }
 
 template <std::size_t Mib>
 void register_zipf()
 {
     const std::string zipf = "call_storm_zipf/zipf1_budget" + std::to_string(Mib) + "MiB/";
-    benchmark::RegisterBenchmark((zipf + "evmalloc").c_str(), run_zipf_storm<EvmallocSharedStorm, Mib>);
-    benchmark::RegisterBenchmark((zipf + "evmalloc.per_frame").c_str(), run_zipf_storm<EvmallocStorm, Mib>);
-    benchmark::RegisterBenchmark((zipf + "naive_frame").c_str(), run_zipf_storm<BaselineStorm<NaiveFrames>, Mib>);
-    benchmark::RegisterBenchmark((zipf + "evmone_frame").c_str(), run_zipf_storm<BaselineStorm<EvmoneFrames>, Mib>);
+    benchmark::RegisterBenchmark(
+        (zipf + "evmalloc").c_str(), run_zipf_storm<EvmallocSharedStorm, Mib>);
+    benchmark::RegisterBenchmark(
+        (zipf + "evmalloc.per_frame").c_str(), run_zipf_storm<EvmallocStorm, Mib>);
+    benchmark::RegisterBenchmark(
+        (zipf + "naive_frame").c_str(), run_zipf_storm<BaselineStorm<NaiveFrames>, Mib>);
+    benchmark::RegisterBenchmark(
+        (zipf + "evmone_frame").c_str(), run_zipf_storm<BaselineStorm<EvmoneFrames>, Mib>);
 }
 
 [[maybe_unused]] const bool registered = [] {
@@ -536,8 +549,10 @@ void register_zipf()
     {
         const std::string base = std::string{"call_storm/"} + name + "/";
         benchmark::RegisterBenchmark((base + "evmalloc").c_str(), run_storm<EvmallocStorm>, mix);
-        benchmark::RegisterBenchmark((base + "naive_frame").c_str(), run_storm<BaselineStorm<NaiveFrames>>, mix);
-        benchmark::RegisterBenchmark((base + "evmone_frame").c_str(), run_storm<BaselineStorm<EvmoneFrames>>, mix);
+        benchmark::RegisterBenchmark(
+            (base + "naive_frame").c_str(), run_storm<BaselineStorm<NaiveFrames>>, mix);
+        benchmark::RegisterBenchmark(
+            (base + "evmone_frame").c_str(), run_storm<BaselineStorm<EvmoneFrames>>, mix);
     }
     // The Zipf mix is built on first use (2,000 generated contracts): not when filtered out.
     register_zipf<64>();

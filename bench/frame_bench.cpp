@@ -47,11 +47,12 @@ void set_allocs(benchmark::State& state, std::uint64_t before)
 }
 
 /// allocs_per_iter, and the bytes of code per iteration so the report shows MB/s.
-void set_call_setup_counters(benchmark::State& state, std::uint64_t before, const std::vector<std::uint8_t>& code)
+void set_call_setup_counters(
+    benchmark::State& state, std::uint64_t before, const std::vector<std::uint8_t>& code)
 {
     set_allocs(state, before);
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
-                            static_cast<std::int64_t>(code.size()));
+    state.SetBytesProcessed(
+        static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(code.size()));
 }
 
 // --- frame_setup ---------------------------------------------------------------------------
@@ -124,7 +125,8 @@ void call_setup_evmalloc(benchmark::State& state, const std::vector<std::uint8_t
 // A baseline frame built by `make()` per call, then prepared: the same analysis work as
 // evmalloc, with the baseline's allocation style.
 template <class MakeFrame>
-void call_setup_baseline(benchmark::State& state, const std::vector<std::uint8_t>* code, MakeFrame make)
+void call_setup_baseline(
+    benchmark::State& state, const std::vector<std::uint8_t>* code, MakeFrame make)
 {
     const auto before = new_calls();
     for (auto _ : state)
@@ -146,12 +148,14 @@ void call_setup_evmone(benchmark::State& state, const std::vector<std::uint8_t>*
 {
     evmalloc::bench::EvmoneFrameStates states;
     (void)states.at(0);
-    call_setup_baseline(
-        state, code, [&states, code] { return evmalloc::bench::EvmoneFrame{states, 0, code->size()}; });
+    call_setup_baseline(state, code, [&states, code] {
+        return evmalloc::bench::EvmoneFrame{states, 0, code->size()};
+    });
 }
 
 // The floor: only the jumpdest bitmap, PUSH immediates skipped, into a reused buffer.
-[[gnu::noinline]] std::size_t jumpdest_bitmap(const std::vector<std::uint8_t>& code, std::uint64_t* bits)
+[[gnu::noinline]] std::size_t jumpdest_bitmap(
+    const std::vector<std::uint8_t>& code, std::uint64_t* bits)
 {
     const std::size_t n = code.size();
     const std::uint8_t* const c = code.data();

@@ -27,19 +27,22 @@ using JumpdestFrame = evmalloc::StackFrame<evmalloc::JumpdestTraits>;
 using JumpdestPool = evmalloc::FramePool<evmalloc::JumpdestTraits>;
 using evmalloc::bench::new_calls;
 
-void set_counters(benchmark::State& state, std::uint64_t before, const std::vector<std::uint8_t>& code)
+void set_counters(
+    benchmark::State& state, std::uint64_t before, const std::vector<std::uint8_t>& code)
 {
     const auto iterations = static_cast<double>(state.iterations());
     state.counters["allocs_per_iter"] =
         iterations == 0 ? 0.0 : static_cast<double>(new_calls() - before) / iterations;
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(code.size()));
+    state.SetBytesProcessed(
+        static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(code.size()));
 }
 
 void call_setup_jumpdest(benchmark::State& state, const std::vector<std::uint8_t>* code)
 {
     JumpdestPool pool;
     {
-        auto warm = JumpdestFrame::init(code->size(), pool);  // the pool's first buffer of this tier
+        auto warm =
+            JumpdestFrame::init(code->size(), pool);  // the pool's first buffer of this tier
         if (!warm || !warm->prepare(*code))
             state.SkipWithError("init or prepare failed");
     }
@@ -73,7 +76,8 @@ void padded_copy(benchmark::State& state, const std::vector<std::uint8_t>* code)
         const auto* code = &contract.code;
         benchmark::RegisterBenchmark(("call_setup/" + contract.name + "/evmalloc_jumpdest").c_str(),
             call_setup_jumpdest, code);
-        benchmark::RegisterBenchmark(("padded_copy/" + contract.name + "/evmalloc").c_str(), padded_copy, code);
+        benchmark::RegisterBenchmark(
+            ("padded_copy/" + contract.name + "/evmalloc").c_str(), padded_copy, code);
     }
     return true;
 }();

@@ -58,7 +58,8 @@ std::uint64_t draw_call_size(std::mt19937_64& rng)
 {
     std::uniform_real_distribution<double> u(0.0, 1.0);
     const auto log_uniform = [&](double lo, double hi) {
-        return static_cast<std::uint64_t>(std::exp(std::log(lo) + u(rng) * (std::log(hi) - std::log(lo))));
+        return static_cast<std::uint64_t>(
+            std::exp(std::log(lo) + u(rng) * (std::log(hi) - std::log(lo))));
     };
     const double p = u(rng);
     if (p < 0.10)
@@ -84,7 +85,7 @@ Mix make_mainnet_mix(std::size_t calls)
         mix.bytes += (target + 31) / 32 * 32;
         if (target != 0)
         {
-            mix.accesses.push_back({0x40, 32});  // the free memory pointer
+            mix.accesses.push_back({0x40, 32});     // the free memory pointer
             const bool copies = percent(rng) < 30;  // CALLDATACOPY/RETURNDATACOPY-like growth
             std::uint64_t size = 96;
             while (size < target)
@@ -108,8 +109,8 @@ const Mix& mainnet_mix()
     return mix;
 }
 
-constexpr std::uint8_t word_bytes[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-                                         17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+constexpr std::uint8_t word_bytes[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+    18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 
 // The three implementations behind one face: expand() returns the gas (negative: refused).
 struct EvmallocImpl
@@ -152,7 +153,10 @@ struct EvmallocMeteredImpl
 struct EvmoneImpl
 {
     evmalloc::bench::EvmoneMemory m;
-    std::int64_t expand(std::uint64_t offset, std::uint64_t length) noexcept { return m.expand(offset, length); }
+    std::int64_t expand(std::uint64_t offset, std::uint64_t length) noexcept
+    {
+        return m.expand(offset, length);
+    }
     std::uint8_t* data() noexcept { return m.data(); }
     void clear() noexcept { m.clear(); }
 };
@@ -187,7 +191,8 @@ template <class Impl>
 inline std::int64_t access(Impl& impl, const Access& a)
 {
     const std::int64_t gas = impl.expand(a.offset, a.length);
-    std::memcpy(impl.data() + a.offset, word_bytes, static_cast<std::size_t>(std::min<std::uint64_t>(a.length, 32)));
+    std::memcpy(impl.data() + a.offset, word_bytes,
+        static_cast<std::size_t>(std::min<std::uint64_t>(a.length, 32)));
     return gas;
 }
 
@@ -262,7 +267,9 @@ void set_allocs_per_call(benchmark::State& state, std::uint64_t before)
     constexpr std::uint64_t total = 1024 * 1024;
     const auto iterations = static_cast<double>(state.iterations());
     state.counters["allocs_per_call"] =
-        iterations == 0 ? 0.0 : static_cast<double>(evmalloc::bench::malloc_calls() - before) / iterations;
+        iterations == 0
+            ? 0.0
+            : static_cast<double>(evmalloc::bench::malloc_calls() - before) / iterations;
     state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(total / 32));
     state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(total));
 }
@@ -281,7 +288,7 @@ void repeated_call_evmalloc(benchmark::State& state)
         benchmark::DoNotOptimize(impl.data());
         benchmark::ClobberMemory();
         return gas > 0;
-    };  // ~StackFrame: buffer and Memory back to the pool
+    };            // ~StackFrame: buffer and Memory back to the pool
     if (!call())  // warm: the pool's first buffer and Memory
     {
         state.SkipWithError("init or expand failed");
@@ -311,11 +318,13 @@ void repeated_call_evmone(benchmark::State& state)
 
 [[maybe_unused]] const bool registered = [] {
     benchmark::RegisterBenchmark("memory/mainnet_mix/evmalloc", mainnet_mix_bench<EvmallocImpl>);
-    benchmark::RegisterBenchmark("memory/mainnet_mix/evmalloc.metered", mainnet_mix_bench<EvmallocMeteredImpl>);
+    benchmark::RegisterBenchmark(
+        "memory/mainnet_mix/evmalloc.metered", mainnet_mix_bench<EvmallocMeteredImpl>);
     benchmark::RegisterBenchmark("memory/mainnet_mix/evmone_memory", mainnet_mix_bench<EvmoneImpl>);
     benchmark::RegisterBenchmark("memory/mainnet_mix/std_vector", mainnet_mix_bench<VectorImpl>);
     benchmark::RegisterBenchmark("memory/mstore_1MiB/evmalloc", mstore_1mib_bench<EvmallocImpl>);
-    benchmark::RegisterBenchmark("memory/mstore_1MiB/evmalloc.metered", mstore_1mib_bench<EvmallocMeteredImpl>);
+    benchmark::RegisterBenchmark(
+        "memory/mstore_1MiB/evmalloc.metered", mstore_1mib_bench<EvmallocMeteredImpl>);
     benchmark::RegisterBenchmark("memory/mstore_1MiB/evmone_memory", mstore_1mib_bench<EvmoneImpl>);
     benchmark::RegisterBenchmark("memory/mstore_1MiB/std_vector", mstore_1mib_bench<VectorImpl>);
     benchmark::RegisterBenchmark("memory/repeated_1MiB_call/evmalloc", repeated_call_evmalloc);

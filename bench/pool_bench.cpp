@@ -96,11 +96,13 @@ void bench_evmalloc(benchmark::State& state, Order order)
 {
     Pool pool;
     using P = decltype(pool.acquire());
-    run_batches<P>(state, order, [&] { return pool.acquire(); }, [&](P p) { pool.release(p); });
+    run_batches<P>(
+        state, order, [&] { return pool.acquire(); }, [&](P p) { pool.release(p); });
 }
 
 template <class Pool>
-void bench_evmalloc_pmr(benchmark::State& state, Order order, std::size_t bytes, std::size_t alignment)
+void bench_evmalloc_pmr(
+    benchmark::State& state, Order order, std::size_t bytes, std::size_t alignment)
 {
     Pool pool;
     std::pmr::memory_resource* mr = opaque(&pool);
@@ -109,7 +111,8 @@ void bench_evmalloc_pmr(benchmark::State& state, Order order, std::size_t bytes,
         [&](void* p) { mr->deallocate(p, bytes, alignment); });
 }
 
-void bench_unsync_pool(benchmark::State& state, Order order, std::size_t bytes, std::size_t alignment)
+void bench_unsync_pool(
+    benchmark::State& state, Order order, std::size_t bytes, std::size_t alignment)
 {
     std::pmr::unsynchronized_pool_resource pool;
     std::pmr::memory_resource* mr = opaque(&pool);
@@ -125,7 +128,8 @@ void bench_malloc(benchmark::State& state, Order order, std::size_t bytes)
         state.SkipWithError("std::malloc is mimalloc's, not the C library's");
         return;
     }
-    run_batches<void*>(state, order, [&] { return std::malloc(bytes); }, [](void* p) { std::free(p); });
+    run_batches<void*>(
+        state, order, [&] { return std::malloc(bytes); }, [](void* p) { std::free(p); });
 }
 
 template <class T>
@@ -139,11 +143,13 @@ void bench_new_delete(benchmark::State& state, Order order)
     if constexpr (std::is_array_v<T>)
     {
         using E = std::remove_extent_t<T>;
-        run_batches<E*>(state, order, [] { return new E[std::extent_v<T>]; }, [](E* p) { delete[] p; });
+        run_batches<E*>(
+            state, order, [] { return new E[std::extent_v<T>]; }, [](E* p) { delete[] p; });
     }
     else
     {
-        run_batches<T*>(state, order, [] { return new T; }, [](T* p) { delete p; });
+        run_batches<T*>(
+            state, order, [] { return new T; }, [](T* p) { delete p; });
     }
 }
 
@@ -157,7 +163,8 @@ void bench_mimalloc(benchmark::State& state, Order order, std::size_t bytes)
     }
     const auto mi_malloc = mi.malloc_fn;
     const auto mi_free = mi.free_fn;
-    run_batches<void*>(state, order, [&] { return mi_malloc(bytes); }, [&](void* p) { mi_free(p); });
+    run_batches<void*>(
+        state, order, [&] { return mi_malloc(bytes); }, [&](void* p) { mi_free(p); });
 }
 
 /// One size: its typed pool, the new-expression type, and the (size, alignment) of pmr requests.
@@ -166,21 +173,21 @@ void register_size(std::size_t bytes, std::size_t alignment)
 {
     for (const Order order : {Order::lifo, Order::random})
     {
-        const std::string prefix = std::string{"pools/"} + (order == Order::lifo ? "lifo64_" : "random64_") +
+        const std::string prefix = std::string{"pools/"} +
+                                   (order == Order::lifo ? "lifo64_" : "random64_") +
                                    std::to_string(bytes) + "B/";
         benchmark::RegisterBenchmark((prefix + "evmalloc").c_str(),
-                                     [=](benchmark::State& s) { bench_evmalloc<Pool>(s, order); });
-        benchmark::RegisterBenchmark((prefix + "evmalloc.pmr").c_str(), [=](benchmark::State& s) {
-            bench_evmalloc_pmr<Pool>(s, order, bytes, alignment);
-        });
+            [=](benchmark::State& s) { bench_evmalloc<Pool>(s, order); });
+        benchmark::RegisterBenchmark((prefix + "evmalloc.pmr").c_str(),
+            [=](benchmark::State& s) { bench_evmalloc_pmr<Pool>(s, order, bytes, alignment); });
         benchmark::RegisterBenchmark((prefix + "malloc").c_str(),
-                                     [=](benchmark::State& s) { bench_malloc(s, order, bytes); });
+            [=](benchmark::State& s) { bench_malloc(s, order, bytes); });
         benchmark::RegisterBenchmark((prefix + "new_delete").c_str(),
-                                     [=](benchmark::State& s) { bench_new_delete<NewType>(s, order); });
+            [=](benchmark::State& s) { bench_new_delete<NewType>(s, order); });
         benchmark::RegisterBenchmark((prefix + "pmr_unsync_pool").c_str(),
-                                     [=](benchmark::State& s) { bench_unsync_pool(s, order, bytes, alignment); });
+            [=](benchmark::State& s) { bench_unsync_pool(s, order, bytes, alignment); });
         benchmark::RegisterBenchmark((prefix + "mimalloc").c_str(),
-                                     [=](benchmark::State& s) { bench_mimalloc(s, order, bytes); });
+            [=](benchmark::State& s) { bench_mimalloc(s, order, bytes); });
     }
 }
 
@@ -206,7 +213,8 @@ void bench_arena_monotonic(benchmark::State& state, std::size_t bytes)
 {
     std::vector<std::byte> storage(batch * bytes + 64);
     // A null upstream: every request must be served from the buffer, as the arena's are.
-    std::pmr::monotonic_buffer_resource arena{storage.data(), storage.size(), std::pmr::null_memory_resource()};
+    std::pmr::monotonic_buffer_resource arena{
+        storage.data(), storage.size(), std::pmr::null_memory_resource()};
     for (auto _ : state)
     {
         for (std::size_t i = 0; i < batch; ++i)
@@ -222,8 +230,8 @@ void bench_arena_monotonic(benchmark::State& state, std::size_t bytes)
 
 [[maybe_unused]] const bool registered = [] {
     register_size<evmalloc::ObjectPool<Address>, Address>(sizeof(Address), alignof(Address));
-    register_size<evmalloc::ObjectPool<evmalloc::Word>, evmalloc::Word>(sizeof(evmalloc::Word),
-                                                                        alignof(evmalloc::Word));
+    register_size<evmalloc::ObjectPool<evmalloc::Word>, evmalloc::Word>(
+        sizeof(evmalloc::Word), alignof(evmalloc::Word));
     // Buffers are requested with the fundamental alignment, as malloc gives.
     constexpr std::size_t buffer_request_alignment = alignof(std::max_align_t);
     register_size<evmalloc::BufferPool<256>, std::byte[256]>(256, buffer_request_alignment);
@@ -234,9 +242,9 @@ void bench_arena_monotonic(benchmark::State& state, std::size_t bytes)
     {
         const std::string prefix = "arena/bump64_" + std::to_string(bytes) + "B/";
         benchmark::RegisterBenchmark((prefix + "evmalloc").c_str(),
-                                     [=](benchmark::State& s) { bench_arena_evmalloc(s, bytes); });
+            [=](benchmark::State& s) { bench_arena_evmalloc(s, bytes); });
         benchmark::RegisterBenchmark((prefix + "pmr_monotonic").c_str(),
-                                     [=](benchmark::State& s) { bench_arena_monotonic(s, bytes); });
+            [=](benchmark::State& s) { bench_arena_monotonic(s, bytes); });
     }
     return true;
 }();

@@ -19,8 +19,8 @@
 // bounds check, checks jumps with is_jumpdest(), and charges memory gas before it grows.
 //
 // The program checks its own results and exits non-zero when one is wrong.
-#include <evmalloc/evmalloc.hpp>
 #include <evmalloc/evm_allocator.hpp>
+#include <evmalloc/evmalloc.hpp>
 #include <evmalloc/opcodes.hpp>
 #include <evmalloc/stack_frame.hpp>
 
@@ -97,7 +97,10 @@ bool less(const Word& a, const Word& b)
     return false;
 }
 
-bool is_zero(const Word& a) { return (a.limbs[0] | a.limbs[1] | a.limbs[2] | a.limbs[3]) == 0; }
+bool is_zero(const Word& a)
+{
+    return (a.limbs[0] | a.limbs[1] | a.limbs[2] | a.limbs[3]) == 0;
+}
 
 /// True when the word fits 32 bits (offsets, sizes, contract ids); its value goes to `out`.
 bool small(const Word& a, std::uint64_t& out)
@@ -127,12 +130,12 @@ Word load_be(const std::uint8_t* in, std::size_t n)  // n <= 32 bytes, big-endia
 
 namespace op
 {
-constexpr std::uint8_t stop = evmalloc::OP_STOP, add = 0x01, mul = 0x02, sub = 0x03, lt = 0x10, eq = 0x14,
-                       iszero = 0x15, pop = 0x50, mload = 0x51, mstore = 0x52, jump = 0x56,
-                       jumpi = 0x57, jumpdest = evmalloc::OP_JUMPDEST, push0 = evmalloc::OP_PUSH0,
-                       push1 = evmalloc::OP_PUSH1, push32 = evmalloc::OP_PUSH32,
-                       dup1 = 0x80, swap1 = 0x90, log0 = 0xA0, call = 0xF1, ret = 0xF3,
-                       invalid = 0xFE;
+constexpr std::uint8_t stop = evmalloc::OP_STOP, add = 0x01, mul = 0x02, sub = 0x03, lt = 0x10,
+                       eq = 0x14, iszero = 0x15, pop = 0x50, mload = 0x51, mstore = 0x52,
+                       jump = 0x56, jumpi = 0x57, jumpdest = evmalloc::OP_JUMPDEST,
+                       push0 = evmalloc::OP_PUSH0, push1 = evmalloc::OP_PUSH1,
+                       push32 = evmalloc::OP_PUSH32, dup1 = 0x80, swap1 = 0x90, log0 = 0xA0,
+                       call = 0xF1, ret = 0xF3, invalid = 0xFE;
 }
 
 enum class Status
@@ -182,7 +185,8 @@ public:
     /// The allocator every transaction uses: pools, arena and frames, all on.
     void init_with_optimized_allocator()
     {
-        allocator_ = std::make_unique<evmalloc::EvmAllocator>(evmalloc::AllocatorConfig::optimized());
+        allocator_ =
+            std::make_unique<evmalloc::EvmAllocator>(evmalloc::AllocatorConfig::optimized());
         contracts_ = std::make_unique<std::pmr::map<std::uint64_t, std::pmr::vector<std::uint8_t>>>(
             allocator_.get());
     }
@@ -190,7 +194,8 @@ public:
     /// Registers `code` as contract `id` (kept through the allocator's pmr face).
     void deploy(std::uint64_t id, std::span<const std::uint8_t> code)
     {
-        contracts_->insert_or_assign(id, std::pmr::vector<std::uint8_t>(code.begin(), code.end(), allocator_.get()));
+        contracts_->insert_or_assign(
+            id, std::pmr::vector<std::uint8_t>(code.begin(), code.end(), allocator_.get()));
     }
 
     struct Receipt
@@ -218,8 +223,8 @@ public:
     }
 
     /// Runs contract `id` in a new frame at `depth`; its return data lands in `output`.
-    bool call(std::uint64_t id, const Word& input, TxData& tx, std::pmr::vector<std::uint8_t>& output,
-              std::size_t depth)
+    bool call(std::uint64_t id, const Word& input, TxData& tx,
+        std::pmr::vector<std::uint8_t>& output, std::size_t depth)
     {
         const auto it = contracts_->find(id);
         if (it == contracts_->end())
@@ -230,7 +235,8 @@ public:
         // The call site: the code's shared analysis (analysed on its first call, pinned while
         // this frame runs; found by the verified key, the bytes), one pooled stack buffer and
         // one pooled Memory. The frame comes back prepared.
-        auto frame = evmalloc::StackFrame<>::init(code, op_table(), allocator_->frames(), allocator_->analyses());
+        auto frame = evmalloc::StackFrame<>::init(
+            code, op_table(), allocator_->frames(), allocator_->analyses());
         if (!frame)
             return false;  // code_too_large, call_depth_exceeded, out_of_memory
         frame->stack().push_unchecked(input);
@@ -243,7 +249,10 @@ public:
     /// Calls made by CALL (not by a transaction) so far.
     std::size_t nested_calls() const { return nested_calls_; }
 
-    evmalloc::AllocationStatistics get_allocation_statistics() const { return allocator_->statistics(); }
+    evmalloc::AllocationStatistics get_allocation_statistics() const
+    {
+        return allocator_->statistics();
+    }
 
     static const evmalloc::StackFrame<>::OpTable& op_table();
 
@@ -272,8 +281,14 @@ private:
 
 // ---- handlers ------------------------------------------------------------------------------
 
-Status op_stop(Exec&) { return Status::stopped; }
-Status op_invalid(Exec&) { return Status::failed; }
+Status op_stop(Exec&)
+{
+    return Status::stopped;
+}
+Status op_invalid(Exec&)
+{
+    return Status::failed;
+}
 
 template <Word (*F)(const Word&, const Word&)>
 Status op_binary(Exec& ex)
@@ -285,8 +300,14 @@ Status op_binary(Exec& ex)
     return Status::running;
 }
 
-Word lt_word(const Word& a, const Word& b) { return Word::from(less(a, b) ? 1 : 0); }
-Word eq_word(const Word& a, const Word& b) { return Word::from(a == b ? 1 : 0); }
+Word lt_word(const Word& a, const Word& b)
+{
+    return Word::from(less(a, b) ? 1 : 0);
+}
+Word eq_word(const Word& a, const Word& b)
+{
+    return Word::from(a == b ? 1 : 0);
+}
 
 Status op_iszero(Exec& ex)
 {
@@ -304,7 +325,8 @@ Status op_pop(Exec& ex)
 }
 
 /// Expands memory to cover [offset, offset + size) and charges its gas.
-bool touch_memory(Exec& ex, const Word& offset, const Word& size, std::uint64_t& off, std::uint64_t& len)
+bool touch_memory(
+    Exec& ex, const Word& offset, const Word& size, std::uint64_t& off, std::uint64_t& len)
 {
     if (!small(offset, off) || !small(size, len))
         return false;
@@ -365,7 +387,10 @@ Status jump_to(Exec& ex, const Word& dest)
     return Status::running;
 }
 
-Status op_jump(Exec& ex) { return jump_to(ex, ex.frame.stack().pop_unchecked()); }
+Status op_jump(Exec& ex)
+{
+    return jump_to(ex, ex.frame.stack().pop_unchecked());
+}
 
 Status op_jumpi(Exec& ex)
 {
@@ -393,7 +418,8 @@ Status op_push(Exec& ex)
     const auto& a = ex.frame.analysis();
     const std::size_t pc = a.inst_to_pc(i);
     const std::uint8_t opcode = a.code()[pc];
-    const std::size_t n = opcode == op::push0 ? 0 : static_cast<std::size_t>(opcode - op::push1 + 1);
+    const std::size_t n =
+        opcode == op::push0 ? 0 : static_cast<std::size_t>(opcode - op::push1 + 1);
     if (n <= 8)
         ex.frame.stack().push_unchecked(Word::from(ex.frame.metadata()[i]));
     else
@@ -493,8 +519,10 @@ const evmalloc::StackFrame<>::OpTable& Vm::op_table()
             t[c] = {&op_push, 0, 1};
         for (unsigned c = 0; c < 16; ++c)
         {
-            t[op::dup1 + c] = {&op_dup, static_cast<std::uint8_t>(c + 1), static_cast<std::uint8_t>(c + 2)};
-            t[op::swap1 + c] = {&op_swap, static_cast<std::uint8_t>(c + 2), static_cast<std::uint8_t>(c + 2)};
+            t[op::dup1 + c] = {
+                &op_dup, static_cast<std::uint8_t>(c + 1), static_cast<std::uint8_t>(c + 2)};
+            t[op::swap1 + c] = {
+                &op_swap, static_cast<std::uint8_t>(c + 2), static_cast<std::uint8_t>(c + 2)};
         }
         t[op::log0] = {&op_log0, 2, 0};
         t[op::call] = {&op_call, 2, 1};
@@ -588,7 +616,10 @@ constexpr std::uint8_t depth_code[] = {
     0xF3,                              // 30 RETURN
 };
 
-std::uint64_t sum_to(std::uint64_t n) { return n * (n + 1) / 2; }
+std::uint64_t sum_to(std::uint64_t n)
+{
+    return n * (n + 1) / 2;
+}
 
 int failures = 0;
 
@@ -634,10 +665,12 @@ void part1_vm()
             expect(r.result == Word::from(tx.expected), "transaction result");
             expect(r.logs == tx.logs, "log count");
             expect(r.arena_bytes > 0, "transaction data went to the arena");
-            expect(vm.allocator().arena().used() == 0, "reset_arena() freed the transaction's data");
+            expect(
+                vm.allocator().arena().used() == 0, "reset_arena() freed the transaction's data");
             if (round == 0)
-                std::cout << "contract " << tx.contract << " (" << tx.input << ") = " << r.result.limbs[0]
-                          << ", " << r.logs << " logs, " << r.arena_bytes << " arena bytes\n";
+                std::cout << "contract " << tx.contract << " (" << tx.input
+                          << ") = " << r.result.limbs[0] << ", " << r.logs << " logs, "
+                          << r.arena_bytes << " arena bytes\n";
         }
     }
     // An unknown contract fails cleanly.
@@ -658,11 +691,15 @@ void part1_vm()
     expect(stats.total_allocations == 8 + vm.nested_calls(), "requests counted exactly");
     expect(stats.total_deallocations == vm.nested_calls(), "return buffers given back");
     expect(stats.size_distribution.small == stats.total_allocations, "all requests small");
-    expect(vm.allocator().word_pool().in_use() == words_in_use, "every return buffer went back to its pool");
+    expect(vm.allocator().word_pool().in_use() == words_in_use,
+        "every return buffer went back to its pool");
     // Each of the 4 contracts was analysed once; every other call found its analysis.
-    expect(stats.analysis_cache.misses == 4 && stats.analysis_cache.entries == 4, "analysed once per contract");
-    expect(stats.analysis_cache.hits == 15 + vm.nested_calls() - 4, "every later call found its analysis");
-    expect(vm.allocator().analyses().pinned() == 0, "no frame pins an analysis after the transactions");
+    expect(stats.analysis_cache.misses == 4 && stats.analysis_cache.entries == 4,
+        "analysed once per contract");
+    expect(stats.analysis_cache.hits == 15 + vm.nested_calls() - 4,
+        "every later call found its analysis");
+    expect(vm.allocator().analyses().pinned() == 0,
+        "no frame pins an analysis after the transactions");
     stats.print_summary(std::cout);
 }
 
@@ -691,7 +728,10 @@ struct MiniExec
     std::size_t next = 0;
 };
 
-bool mini_stop(MiniExec&) { return false; }
+bool mini_stop(MiniExec&)
+{
+    return false;
+}
 bool mini_push(MiniExec& ex)  // PUSH1..PUSH8 only: the immediate is in metadata()
 {
     ex.frame.stack().push_unchecked(U256{{ex.frame.metadata()[ex.next], 0, 0, 0}});
@@ -719,8 +759,8 @@ void part2_custom_traits()
     table[0x01] = &mini_add;
 
     // PUSH1 0x2a PUSH2 0x0100 ADD PUSH8 0x0102030405060708 ADD STOP
-    const std::uint8_t code[] = {
-        op::push1, 0x2a, op::push1 + 1, 0x01, 0x00, 0x01, op::push1 + 7, 1, 2, 3, 4, 5, 6, 7, 8, 0x01, op::stop};
+    const std::uint8_t code[] = {op::push1, 0x2a, op::push1 + 1, 0x01, 0x00, 0x01, op::push1 + 7, 1,
+        2, 3, 4, 5, 6, 7, 8, 0x01, op::stop};
     auto frame = evmalloc::StackFrame<MiniTraits>::init(sizeof code, allocator.frames());
     expect(frame.has_value(), "custom-traits frame init");
     if (!frame)
@@ -728,12 +768,12 @@ void part2_custom_traits()
     expect(frame->prepare(code, table).has_value(), "custom-traits prepare");
     MiniExec ex{*frame};
     while (frame->ops()[ex.next](ex))
-    {
-    }
+    {}
     const std::uint64_t expected = 0x2a + 0x100 + 0x0102030405060708ULL;
-    expect(frame->stack().size() == 1 && frame->stack().top().w[0] == expected, "custom-traits result");
-    std::cout << "custom traits: 42 + 256 + 0x0102030405060708 = 0x" << std::hex << frame->stack().top().w[0]
-              << std::dec << '\n';
+    expect(frame->stack().size() == 1 && frame->stack().top().w[0] == expected,
+        "custom-traits result");
+    std::cout << "custom traits: 42 + 256 + 0x0102030405060708 = 0x" << std::hex
+              << frame->stack().top().w[0] << std::dec << '\n';
     expect(allocator.word_pool().slot_alignment == 8, "the word pool follows the traits' Word");
 }
 
@@ -765,7 +805,8 @@ struct BaselineOutcome
 /// Runs sum_code on a jumpdest frame with a gas budget (only memory is charged here).
 BaselineOutcome run_baseline(BaselineFrame& frame, std::uint64_t n, std::int64_t& gas)
 {
-    const std::uint8_t* const code = frame.analysis().code().data();  // padded: reading past the end is safe
+    const std::uint8_t* const code =
+        frame.analysis().code().data();  // padded: reading past the end is safe
     const std::size_t size = frame.analysis().code().size();
     auto& stack = frame.stack();
     stack.push_unchecked(Word::from(n));
@@ -775,18 +816,36 @@ BaselineOutcome run_baseline(BaselineFrame& frame, std::uint64_t n, std::int64_t
         if (evmalloc::is_push(opcode))
         {
             const std::size_t len = evmalloc::push_size(opcode);
-            stack.push_unchecked(load_be(code + pc + 1, len));  // no bounds check: the padding is zeros
+            stack.push_unchecked(
+                load_be(code + pc + 1, len));  // no bounds check: the padding is zeros
             pc += 1 + len;
             continue;
         }
         switch (opcode)
         {
-        case op::add: { const Word b = stack.pop_unchecked(); stack.top() = add(stack.top(), b); break; }
-        case op::sub: { const Word a = stack.pop_unchecked(); stack.top() = sub(a, stack.top()); break; }
-        case op::iszero: stack.top() = Word::from(is_zero(stack.top()) ? 1 : 0); break;
-        case op::dup1 + 1: stack.dup(2); break;
-        case op::swap1: stack.swap(1); break;
-        case evmalloc::OP_JUMPDEST: break;
+        case op::add:
+        {
+            const Word b = stack.pop_unchecked();
+            stack.top() = add(stack.top(), b);
+            break;
+        }
+        case op::sub:
+        {
+            const Word a = stack.pop_unchecked();
+            stack.top() = sub(a, stack.top());
+            break;
+        }
+        case op::iszero:
+            stack.top() = Word::from(is_zero(stack.top()) ? 1 : 0);
+            break;
+        case op::dup1 + 1:
+            stack.dup(2);
+            break;
+        case op::swap1:
+            stack.swap(1);
+            break;
+        case evmalloc::OP_JUMPDEST:
+            break;
         case op::jump:
         case op::jumpi:
         {
@@ -815,7 +874,10 @@ BaselineOutcome run_baseline(BaselineFrame& frame, std::uint64_t n, std::int64_t
             store_be(value, &frame.memory()[offset]);
             break;
         }
-        case op::log0: stack.pop_unchecked(); stack.pop_unchecked(); break;
+        case op::log0:
+            stack.pop_unchecked();
+            stack.pop_unchecked();
+            break;
         case op::ret:
         {
             std::uint64_t offset = 0;
@@ -823,7 +885,8 @@ BaselineOutcome run_baseline(BaselineFrame& frame, std::uint64_t n, std::int64_t
             stack.pop_unchecked();
             return {load_be(&frame.memory()[offset], 32).limbs[0]};
         }
-        default: return {std::nullopt, Halt::undefined_instruction};  // not used by sum_code
+        default:
+            return {std::nullopt, Halt::undefined_instruction};  // not used by sum_code
         }
         ++pc;
     }
@@ -843,7 +906,8 @@ void part3_jumpdest_frame()
     {
         auto frame = BaselineFrame::init(code.size(), pool);
         expect(frame.has_value() && frame->prepare(code).has_value(), "jumpdest frame prepared");
-        expect(frame->buffer_size() == evmalloc::frame_buffer_size<BaselineTraits>(evmalloc::Tier::kb4),
+        expect(frame->buffer_size() ==
+                   evmalloc::frame_buffer_size<BaselineTraits>(evmalloc::Tier::kb4),
             "a jumpdest frame's buffer has no instruction arrays");
         std::int64_t gas = 1'000'000;
         const BaselineOutcome r = run_baseline(*frame, 1000, gas);
@@ -865,8 +929,9 @@ void part3_jumpdest_frame()
     }
     expect(cache.misses() == 1 && cache.hits() == 1, "the second call reused the analysis");
     std::cout << "jumpdest frame: sum(1000) = " << sum_to(1000) << ", frame buffer "
-              << evmalloc::frame_buffer_size<BaselineTraits>(evmalloc::Tier::kb4) << " B (instruction frame: "
-              << evmalloc::frame_buffer_size<>(evmalloc::Tier::kb4) << " B)\n";
+              << evmalloc::frame_buffer_size<BaselineTraits>(evmalloc::Tier::kb4)
+              << " B (instruction frame: " << evmalloc::frame_buffer_size<>(evmalloc::Tier::kb4)
+              << " B)\n";
 }
 }  // namespace
 

@@ -16,8 +16,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <set>
 #include <optional>
+#include <set>
 #include <span>
 #include <utility>
 #include <vector>
@@ -181,7 +181,8 @@ std::vector<Code> boundary_codes()
 TEST_CASE("tier boundary sizes are the ones the issue lists", "[analysis_cache]")
 {
     const auto sizes = evmalloc::test::tier_boundary_sizes();
-    for (const std::size_t s : {0UL, 1UL, 4095UL, 4096UL, 4097UL, 8192UL, 8193UL, 131071UL, 131072UL})
+    for (const std::size_t s :
+        {0UL, 1UL, 4095UL, 4096UL, 4097UL, 8192UL, 8193UL, 131071UL, 131072UL})
         CHECK(std::count(sizes.begin(), sizes.end(), s) == 1);
     CHECK(sizes.back() == evmalloc::max_code_size);
 }
@@ -189,16 +190,26 @@ TEST_CASE("tier boundary sizes are the ones the issue lists", "[analysis_cache]"
 TEST_CASE("cached frames equal the per-frame path at every tier boundary", "[analysis_cache]")
 {
     const auto codes = boundary_codes();
-    SECTION("instruction frame, DefaultTraits") { check_codes_against_per_frame<DefaultTraits>(codes); }
-    SECTION("instruction frame, 16-bit ops and 32-bit metadata") { check_codes_against_per_frame<NarrowTraits>(codes); }
-    SECTION("jumpdest frame") { check_codes_against_per_frame<JumpdestTraits>(codes); }
+    SECTION("instruction frame, DefaultTraits")
+    {
+        check_codes_against_per_frame<DefaultTraits>(codes);
+    }
+    SECTION("instruction frame, 16-bit ops and 32-bit metadata")
+    {
+        check_codes_against_per_frame<NarrowTraits>(codes);
+    }
+    SECTION("jumpdest frame")
+    {
+        check_codes_against_per_frame<JumpdestTraits>(codes);
+    }
 }
 
 TEST_CASE("cached frames equal the per-frame path on every corpus contract", "[analysis_cache]")
 {
     const auto dir = evmalloc::test::corpus_dir();
     if (!dir)
-        EVMALLOC_SKIP("corpus folder not found (../shared/corpus or $EVMALLOC_CORPUS): corpus checks skipped");
+        EVMALLOC_SKIP("corpus folder not found (../shared/corpus or $EVMALLOC_CORPUS): corpus "
+                      "checks skipped");
     std::vector<Code> codes;
     std::set<Code> seen;  // a contract listed twice would hit, not miss
     for (auto& e : evmalloc::test::load_corpus(*dir))
@@ -207,9 +218,18 @@ TEST_CASE("cached frames equal the per-frame path on every corpus contract", "[a
             codes.push_back(std::move(e.code));
     }
     REQUIRE(!codes.empty());
-    SECTION("instruction frame, DefaultTraits") { check_codes_against_per_frame<DefaultTraits>(codes); }
-    SECTION("instruction frame, 16-bit ops and 32-bit metadata") { check_codes_against_per_frame<NarrowTraits>(codes); }
-    SECTION("jumpdest frame") { check_codes_against_per_frame<JumpdestTraits>(codes); }
+    SECTION("instruction frame, DefaultTraits")
+    {
+        check_codes_against_per_frame<DefaultTraits>(codes);
+    }
+    SECTION("instruction frame, 16-bit ops and 32-bit metadata")
+    {
+        check_codes_against_per_frame<NarrowTraits>(codes);
+    }
+    SECTION("jumpdest frame")
+    {
+        check_codes_against_per_frame<JumpdestTraits>(codes);
+    }
 }
 
 TEST_CASE("another OpTable object is another entry, even with equal contents", "[analysis_cache]")
@@ -241,7 +261,8 @@ TEST_CASE("another OpTable object is another entry, even with equal contents", "
 TEST_CASE("entry bytes follow the code's real length, not its tier", "[analysis_cache]")
 {
     // 4097 bytes is in the 8 KiB tier; the entry is sized for 4097.
-    STATIC_REQUIRE(evmalloc::code_part_bytes<DefaultTraits>(4097) < evmalloc::code_part_bytes<DefaultTraits>(8192));
+    STATIC_REQUIRE(evmalloc::code_part_bytes<DefaultTraits>(4097) <
+                   evmalloc::code_part_bytes<DefaultTraits>(8192));
     RecordingResource upstream;
     AnalysisCache<> cache{&upstream};
     FramePool<> pool;
@@ -273,8 +294,10 @@ TEST_CASE("code above the pool's max_code_size: code_too_large, nothing inserted
     const std::size_t allocations = upstream.allocations();
     const Code big = random_code(4097, 2);
     const CodeHash h = hash_of(2);
-    CHECK(StackFrame<>::init(big, evmalloc::test::distinct_op_table(), pool, cache).error() == Errc::code_too_large);
-    CHECK(StackFrame<>::init(big, h, evmalloc::test::distinct_op_table(), pool, cache).error() == Errc::code_too_large);
+    CHECK(StackFrame<>::init(big, evmalloc::test::distinct_op_table(), pool, cache).error() ==
+          Errc::code_too_large);
+    CHECK(StackFrame<>::init(big, h, evmalloc::test::distinct_op_table(), pool, cache).error() ==
+          Errc::code_too_large);
     FramePool<JumpdestTraits> jpool{&upstream, FramePoolConfig{.max_code_size = 4096}};
     AnalysisCache<JumpdestTraits> jcache{&upstream};
     CHECK(StackFrame<JumpdestTraits>::init(big, jpool, jcache).error() == Errc::code_too_large);
@@ -286,7 +309,8 @@ TEST_CASE("code above the pool's max_code_size: code_too_large, nothing inserted
     CHECK(jpool.active() == 0);
     CHECK(upstream.allocations() == allocations);
     // 4096 still runs.
-    auto fits = StackFrame<>::init(random_code(4096, 3), evmalloc::test::distinct_op_table(), pool, cache);
+    auto fits =
+        StackFrame<>::init(random_code(4096, 3), evmalloc::test::distinct_op_table(), pool, cache);
     CHECK(fits.has_value());
 }
 
@@ -335,12 +359,14 @@ TEST_CASE("a trusted hash cached for code of another size: code_hash_mismatch, n
         REQUIRE(f.has_value());
     }
     const auto before = cache_state(jcache);
-    CHECK(StackFrame<JumpdestTraits>::init(other, h, jpool, jcache).error() == Errc::code_hash_mismatch);
+    CHECK(StackFrame<JumpdestTraits>::init(other, h, jpool, jcache).error() ==
+          Errc::code_hash_mismatch);
     CHECK(cache_state(jcache) == before);
     CHECK(jpool.active() == 0);
 }
 
-TEST_CASE("debug builds: a trusted hash cached for other bytes of the same size is code_hash_mismatch",
+TEST_CASE(
+    "debug builds: a trusted hash cached for other bytes of the same size is code_hash_mismatch",
     "[analysis_cache]")
 {
     if (!evmalloc::enable_asserts)
@@ -457,8 +483,8 @@ void walk_every_allocation_point()
 {
     const Code a = random_code(5000, 21), b = random_code(40, 22), c = random_code(17000, 23);
     const CodeHash ha = hash_of(100), hc = hash_of(102);
-    const std::vector<Step> steps{{&a, nullptr}, {&b, nullptr}, {&a, nullptr}, {&a, &ha}, {&c, &hc}, {&b, nullptr},
-        {&c, nullptr}, {&c, &hc}};
+    const std::vector<Step> steps{{&a, nullptr}, {&b, nullptr}, {&a, nullptr}, {&a, &ha}, {&c, &hc},
+        {&b, nullptr}, {&c, nullptr}, {&c, &hc}};
 
     // The fault-free run: what the counters end at.
     evmalloc::test::CacheState clean_end{};
@@ -514,7 +540,8 @@ void walk_every_allocation_point()
                 CHECK(upstream.live_bytes() >= live_before);
                 CHECK(upstream.live_bytes() - live_before <= 64 * sizeof(void*));
                 upstream.stop_failing();
-                auto retry = init_cached<Traits>(*s.code, s.hash, pool, cache);  // the next call works
+                auto retry =
+                    init_cached<Traits>(*s.code, s.hash, pool, cache);  // the next call works
                 REQUIRE(retry.has_value());
                 frames.push_back(std::move(*retry));
             }
@@ -527,7 +554,8 @@ void walk_every_allocation_point()
         // 64-byte aligned blocks: the entries and the pool's retained stack buffers.
         const auto blocks = live_blocks(upstream, entry_alignment);
         CHECK(blocks.count == cache.entries() + pool.retained_stacks());
-        CHECK(blocks.bytes == cache.bytes() + pool.retained_stacks() * evmalloc::stack_buffer_size<Traits>());
+        CHECK(blocks.bytes ==
+              cache.bytes() + pool.retained_stacks() * evmalloc::stack_buffer_size<Traits>());
         CHECK(upstream.errors().empty());
         if (upstream.failures() == 0)
         {
@@ -545,11 +573,18 @@ void walk_every_allocation_point()
 TEST_CASE("upstream failing at every allocation point of a scenario: out_of_memory, nothing lost",
     "[analysis_cache]")
 {
-    SECTION("instruction frame") { walk_every_allocation_point<DefaultTraits>(); }
-    SECTION("jumpdest frame") { walk_every_allocation_point<JumpdestTraits>(); }
+    SECTION("instruction frame")
+    {
+        walk_every_allocation_point<DefaultTraits>();
+    }
+    SECTION("jumpdest frame")
+    {
+        walk_every_allocation_point<JumpdestTraits>();
+    }
 }
 
-TEST_CASE("the stack buffer failing on a hit and on a miss: out_of_memory, nothing inserted", "[analysis_cache]")
+TEST_CASE("the stack buffer failing on a hit and on a miss: out_of_memory, nothing inserted",
+    "[analysis_cache]")
 {
     RecordingResource cache_upstream, pool_upstream;
     AnalysisCache<> cache{&cache_upstream};
@@ -606,12 +641,13 @@ TEST_CASE("a miss whose bucket array cannot be had leaves no entry that lookups 
     }
 }
 
-TEST_CASE("a hit that fails on the stack buffer leaves the recency order as it was",
-    "[analysis_cache]")
+TEST_CASE(
+    "a hit that fails on the stack buffer leaves the recency order as it was", "[analysis_cache]")
 {
     // Regression: a call that failed after its lookup leaves the recency order as it was
     // (recency is kept when a frame unpins, not at the lookup).
-    const Code a = random_code(1000, 1), b = random_code(1000, 2), c = random_code(1000, 3), d = random_code(1000, 4);
+    const Code a = random_code(1000, 1), b = random_code(1000, 2), c = random_code(1000, 3),
+               d = random_code(1000, 4);
     RecordingResource pool_upstream;
     AnalysisCache<> cache{std::pmr::new_delete_resource(),
         AnalysisCacheConfig{.max_bytes = 3 * entry_bytes<DefaultTraits>(1000)}};
@@ -622,7 +658,8 @@ TEST_CASE("a hit that fails on the stack buffer leaves the recency order as it w
     pool_upstream.set_failing(true);
     REQUIRE(StackFrame<>::init(a, table, pool, cache).error() == Errc::out_of_memory);
     pool_upstream.set_failing(false);
-    REQUIRE(StackFrame<>::init(d, table, pool, cache).has_value());  // evicts the least recently used: a
+    REQUIRE(StackFrame<>::init(d, table, pool, cache)
+                .has_value());  // evicts the least recently used: a
     CHECK(cache.evictions() == 1);
     const std::size_t hits = cache.hits();
     REQUIRE(StackFrame<>::init(b, table, pool, cache).has_value());
@@ -631,7 +668,8 @@ TEST_CASE("a hit that fails on the stack buffer leaves the recency order as it w
 
 // ---- call depth, clear, eviction, LRU ----
 
-TEST_CASE("1025 frames alive: call_depth_exceeded on a cached init, nothing changed", "[analysis_cache]")
+TEST_CASE(
+    "1025 frames alive: call_depth_exceeded on a cached init, nothing changed", "[analysis_cache]")
 {
     RecordingResource upstream;
     AnalysisCache<> cache{&upstream};
@@ -694,8 +732,8 @@ TEST_CASE("clear() while entries are pinned: the pinned ones stay valid", "[anal
     CHECK(cache.pinned() == 0);
 }
 
-TEST_CASE("clear() frees every unpinned entry, also one hit since it was inserted",
-    "[analysis_cache]")
+TEST_CASE(
+    "clear() frees every unpinned entry, also one hit since it was inserted", "[analysis_cache]")
 {
     // Regression: the newest unpinned entry is freed by clear() and by the budget too (no
     // entry that no frame pins outlives them).
@@ -732,7 +770,8 @@ TEST_CASE("max_bytes 0 keeps nothing after the last frame goes, also an entry th
     CHECK(live_blocks(upstream, entry_alignment).count == 0);
 }
 
-TEST_CASE("eviction while entries are pinned: bytes pass max_bytes only by pinned entries", "[analysis_cache]")
+TEST_CASE("eviction while entries are pinned: bytes pass max_bytes only by pinned entries",
+    "[analysis_cache]")
 {
     RecordingResource upstream;
     const std::size_t one = entry_bytes<DefaultTraits>(6000);
@@ -771,15 +810,19 @@ TEST_CASE("eviction while entries are pinned: bytes pass max_bytes only by pinne
     CHECK(cache.bytes() <= cache.config().max_bytes);
 }
 
-TEST_CASE("LRU order: with room for 3 entries, use A B C, hit A, insert D: B goes", "[analysis_cache]")
+TEST_CASE(
+    "LRU order: with room for 3 entries, use A B C, hit A, insert D: B goes", "[analysis_cache]")
 {
-    const Code a = random_code(1000, 1), b = random_code(1000, 2), c = random_code(1000, 3), d = random_code(1000, 4);
+    const Code a = random_code(1000, 1), b = random_code(1000, 2), c = random_code(1000, 3),
+               d = random_code(1000, 4);
     const std::size_t one = entry_bytes<DefaultTraits>(1000);
     RecordingResource upstream;
     AnalysisCache<> cache{&upstream, AnalysisCacheConfig{.max_bytes = 3 * one}};
     FramePool<> pool;
     const auto& table = evmalloc::test::distinct_op_table();
-    const auto use = [&](const Code& code) { REQUIRE(StackFrame<>::init(code, table, pool, cache).has_value()); };
+    const auto use = [&](const Code& code) {
+        REQUIRE(StackFrame<>::init(code, table, pool, cache).has_value());
+    };
     use(a);
     use(b);
     use(c);
@@ -808,12 +851,16 @@ TEST_CASE("LRU order is exact: after a, c, d are hit in that order, a new entry 
 {
     // Regression: eviction frees exactly the least recently released unpinned entries, in the
     // order their frames released them.
-    const Code a = random_code(1000, 1), b = random_code(1000, 2), c = random_code(1000, 3), d = random_code(1000, 4);
+    const Code a = random_code(1000, 1), b = random_code(1000, 2), c = random_code(1000, 3),
+               d = random_code(1000, 4);
     const std::size_t one = entry_bytes<DefaultTraits>(1000);
-    AnalysisCache<> cache{std::pmr::new_delete_resource(), AnalysisCacheConfig{.max_bytes = 3 * one}};
+    AnalysisCache<> cache{
+        std::pmr::new_delete_resource(), AnalysisCacheConfig{.max_bytes = 3 * one}};
     FramePool<> pool;
     const auto& table = evmalloc::test::distinct_op_table();
-    const auto use = [&](const Code& code) { REQUIRE(StackFrame<>::init(code, table, pool, cache).has_value()); };
+    const auto use = [&](const Code& code) {
+        REQUIRE(StackFrame<>::init(code, table, pool, cache).has_value());
+    };
     for (const Code* code : {&a, &b, &c, &a, &d})  // b evicted
         use(*code);
     REQUIRE(cache.evictions() == 1);
@@ -844,7 +891,9 @@ TEST_CASE("moves of a frame move its pin; a moved-from frame pins nothing", "[an
         StackFrame<> g{std::move(*f)};
         CHECK(cache.pinned() == 1);
         CHECK(!f->is_prepared());
-        { StackFrame<> dropped{std::move(*f)}; }  // the moved-from frame: nothing to unpin
+        {
+            StackFrame<> dropped{std::move(*f)};
+        }  // the moved-from frame: nothing to unpin
         CHECK(cache.pinned() == 1);
         CHECK(cache.entries() == 1);
         CHECK(image_of(g) == ref_a);
@@ -871,9 +920,11 @@ TEST_CASE("max_bytes 0 keeps nothing after the last frame goes", "[analysis_cach
     {
         auto f = StackFrame<JumpdestTraits>::init(a, pool, cache);
         REQUIRE(f.has_value());
-        std::optional<StackFrame<JumpdestTraits>> g{*StackFrame<JumpdestTraits>::init(b, pool, cache)};
+        std::optional<StackFrame<JumpdestTraits>> g{
+            *StackFrame<JumpdestTraits>::init(b, pool, cache)};
         CHECK(cache.entries() == 2);  // both pinned: kept over the budget
-        CHECK(cache.bytes() == entry_bytes<JumpdestTraits>(5000) + entry_bytes<JumpdestTraits>(6000));
+        CHECK(
+            cache.bytes() == entry_bytes<JumpdestTraits>(5000) + entry_bytes<JumpdestTraits>(6000));
         g.reset();
         CHECK(cache.entries() == 1);  // b went with its frame; f still pins a
         CHECK(cache.evictions() == 1);
@@ -910,7 +961,8 @@ TEST_CASE("a frame on a shared entry refuses prepare() with code_too_large", "[a
 
 // ---- footprint ----
 
-TEST_CASE("footprint: a 1025-deep self-recursion of a 24 KiB contract holds 15x less shared", "[analysis_cache]")
+TEST_CASE("footprint: a 1025-deep self-recursion of a 24 KiB contract holds 15x less shared",
+    "[analysis_cache]")
 {
     Code code;
     if (const auto dir = evmalloc::test::corpus_dir())
@@ -951,12 +1003,14 @@ TEST_CASE("footprint: a 1025-deep self-recursion of a 24 KiB contract holds 15x 
     RecordingResource shared_upstream;
     AnalysisCache<> cache{&shared_upstream};
     FramePool<> shared_pool{&shared_upstream};
-    const std::size_t shared =
-        depth_bytes([&] { return StackFrame<>::init(code, table, shared_pool, cache); }, shared_upstream);
+    const std::size_t shared = depth_bytes(
+        [&] { return StackFrame<>::init(code, table, shared_pool, cache); }, shared_upstream);
 
-    std::printf("footprint of a 1025-deep self-recursion of %zu bytes of code: per-frame %zu bytes, shared %zu "
+    std::printf("footprint of a 1025-deep self-recursion of %zu bytes of code: per-frame %zu "
+                "bytes, shared %zu "
                 "bytes (%.1fx)\n",
-        code.size(), per_frame, shared, static_cast<double>(per_frame) / static_cast<double>(shared));
+        code.size(), per_frame, shared,
+        static_cast<double>(per_frame) / static_cast<double>(shared));
     CHECK(per_frame >= 15 * shared);
     CHECK(cache.entries() == 1);
     CHECK(cache.pinned() == 0);

@@ -20,9 +20,9 @@ using evmalloc::Analysis;
 using evmalloc::AnalysisBuffers;
 using evmalloc::Errc;
 using evmalloc::OP_JUMPDEST;
+using evmalloc::OP_PUSH0;
 using evmalloc::OP_PUSH1;
 using evmalloc::OP_PUSH32;
-using evmalloc::OP_PUSH0;
 using evmalloc::test::op_push;
 using evmalloc::test::random_code;
 using evmalloc::test::Reference;
@@ -43,7 +43,7 @@ struct Tables
     std::vector<std::uint64_t> jumpdest_bits;
 
     explicit Tables(std::size_t n, std::size_t short_i2p = 0, std::size_t short_p2i = 0,
-                    std::size_t short_bits = 0)
+        std::size_t short_bits = 0)
       : inst_to_pc(n + 1 - short_i2p, sentinel32),
         pc_to_inst(n + 1 - short_p2i, sentinel32),
         jumpdest_bits((n + 64) / 64 - short_bits, sentinel64)
@@ -53,15 +53,20 @@ struct Tables
 
     bool untouched() const
     {
-        return std::all_of(inst_to_pc.begin(), inst_to_pc.end(), [](auto v) { return v == sentinel32; }) &&
-               std::all_of(pc_to_inst.begin(), pc_to_inst.end(), [](auto v) { return v == sentinel32; }) &&
-               std::all_of(jumpdest_bits.begin(), jumpdest_bits.end(), [](auto v) { return v == sentinel64; });
+        return std::all_of(inst_to_pc.begin(), inst_to_pc.end(), [](auto v) {
+            return v == sentinel32;
+        }) && std::all_of(pc_to_inst.begin(), pc_to_inst.end(), [](auto v) {
+            return v == sentinel32;
+        }) && std::all_of(jumpdest_bits.begin(), jumpdest_bits.end(), [](auto v) {
+            return v == sentinel64;
+        });
     }
 };
 
 // Compares an analysis of `code` with the reference; returns false at the first difference
 // (with a message naming it), so a loop over thousands of codes stays readable.
-bool analysis_matches(const Analysis& a, const std::vector<std::uint8_t>& code, const Reference& ref)
+bool analysis_matches(
+    const Analysis& a, const std::vector<std::uint8_t>& code, const Reference& ref)
 {
     const auto fail = [&](const char* what) {
         FAIL_CHECK(what << " differs for code of size " << code.size());
@@ -70,14 +75,15 @@ bool analysis_matches(const Analysis& a, const std::vector<std::uint8_t>& code, 
     if (a.instruction_count() != ref.inst_to_pc.size())
         return fail("instruction_count");
     if (!std::equal(ref.inst_to_pc.begin(), ref.inst_to_pc.end(), a.inst_to_pc_span().begin(),
-                    a.inst_to_pc_span().end()))
+            a.inst_to_pc_span().end()))
         return fail("inst_to_pc");
     if (!std::equal(ref.pc_to_inst.begin(), ref.pc_to_inst.end(), a.pc_to_inst_span().begin(),
-                    a.pc_to_inst_span().end()))
+            a.pc_to_inst_span().end()))
         return fail("pc_to_inst");
     // The bit words as the reference says, padding bits past the end zero.
     const std::vector<std::uint64_t> bits = evmalloc::test::reference_jumpdest_bits(ref);
-    if (!std::equal(bits.begin(), bits.end(), a.jumpdest_bits_span().begin(), a.jumpdest_bits_span().end()))
+    if (!std::equal(
+            bits.begin(), bits.end(), a.jumpdest_bits_span().begin(), a.jumpdest_bits_span().end()))
         return fail("jumpdest_bits");
     for (std::size_t pc = 0; pc < code.size(); ++pc)
         if (a.is_jumpdest(pc) != ref.jumpdest[pc])
@@ -85,7 +91,8 @@ bool analysis_matches(const Analysis& a, const std::vector<std::uint8_t>& code, 
     if (a.is_jumpdest(code.size()) || a.is_jumpdest(code.size() + 1) ||
         a.is_jumpdest(std::numeric_limits<std::uint64_t>::max()))
         return fail("is_jumpdest past the end");
-    if (a.pc_to_inst(code.size() + 1) != none || a.pc_to_inst(std::numeric_limits<std::uint64_t>::max()) != none)
+    if (a.pc_to_inst(code.size() + 1) != none ||
+        a.pc_to_inst(std::numeric_limits<std::uint64_t>::max()) != none)
         return fail("pc_to_inst past the end");
     if (a.code().data() != code.data() || a.code().size() != code.size())
         return fail("code()");
@@ -107,7 +114,8 @@ bool matches_reference(const std::vector<std::uint8_t>& code)
 
 }  // namespace
 
-TEST_CASE("Analysis: calculate_allocation is the three buffers, 8-aligned, not growable", "[analysis]")
+TEST_CASE(
+    "Analysis: calculate_allocation is the three buffers, 8-aligned, not growable", "[analysis]")
 {
     STATIC_REQUIRE(evmalloc::Component<Analysis>);
     // n = 0: one bit word + two tables of 1 entry = 8 + 4 + 4.
@@ -118,14 +126,16 @@ TEST_CASE("Analysis: calculate_allocation is the three buffers, 8-aligned, not g
     // formula (n + 64) / 64 is the contract).
     STATIC_REQUIRE(Analysis::jumpdest_words(63) == 1);
     STATIC_REQUIRE(Analysis::jumpdest_words(64) == 2);
-    STATIC_REQUIRE(Analysis::calculate_allocation(131072).size == (131072 + 64) / 64 * 8 + 2 * 131073 * 4);
+    STATIC_REQUIRE(
+        Analysis::calculate_allocation(131072).size == (131072 + 64) / 64 * 8 + 2 * 131073 * 4);
     STATIC_REQUIRE(std::is_trivially_copyable_v<Analysis>);
 }
 
 TEST_CASE("Analysis: a hand-decoded example", "[analysis]")
 {
     // 0: PUSH2 5B 5B | 3: JUMPDEST | 4: PUSH1 00 | 6: JUMPI | 7: JUMPDEST | 8: implicit STOP
-    const std::vector<std::uint8_t> code{op_push(2), OP_JUMPDEST, OP_JUMPDEST, OP_JUMPDEST, OP_PUSH1, 0x00, 0x57, OP_JUMPDEST};
+    const std::vector<std::uint8_t> code{
+        op_push(2), OP_JUMPDEST, OP_JUMPDEST, OP_JUMPDEST, OP_PUSH1, 0x00, 0x57, OP_JUMPDEST};
     Tables t{code.size()};
     const auto a = Analysis::prepare(code, t.buffers());
     REQUIRE(a.has_value());
@@ -283,8 +293,9 @@ TEST_CASE("Analysis: all-JUMPDEST code", "[analysis]")
         const std::uint64_t last = t.jumpdest_bits.back();
         CHECK((n % 64 == 0 ? last == 0 : last == (std::uint64_t{1} << (n % 64)) - 1));
         // Huge pcs are safe and false.
-        for (std::uint64_t pc : {std::uint64_t{n} + 64, std::uint64_t{1} << 32, std::uint64_t{1} << 40,
-                                 std::uint64_t{1} << 63, std::numeric_limits<std::uint64_t>::max()})
+        for (std::uint64_t pc :
+            {std::uint64_t{n} + 64, std::uint64_t{1} << 32, std::uint64_t{1} << 40,
+                std::uint64_t{1} << 63, std::numeric_limits<std::uint64_t>::max()})
         {
             CHECK_FALSE(a->is_jumpdest(pc));
             CHECK(a->pc_to_inst(pc) == none);
@@ -321,7 +332,8 @@ TEST_CASE("Analysis: all-PUSH32 code", "[analysis]")
     Tables t{code.size()};
     const auto a = Analysis::prepare(code, t.buffers());
     REQUIRE(a.has_value());
-    CHECK(std::all_of(t.jumpdest_bits.begin(), t.jumpdest_bits.end(), [](auto w) { return w == 0; }));
+    CHECK(
+        std::all_of(t.jumpdest_bits.begin(), t.jumpdest_bits.end(), [](auto w) { return w == 0; }));
     CHECK(a->instruction_count() == 101);
 }
 
@@ -348,11 +360,14 @@ TEST_CASE("Analysis: a buffer one element short is buffer_too_small, nothing wri
     const auto a = Analysis::prepare(code, big.buffers());
     REQUIRE(a.has_value());
     CHECK(a->instruction_count() == 11);
-    CHECK(std::all_of(big.inst_to_pc.begin() + 11, big.inst_to_pc.end(), [](auto v) { return v == sentinel32; }));
-    CHECK(std::all_of(big.pc_to_inst.begin() + 11, big.pc_to_inst.end(), [](auto v) { return v == sentinel32; }));
+    CHECK(std::all_of(
+        big.inst_to_pc.begin() + 11, big.inst_to_pc.end(), [](auto v) { return v == sentinel32; }));
+    CHECK(std::all_of(
+        big.pc_to_inst.begin() + 11, big.pc_to_inst.end(), [](auto v) { return v == sentinel32; }));
 }
 
-TEST_CASE("Analysis: code over max_analysable_size is code_too_large, nothing written", "[analysis]")
+TEST_CASE(
+    "Analysis: code over max_analysable_size is code_too_large, nothing written", "[analysis]")
 {
     STATIC_REQUIRE(Analysis::max_analysable_size == 0xFFFFFFFE);
     // A span one byte over the limit, over a small buffer: the size is checked before anything
@@ -396,19 +411,22 @@ TEST_CASE("Analysis: carve lays out bits, inst_to_pc, pc_to_inst in one block", 
         const AnalysisBuffers b = Analysis::carve({base, bytes}, n);
         CHECK(reinterpret_cast<std::byte*>(b.jumpdest_bits.data()) == base);
         CHECK(b.jumpdest_bits.size() == (n + 64) / 64);
-        CHECK(reinterpret_cast<std::byte*>(b.inst_to_pc.data()) == base + b.jumpdest_bits.size_bytes());
+        CHECK(reinterpret_cast<std::byte*>(b.inst_to_pc.data()) ==
+              base + b.jumpdest_bits.size_bytes());
         CHECK(b.inst_to_pc.size() == n + 1);
         CHECK(reinterpret_cast<std::byte*>(b.pc_to_inst.data()) ==
               base + b.jumpdest_bits.size_bytes() + b.inst_to_pc.size_bytes());
         CHECK(b.pc_to_inst.size() == n + 1);
-        CHECK(reinterpret_cast<std::byte*>(b.pc_to_inst.data() + b.pc_to_inst.size()) == base + bytes);
+        CHECK(reinterpret_cast<std::byte*>(b.pc_to_inst.data() + b.pc_to_inst.size()) ==
+              base + bytes);
 
         std::mt19937_64 rng{n};
         const auto code = random_code(rng, n);
         const auto a = Analysis::prepare(code, b);
         REQUIRE(a.has_value());
         CHECK(a->instruction_count() == reference_analysis(code).inst_to_pc.size());
-        CHECK(std::all_of(storage.end() - 9, storage.end(), [](auto w) { return w == sentinel64; }));
+        CHECK(
+            std::all_of(storage.end() - 9, storage.end(), [](auto w) { return w == sentinel64; }));
     }
     // Short storage: the buffers are cut, prepare() says so.
     const std::size_t n = 100;
@@ -428,7 +446,8 @@ TEST_CASE("Analysis: the corpus matches MANIFEST.tsv", "[analysis]")
 {
     const auto dir = evmalloc::test::corpus_dir();
     if (!dir)
-        EVMALLOC_SKIP("corpus folder not found (../shared/corpus or $EVMALLOC_CORPUS): corpus checks skipped");
+        EVMALLOC_SKIP("corpus folder not found (../shared/corpus or $EVMALLOC_CORPUS): corpus "
+                      "checks skipped");
     const auto corpus = evmalloc::test::load_corpus(*dir);
     REQUIRE(!corpus.empty());
     for (const auto& e : corpus)
@@ -452,7 +471,8 @@ TEST_CASE("Analysis: the corpus matches MANIFEST.tsv", "[analysis]")
         for (std::size_t pc = 0; pc <= e.code.size(); ++pc)
         {
             const std::uint32_t i = a->pc_to_inst(pc);
-            covered = covered && (i == none || (i < a->instruction_count() && a->inst_to_pc(i) == pc));
+            covered =
+                covered && (i == none || (i < a->instruction_count() && a->inst_to_pc(i) == pc));
         }
         CHECK(covered);
         CHECK(a->inst_to_pc(a->instruction_count() - 1) == e.code.size());
@@ -505,7 +525,8 @@ struct Arrays
     Op op_sentinel;
     Metadata metadata_sentinel;
 
-    Arrays(std::size_t n, Op op_fill, Metadata metadata_fill, std::size_t short_ops = 0, std::size_t short_metadata = 0)
+    Arrays(std::size_t n, Op op_fill, Metadata metadata_fill, std::size_t short_ops = 0,
+        std::size_t short_metadata = 0)
       : ops(n + 1 - short_ops, op_fill),
         metadata(n + 1 - short_metadata, metadata_fill),
         op_sentinel{op_fill},
@@ -514,9 +535,10 @@ struct Arrays
 
     bool untouched_from(std::size_t i) const
     {
-        return std::all_of(ops.begin() + static_cast<std::ptrdiff_t>(std::min(i, ops.size())), ops.end(),
-                   [&](const Op& v) { return v == op_sentinel; }) &&
-               std::all_of(metadata.begin() + static_cast<std::ptrdiff_t>(std::min(i, metadata.size())),
+        return std::all_of(ops.begin() + static_cast<std::ptrdiff_t>(std::min(i, ops.size())),
+                   ops.end(), [&](const Op& v) { return v == op_sentinel; }) &&
+               std::all_of(
+                   metadata.begin() + static_cast<std::ptrdiff_t>(std::min(i, metadata.size())),
                    metadata.end(), [&](const Metadata& v) { return v == metadata_sentinel; });
     }
 };
@@ -525,12 +547,13 @@ struct Arrays
 // reference: the analysis as prepare() alone, the arrays entry by entry, nothing written
 // past instruction_count().
 template <class Op, class Metadata>
-bool instructions_match_reference(
-    const std::vector<std::uint8_t>& code, const std::array<Op, 256>& table, Op op_fill, Metadata metadata_fill)
+bool instructions_match_reference(const std::vector<std::uint8_t>& code,
+    const std::array<Op, 256>& table, Op op_fill, Metadata metadata_fill)
 {
     Tables t{code.size()};
     Arrays<Op, Metadata> x{code.size(), op_fill, metadata_fill};
-    const auto result = Analysis::prepare(code, t.buffers(), table, std::span<Op>{x.ops}, std::span<Metadata>{x.metadata});
+    const auto result = Analysis::prepare(
+        code, t.buffers(), table, std::span<Op>{x.ops}, std::span<Metadata>{x.metadata});
     if (!result)
     {
         FAIL_CHECK("prepare with instruction arrays failed for size " << code.size());
@@ -570,7 +593,8 @@ bool fused_matches_reference(const std::vector<std::uint8_t>& code)
 }
 }  // namespace
 
-TEST_CASE("Analysis with instruction arrays: differential against the reference on random code", "[analysis]")
+TEST_CASE("Analysis with instruction arrays: differential against the reference on random code",
+    "[analysis]")
 {
     std::mt19937_64 rng{0xf05e'd0'0e};
     std::size_t checked = 0;
@@ -614,7 +638,8 @@ TEST_CASE("Analysis with instruction arrays: differential against the reference 
     CHECK(checked == 201 * 12 + 800 + 100 + (3 * 5 + 2));
 }
 
-TEST_CASE("Analysis with instruction arrays: PUSH1..PUSH32 cut off by the end, after any prefix", "[analysis]")
+TEST_CASE("Analysis with instruction arrays: PUSH1..PUSH32 cut off by the end, after any prefix",
+    "[analysis]")
 {
     // A prefix of one-byte opcodes (ADD, JUMPDEST) so the PUSH starts an instruction, at every
     // distance from the start; then PUSHk with `present` of its k bytes.
@@ -635,7 +660,8 @@ TEST_CASE("Analysis with instruction arrays: PUSH1..PUSH32 cut off by the end, a
     const std::vector<std::uint8_t> code{0x01, op_push(3), 0xA1, 0xA2};
     Tables t{code.size()};
     Arrays<const void*, std::uint64_t> x{code.size(), &not_a_handler, sentinel64};
-    const auto a = Analysis::prepare(code, t.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});
+    const auto a = Analysis::prepare(
+        code, t.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});
     REQUIRE(a.has_value());
     REQUIRE(a->instruction_count() == 3);
     CHECK(x.metadata[1] == 0xA1A200);
@@ -644,9 +670,11 @@ TEST_CASE("Analysis with instruction arrays: PUSH1..PUSH32 cut off by the end, a
     CHECK(x.metadata[2] == 0);
 }
 
-TEST_CASE("Analysis with instruction arrays: all-JUMPDEST, all-PUSH8, all-PUSH32 code", "[analysis]")
+TEST_CASE(
+    "Analysis with instruction arrays: all-JUMPDEST, all-PUSH8, all-PUSH32 code", "[analysis]")
 {
-    for (std::size_t n : {0U, 1U, 8U, 9U, 10U, 41U, 42U, 43U, 64U, 65U, 100U, 4096U, 24576U, 131072U})
+    for (std::size_t n :
+        {0U, 1U, 8U, 9U, 10U, 41U, 42U, 43U, 64U, 65U, 100U, 4096U, 24576U, 131072U})
     {
         INFO("size " << n);
         CHECK(fused_matches_reference(std::vector<std::uint8_t>(n, OP_JUMPDEST)));
@@ -663,7 +691,8 @@ TEST_CASE("Analysis with instruction arrays: all-JUMPDEST, all-PUSH8, all-PUSH32
     }
     Tables t{code.size()};
     Arrays<const void*, std::uint64_t> x{code.size(), &not_a_handler, sentinel64};
-    const auto a = Analysis::prepare(code, t.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});
+    const auto a = Analysis::prepare(
+        code, t.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});
     REQUIRE(a.has_value());
     REQUIRE(a->instruction_count() == 21);
     CHECK(x.metadata[0] == 0x0001020304050607);
@@ -687,7 +716,8 @@ TEST_CASE("Analysis with instruction arrays: other Op and Metadata types", "[ana
     }
 }
 
-TEST_CASE("Analysis with instruction arrays: short arrays are buffer_too_small, nothing written", "[analysis]")
+TEST_CASE("Analysis with instruction arrays: short arrays are buffer_too_small, nothing written",
+    "[analysis]")
 {
     for (std::size_t n : {0U, 1U, 100U, 4096U})
     {
@@ -696,9 +726,10 @@ TEST_CASE("Analysis with instruction arrays: short arrays are buffer_too_small, 
         for (int which = 0; which < 2; ++which)
         {
             Tables t{n};
-            Arrays<const void*, std::uint64_t> x{n, &not_a_handler, sentinel64, which == 0 ? 1U : 0U,
-                which == 1 ? 1U : 0U};
-            const auto a = Analysis::prepare(code, t.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});
+            Arrays<const void*, std::uint64_t> x{
+                n, &not_a_handler, sentinel64, which == 0 ? 1U : 0U, which == 1 ? 1U : 0U};
+            const auto a = Analysis::prepare(
+                code, t.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});
             REQUIRE_FALSE(a.has_value());
             CHECK(a.error() == Errc::buffer_too_small);
             CHECK(t.untouched());
@@ -707,7 +738,8 @@ TEST_CASE("Analysis with instruction arrays: short arrays are buffer_too_small, 
         // A short analysis buffer too, with the arrays whole.
         Tables short_bits{n, 0, 0, 1};
         Arrays<const void*, std::uint64_t> x{n, &not_a_handler, sentinel64};
-        const auto a = Analysis::prepare(code, short_bits.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});
+        const auto a = Analysis::prepare(
+            code, short_bits.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});
         REQUIRE_FALSE(a.has_value());
         CHECK(a.error() == Errc::buffer_too_small);
         CHECK(short_bits.untouched());
@@ -721,7 +753,8 @@ TEST_CASE("Analysis with instruction arrays: short arrays are buffer_too_small, 
     const std::span<const std::uint8_t> too_big{small.data(), Analysis::max_analysable_size + 1};
     Tables t{10};
     Arrays<const void*, std::uint64_t> x{10, &not_a_handler, sentinel64};
-    const auto a = Analysis::prepare(too_big, t.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});
+    const auto a = Analysis::prepare(
+        too_big, t.buffers(), handler_table(), std::span{x.ops}, std::span{x.metadata});
     REQUIRE_FALSE(a.has_value());
     CHECK(a.error() == Errc::code_too_large);
     CHECK(t.untouched());

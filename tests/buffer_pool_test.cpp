@@ -53,7 +53,8 @@ void check_blocks(std::uint32_t seed)
             {
                 const std::size_t i = rng() % live.size();
                 const auto [p, stamp] = live[i];
-                REQUIRE(std::all_of(p, p + N, [s = std::byte{stamp}](std::byte b) { return b == s; }));
+                REQUIRE(
+                    std::all_of(p, p + N, [s = std::byte{stamp}](std::byte b) { return b == s; }));
                 live[i] = live.back();
                 live.pop_back();
                 live_set.erase(p);
@@ -121,7 +122,8 @@ TEST_CASE("BufferPool survives upstream failure mid-growth", "[buffer_pool]")
 }
 #endif
 
-TEST_CASE("BufferPool pmr face: fitting requests from the pool, others upstream", "[buffer_pool][pmr]")
+TEST_CASE(
+    "BufferPool pmr face: fitting requests from the pool, others upstream", "[buffer_pool][pmr]")
 {
     RecordingResource upstream;
     {

@@ -19,10 +19,10 @@
 #if __has_include(<catch2/catch_test_macros.hpp>)
 #define EVMALLOC_SKIP(msg) SKIP(msg)
 #else
-#define EVMALLOC_SKIP(msg)  \
-    do                      \
-    {                       \
+#define EVMALLOC_SKIP(msg)        \
+    do                            \
+    {                             \
         WARN("SKIPPED: " << msg); \
-        return;             \
+        return;                   \
     } while (false)
 #endif

@@ -75,7 +75,8 @@ TEST_CASE("code_fingerprint tells lengths apart, trailing zeros included", "[cod
     const std::vector<std::uint8_t> abc{0x60, 0x01, 0x00};
     const std::vector<std::uint8_t> abc0{0x60, 0x01, 0x00, 0x00};
     CHECK(code_fingerprint(abc) != code_fingerprint(abc0));
-    CHECK(code_fingerprint(std::span<const std::uint8_t>{}) == code_fingerprint(std::vector<std::uint8_t>{}));
+    CHECK(code_fingerprint(std::span<const std::uint8_t>{}) ==
+          code_fingerprint(std::vector<std::uint8_t>{}));
 }
 
 TEST_CASE("code_fingerprint has no collision among 100000 random codes", "[code_hash]")

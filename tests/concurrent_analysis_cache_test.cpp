@@ -70,7 +70,8 @@ void run_calls(const Shared& shared, Cache& cache, std::uint32_t seed, std::size
         if constexpr (evmalloc::is_instruction_frame<Traits>)
         {
             const auto& table = evmalloc::test::distinct_op_table();
-            f = trusted ? StackFrame<Traits>::init(shared.codes[i], shared.hashes[i], table, pool, cache)
+            f = trusted ? StackFrame<Traits>::init(
+                              shared.codes[i], shared.hashes[i], table, pool, cache)
                         : StackFrame<Traits>::init(shared.codes[i], table, pool, cache);
         }
         else
@@ -104,14 +105,16 @@ template <class Traits>
 Shared make_shared_codes()
 {
     Shared s;
-    const std::size_t sizes[] = {0, 33, 500, 1024, 3000, 4096, 4097, 7000, 12000, 20000, 24576, 30000};
+    const std::size_t sizes[] = {
+        0, 33, 500, 1024, 3000, 4096, 4097, 7000, 12000, 20000, 24576, 30000};
     std::uint32_t seed = 100;
     for (const std::size_t size : sizes)
     {
         s.codes.push_back(random_code(size, seed++));
         s.hashes.push_back(hash_of(s.codes.size()));
         if constexpr (evmalloc::is_instruction_frame<Traits>)
-            s.references.push_back(reference_image<Traits>(s.codes.back(), evmalloc::test::distinct_op_table()));
+            s.references.push_back(
+                reference_image<Traits>(s.codes.back(), evmalloc::test::distinct_op_table()));
         else
             s.references.push_back(reference_image<Traits>(s.codes.back()));
     }
@@ -125,16 +128,16 @@ void four_threads_with_evictions()
     RecordingResource upstream;  // thread-safe
     // Room for about three of the larger entries: far fewer than 12 codes under 2 keys.
     const std::size_t budget = 3 * entry_bytes<Traits>(20000);
-    ConcurrentAnalysisCache<Traits> cache{&upstream, evmalloc::AnalysisCacheConfig{.max_bytes = budget}};
+    ConcurrentAnalysisCache<Traits> cache{
+        &upstream, evmalloc::AnalysisCacheConfig{.max_bytes = budget}};
     std::atomic<std::size_t> mismatches{0}, errors{0};
     constexpr std::size_t calls = 400;
     {
         std::vector<std::thread> threads;
         for (std::uint32_t t = 0; t < 4; ++t)
         {
-            threads.emplace_back([&, t] {
-                run_calls<Traits>(shared, cache, 1000 + t, calls, mismatches, errors);
-            });
+            threads.emplace_back(
+                [&, t] { run_calls<Traits>(shared, cache, 1000 + t, calls, mismatches, errors); });
         }
         for (auto& th : threads)
             th.join();
@@ -162,11 +165,18 @@ void four_threads_with_evictions()
 TEST_CASE("four threads share one concurrent cache under evictions: every frame is right",
     "[concurrent_analysis_cache][analysis_cache][threads]")
 {
-    SECTION("instruction frame") { four_threads_with_evictions<DefaultTraits>(); }
-    SECTION("jumpdest frame") { four_threads_with_evictions<JumpdestTraits>(); }
+    SECTION("instruction frame")
+    {
+        four_threads_with_evictions<DefaultTraits>();
+    }
+    SECTION("jumpdest frame")
+    {
+        four_threads_with_evictions<JumpdestTraits>();
+    }
 }
 
-TEST_CASE("two threads missing on the same code at once leave one entry", "[concurrent_analysis_cache][analysis_cache][threads]")
+TEST_CASE("two threads missing on the same code at once leave one entry",
+    "[concurrent_analysis_cache][analysis_cache][threads]")
 {
     const Code code = random_code(131072, 77);  // long to analyse: the two builds overlap
     const auto& table = evmalloc::test::distinct_op_table();
@@ -216,7 +226,8 @@ TEST_CASE("two threads missing on the same code at once leave one entry", "[conc
     }
 }
 
-TEST_CASE("the concurrent cache: bad input and a failing upstream change nothing", "[concurrent_analysis_cache][analysis_cache]")
+TEST_CASE("the concurrent cache: bad input and a failing upstream change nothing",
+    "[concurrent_analysis_cache][analysis_cache]")
 {
     RecordingResource upstream;
     ConcurrentAnalysisCache<DefaultTraits, evmalloc::test::AlwaysSameHash> cache{&upstream};
@@ -233,7 +244,8 @@ TEST_CASE("the concurrent cache: bad input and a failing upstream change nothing
     const auto before = evmalloc::test::cache_state(cache);
     const std::size_t live = upstream.live_bytes();
     // A trusted hash cached for code of another size.
-    CHECK(StackFrame<>::init(b, h, table, pool, cache).error() == evmalloc::Errc::code_hash_mismatch);
+    CHECK(
+        StackFrame<>::init(b, h, table, pool, cache).error() == evmalloc::Errc::code_hash_mismatch);
     // The entry's block refused by the upstream (a miss under the verified key).
     upstream.set_failing(true);
     CHECK(StackFrame<>::init(b, table, pool, cache).error() == evmalloc::Errc::out_of_memory);

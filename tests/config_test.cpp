@@ -28,7 +28,8 @@ TEST_CASE("EVMALLOC_REPORT reports through the installed handler and carries on"
     CHECK(capture.messages()[1] == "second leak");
 }
 
-TEST_CASE("set_assert_handler returns the previous handler and nullptr restores the default", "[config]")
+TEST_CASE(
+    "set_assert_handler returns the previous handler and nullptr restores the default", "[config]")
 {
     auto* const mine = +[](const char*, const char*, int) noexcept {};
     const auto original = evmalloc::set_assert_handler(mine);

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "catch.hpp"
-#include "support/op_table.hpp"
 #include "support/assert_capture.hpp"
+#include "support/op_table.hpp"
 #include "support/recording_resource.hpp"
 
 using evmalloc::AllocationStatistics;
@@ -50,12 +50,12 @@ bool aligned(const void* p, std::size_t alignment)
 std::vector<std::size_t> pools_in_use(EvmAllocator& a)
 {
     return {a.address_pool().in_use(), a.word_pool().in_use(), a.buffer_pool<256>().in_use(),
-            a.buffer_pool<1024>().in_use(), a.buffer_pool<4096>().in_use()};
+        a.buffer_pool<1024>().in_use(), a.buffer_pool<4096>().in_use()};
 }
 std::vector<std::size_t> pools_capacity(EvmAllocator& a)
 {
     return {a.address_pool().capacity(), a.word_pool().capacity(), a.buffer_pool<256>().capacity(),
-            a.buffer_pool<1024>().capacity(), a.buffer_pool<4096>().capacity()};
+        a.buffer_pool<1024>().capacity(), a.buffer_pool<4096>().capacity()};
 }
 
 /// The route whose pool owns p (Route::upstream when no pool does).
@@ -144,12 +144,24 @@ TEST_CASE("routing: each size and alignment class lands where documented", "[evm
         Route route;
     };
     const Case cases[] = {
-        {0, 1, Route::address},       {1, 1, Route::address},        {20, 1, Route::address},
-        {20, 8, Route::address},      {16, 16, Route::word},         {21, 1, Route::word},
-        {32, 32, Route::word},        {8, 32, Route::word},          {33, 1, Route::buffer256},
-        {20, 64, Route::buffer256},   {256, 64, Route::buffer256},   {257, 8, Route::buffer1024},
-        {1024, 16, Route::buffer1024}, {1025, 8, Route::buffer4096}, {4096, 64, Route::buffer4096},
-        {4097, 8, Route::upstream},   {100000, 16, Route::upstream}, {8, 128, Route::upstream},
+        {0, 1, Route::address},
+        {1, 1, Route::address},
+        {20, 1, Route::address},
+        {20, 8, Route::address},
+        {16, 16, Route::word},
+        {21, 1, Route::word},
+        {32, 32, Route::word},
+        {8, 32, Route::word},
+        {33, 1, Route::buffer256},
+        {20, 64, Route::buffer256},
+        {256, 64, Route::buffer256},
+        {257, 8, Route::buffer1024},
+        {1024, 16, Route::buffer1024},
+        {1025, 8, Route::buffer4096},
+        {4096, 64, Route::buffer4096},
+        {4097, 8, Route::upstream},
+        {100000, 16, Route::upstream},
+        {8, 128, Route::upstream},
         {300, 4096, Route::upstream},
     };
     for (const Case& c : cases)
@@ -184,7 +196,8 @@ TEST_CASE("routing: each size and alignment class lands where documented", "[evm
     CHECK(up.errors().empty());
 }
 
-TEST_CASE("routing: alignment_optimization off sends over-aligned requests upstream", "[evm_allocator]")
+TEST_CASE(
+    "routing: alignment_optimization off sends over-aligned requests upstream", "[evm_allocator]")
 {
     RecordingResource up;
     AllocatorConfig c = lazy_pools();
@@ -207,9 +220,11 @@ TEST_CASE("unsupported alignments go upstream, aligned", "[evm_allocator]")
 {
     RecordingResource up;
     EvmAllocator a{lazy_pools(), &up};
-    for (const std::size_t alignment : {std::size_t{128}, std::size_t{256}, std::size_t{4096}, std::size_t{8192}})
+    for (const std::size_t alignment :
+        {std::size_t{128}, std::size_t{256}, std::size_t{4096}, std::size_t{8192}})
     {
-        for (const std::size_t bytes : {std::size_t{1}, std::size_t{32}, std::size_t{256}, std::size_t{5000}})
+        for (const std::size_t bytes :
+            {std::size_t{1}, std::size_t{32}, std::size_t{256}, std::size_t{5000}})
         {
             void* p = a.allocate(bytes, alignment);
             CHECK(aligned(p, alignment));
@@ -283,7 +298,8 @@ TEST_CASE("statistics: exact for a known sequence of requests", "[evm_allocator]
     const std::uint64_t reserved = addr_slot + 32 + 256 + 256 + 1024 + 4096 + 9000;
     CHECK(s.reserved_bytes == reserved);
     CHECK(s.size_distribution == evmalloc::SizeDistribution{3, 3, 1});
-    CHECK(s.fragmentation() == Approx(1.0 - static_cast<double>(requested) / static_cast<double>(reserved)));
+    CHECK(s.fragmentation() ==
+          Approx(1.0 - static_cast<double>(requested) / static_cast<double>(reserved)));
     REQUIRE(s.pool_count == 5);
     CHECK(s.pools[0].in_use == 1);
     CHECK(s.pools[2].in_use == 2);
@@ -305,7 +321,7 @@ TEST_CASE("statistics: exact for a known sequence of requests", "[evm_allocator]
     CHECK(a.statistics().peak_bytes == requested - 13000 + 25000);
 
     for (auto [ptr, n, al] : {std::tuple{p20, 20, 1}, {p32, 32, 32}, {p100, 100, 8}, {p256, 256, 8},
-                              {p700, 700, 16}, {q, 5000, 8}, {r, 20000, 8}})
+             {p700, 700, 16}, {q, 5000, 8}, {r, 20000, 8}})
         a.deallocate(ptr, static_cast<std::size_t>(n), static_cast<std::size_t>(al));
     s = a.statistics();
     CHECK(s.total_allocations == 9);
@@ -317,13 +333,14 @@ TEST_CASE("statistics: exact for a known sequence of requests", "[evm_allocator]
     CHECK(pools_in_use(a) == std::vector<std::size_t>(5, 0));
 }
 
-TEST_CASE("statistics: exact against a model over a seeded sequence on every route", "[evm_allocator][statistics]")
+TEST_CASE("statistics: exact against a model over a seeded sequence on every route",
+    "[evm_allocator][statistics]")
 {
     // Requests served from a free list and requests that make a pool carve or grow take
     // different paths; each must count exactly. The model knows nothing of routes: the bytes
     // reserved come from the pool that owns the pointer (its slot), or are the request itself.
-    const std::vector<std::size_t> sizes{1,   8,   20,  21,   24,   32,   33,   100,  255,  256, 257,
-                                         700, 1000, 1024, 1025, 3000, 4095, 4096, 4097, 9000, 70000};
+    const std::vector<std::size_t> sizes{1, 8, 20, 21, 24, 32, 33, 100, 255, 256, 257, 700, 1000,
+        1024, 1025, 3000, 4095, 4096, 4097, 9000, 70000};
     const std::vector<std::size_t> alignments{1, 8, 16, 32, 64, 128};
     const auto slot_of = [](Route r, std::size_t bytes) -> std::size_t {
         switch (r)
@@ -416,7 +433,8 @@ TEST_CASE("statistics: exact against a model over a seeded sequence on every rou
     CHECK(up.check());
 }
 
-TEST_CASE("statistics: typed pools and the arena are not counted as requests", "[evm_allocator][statistics]")
+TEST_CASE("statistics: typed pools and the arena are not counted as requests",
+    "[evm_allocator][statistics]")
 {
     EvmAllocator a;
     evmalloc::Word* w = a.word_pool().create(evmalloc::Word::from(7));
@@ -514,7 +532,7 @@ TEST_CASE("a pool that grows takes a chunk from upstream, and gives it back", "[
 // time aborts in debug builds: tests/death/contracts.cpp.
 
 TEST_CASE("an EvmAllocator destroyed with allocations live reports the leak, gives its pools back",
-          "[evm_allocator]")
+    "[evm_allocator]")
 {
     if (!evmalloc::enable_asserts)
         EVMALLOC_SKIP("debug checks are compiled out in this build (NDEBUG)");
@@ -553,13 +571,16 @@ TEST_CASE("std::pmr containers on the allocator", "[evm_allocator][pmr]")
             std::pmr::map<std::uint64_t, std::pmr::string> map{&a};
             for (std::uint64_t i = 0; i < 300; ++i)
             {
-                strings.emplace_back(static_cast<std::size_t>(i % 97 + 1), static_cast<char>('a' + i % 26));
-                map.emplace(i * 7919 % 1000, std::pmr::string(static_cast<std::size_t>(i % 40), 'x'));
+                strings.emplace_back(
+                    static_cast<std::size_t>(i % 97 + 1), static_cast<char>('a' + i % 26));
+                map.emplace(
+                    i * 7919 % 1000, std::pmr::string(static_cast<std::size_t>(i % 40), 'x'));
             }
             for (std::uint64_t i = 0; i < 300; i += 3)
                 map.erase(i * 7919 % 1000);
             REQUIRE(strings.size() == 300);
-            CHECK(std::string_view{strings[96]} == std::string(97, static_cast<char>('a' + 96 % 26)));
+            CHECK(
+                std::string_view{strings[96]} == std::string(97, static_cast<char>('a' + 96 % 26)));
             CHECK(map.size() == 200);
             CHECK(a.statistics().current_bytes > 0);
         }
@@ -592,7 +613,8 @@ TEST_CASE("std::pmr containers on the arena over many reset cycles", "[evm_alloc
                 for (int i = 0; i < n; ++i)
                 {
                     logs.emplace_back(static_cast<std::size_t>(i % 50 + 1), 'l');
-                    return_data[i].assign(static_cast<std::size_t>(i % 64), static_cast<std::uint8_t>(i));
+                    return_data[i].assign(
+                        static_cast<std::size_t>(i % 64), static_cast<std::uint8_t>(i));
                 }
                 CHECK(logs.size() == static_cast<std::size_t>(n));
                 CHECK(return_data.at(n - 1).size() == static_cast<std::size_t>((n - 1) % 64));
@@ -633,7 +655,8 @@ TEST_CASE("is_equal: only to itself", "[evm_allocator]")
     CHECK_FALSE(a.is_equal(*std::pmr::new_delete_resource()));
 }
 
-TEST_CASE("analyses(): shared analyses through the allocator, reported in statistics()", "[evm_allocator]")
+TEST_CASE("analyses(): shared analyses through the allocator, reported in statistics()",
+    "[evm_allocator]")
 {
     const std::vector<std::uint8_t> code{0x60, 0x01, 0x5B, 0x56, 0x00};
     const auto& table = evmalloc::test::distinct_op_table();

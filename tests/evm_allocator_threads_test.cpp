@@ -25,9 +25,9 @@ namespace
 {
 struct Outcome
 {
-    std::uint64_t requests = 0;    ///< allocations this thread made through the pmr face
-    std::uint64_t checksum = 0;    ///< of what it read back
-    std::uint64_t expected = 0;    ///< of what it wrote
+    std::uint64_t requests = 0;  ///< allocations this thread made through the pmr face
+    std::uint64_t checksum = 0;  ///< of what it read back
+    std::uint64_t expected = 0;  ///< of what it wrote
 };
 
 /// Counts the requests it passes on, so an allocator's statistics can be checked against
@@ -47,8 +47,14 @@ private:
         bytes += n;
         return p;
     }
-    void do_deallocate(void* p, std::size_t n, std::size_t a) override { inner_->deallocate(p, n, a); }
-    bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override { return this == &o; }
+    void do_deallocate(void* p, std::size_t n, std::size_t a) override
+    {
+        inner_->deallocate(p, n, a);
+    }
+    bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override
+    {
+        return this == &o;
+    }
     std::pmr::memory_resource* inner_;
 };
 
@@ -64,7 +70,8 @@ void churn(std::pmr::memory_resource* mr, unsigned seed, int rounds, Outcome& ou
         for (int i = 0; i < 64; ++i)
         {
             x = x * 1664525U + 1013904223U;
-            names.emplace_back(static_cast<std::size_t>(x % 80 + 1), static_cast<char>('a' + x % 26));
+            names.emplace_back(
+                static_cast<std::size_t>(x % 80 + 1), static_cast<char>('a' + x % 26));
             auto& v = table[x % 128];
             v.push_back(x);
             out.expected += x;
@@ -79,7 +86,8 @@ void churn(std::pmr::memory_resource* mr, unsigned seed, int rounds, Outcome& ou
 }
 }  // namespace
 
-TEST_CASE("two EvmAllocators used from two threads at once", "[evm_allocator_threads][evm_allocator][threads]")
+TEST_CASE("two EvmAllocators used from two threads at once",
+    "[evm_allocator_threads][evm_allocator][threads]")
 {
     RecordingResource up0;
     RecordingResource up1;
@@ -117,7 +125,8 @@ TEST_CASE("two EvmAllocators used from two threads at once", "[evm_allocator_thr
     CHECK(up1.check());
 }
 
-TEST_CASE("Synchronized<EvmAllocator> shared by four threads", "[evm_allocator_threads][evm_allocator][threads]")
+TEST_CASE("Synchronized<EvmAllocator> shared by four threads",
+    "[evm_allocator_threads][evm_allocator][threads]")
 {
     RecordingResource up;
     {
@@ -131,10 +140,9 @@ TEST_CASE("Synchronized<EvmAllocator> shared by four threads", "[evm_allocator_t
             pool.emplace_back([&, t] {
                 ready.fetch_add(1);
                 while (ready.load() < threads)
-                {
-                }
+                {}
                 churn(&shared, static_cast<unsigned>(t) * 77U + 5U, 40,
-                      outcomes[static_cast<std::size_t>(t)]);
+                    outcomes[static_cast<std::size_t>(t)]);
                 // Typed calls and consistent reads go through with_lock.
                 shared.with_lock([](EvmAllocator& a) {
                     evmalloc::Word* w = a.word_pool().create(evmalloc::Word::from(42));
@@ -151,7 +159,8 @@ TEST_CASE("Synchronized<EvmAllocator> shared by four threads", "[evm_allocator_t
             CHECK(o.checksum == o.expected);
             requests += o.requests;
         }
-        const AllocationStatistics s = shared.with_lock([](const EvmAllocator& a) { return a.statistics(); });
+        const AllocationStatistics s =
+            shared.with_lock([](const EvmAllocator& a) { return a.statistics(); });
         CHECK(s.total_allocations == requests);
         CHECK(s.total_deallocations == requests);
         CHECK(s.current_bytes == 0);

@@ -14,8 +14,8 @@
 using evmalloc::all_tiers;
 using evmalloc::code_capacity;
 using evmalloc::DefaultTraits;
-using evmalloc::FrameArena;
 using evmalloc::frame_buffer_size;
+using evmalloc::FrameArena;
 using evmalloc::FrameSpans;
 using evmalloc::Tier;
 
@@ -67,8 +67,8 @@ struct OddJumpdestTraits
 
 std::unique_ptr<std::byte[], void (*)(std::byte*)> aligned_buffer(std::size_t bytes)
 {
-    auto* p = static_cast<std::byte*>(::operator new(bytes, std::align_val_t{64}));
-    return {p, [](std::byte* q) { ::operator delete(q, std::align_val_t{64}); }};
+    auto* p = static_cast<std::byte*>(::operator new (bytes, std::align_val_t{64}));
+    return {p, [](std::byte* q) { ::operator delete (q, std::align_val_t{64}); }};
 }
 
 bool aligned(const void* p, std::size_t a)
@@ -156,7 +156,8 @@ void check_all_arenas()
 }
 }  // namespace
 
-TEST_CASE("frame_buffer_size adds the components for the tier's capacity, rounded to 64", "[frame_layout]")
+TEST_CASE("frame_buffer_size adds the components for the tier's capacity, rounded to 64",
+    "[frame_layout]")
 {
     for (const Tier t : all_tiers)
     {
@@ -173,8 +174,10 @@ TEST_CASE("frame_buffer_size adds the components for the tier's capacity, rounde
     CHECK(frame_buffer_size<evmalloc::JumpdestTraits>(Tier::kb4) == 37440);
     for (const Tier t : all_tiers)
     {
-        CHECK(frame_buffer_size<evmalloc::JumpdestTraits>(t) == expected_size<evmalloc::JumpdestTraits>(code_capacity(t)));
-        CHECK(frame_buffer_size<OddJumpdestTraits>(t) == expected_size<OddJumpdestTraits>(code_capacity(t)));
+        CHECK(frame_buffer_size<evmalloc::JumpdestTraits>(t) ==
+              expected_size<evmalloc::JumpdestTraits>(code_capacity(t)));
+        CHECK(frame_buffer_size<OddJumpdestTraits>(t) ==
+              expected_size<OddJumpdestTraits>(code_capacity(t)));
         CHECK(frame_buffer_size<evmalloc::JumpdestTraits>(t) * 3 < frame_buffer_size(t));
     }
     // Above the largest tier, the same sum for the code's own size.
@@ -198,14 +201,16 @@ TEST_CASE("frame_buffer_size is a compile-time table", "[frame_layout]")
     STATIC_REQUIRE(std::is_base_of_v<std::pmr::memory_resource, FrameArena<Tier::kb4>>);
 }
 
-TEST_CASE("FrameArena carves Stack | Analysis | Ops | Metadata, aligned and in order, for every tier",
+TEST_CASE(
+    "FrameArena carves Stack | Analysis | Ops | Metadata, aligned and in order, for every tier",
     "[frame_layout]")
 {
     check_all_arenas<DefaultTraits>();
     check_all_arenas<OddTraits>();
 }
 
-TEST_CASE("carved analysis buffers take an analysis of code of the tier's capacity", "[frame_layout]")
+TEST_CASE(
+    "carved analysis buffers take an analysis of code of the tier's capacity", "[frame_layout]")
 {
     const Tier t = Tier::kb8;
     auto buffer = aligned_buffer(frame_buffer_size(t));
@@ -217,7 +222,8 @@ TEST_CASE("carved analysis buffers take an analysis of code of the tier's capaci
     CHECK(analysis->is_jumpdest(code.size() - 1));
     // One byte more than the tier does not fit the carved tables.
     code.push_back(0x00);
-    CHECK(evmalloc::Analysis::prepare(code, spans.analysis).error() == evmalloc::Errc::buffer_too_small);
+    CHECK(evmalloc::Analysis::prepare(code, spans.analysis).error() ==
+          evmalloc::Errc::buffer_too_small);
 }
 
 #if defined(__cpp_exceptions)

@@ -141,7 +141,7 @@ TEST_CASE("FramePool refuses the frame beyond max_frames, losing nothing", "[fra
 }
 
 TEST_CASE("FramePool reports out_of_memory when upstream throws or returns nullptr, losing nothing",
-          "[frame_pool]")
+    "[frame_pool]")
 {
     RecordingResource upstream;
     // An upstream returning nullptr breaks libstdc++'s returns_nonnull allocate(): UBSan (the
@@ -175,7 +175,7 @@ TEST_CASE("FramePool reports out_of_memory when upstream throws or returns nullp
     SECTION("a retained buffer, a Memory slot fails: the buffer goes back on its list")
     {
         const Lease first = take(pool, Tier::kb4);
-        pool.release(Tier::kb4, first);  // kb4: one buffer retained, one Memory retained
+        pool.release(Tier::kb4, first);             // kb4: one buffer retained, one Memory retained
         const Lease other = take(pool, Tier::kb8);  // takes the retained Memory
         upstream.set_failing(true);
         const PoolState before = state_of(pool);
@@ -195,7 +195,8 @@ TEST_CASE("FramePool reports out_of_memory when upstream throws or returns nullp
     CHECK(upstream.errors().empty());
 }
 
-TEST_CASE("FramePool: after a 1025-deep burst, trim() bounds retention by retain_per_tier", "[frame_pool]")
+TEST_CASE("FramePool: after a 1025-deep burst, trim() bounds retention by retain_per_tier",
+    "[frame_pool]")
 {
     RecordingResource upstream;
     Pool pool{&upstream, FramePoolConfig{.auto_trim = false}};
@@ -222,8 +223,8 @@ TEST_CASE("FramePool: after a 1025-deep burst, trim() bounds retention by retain
     const std::size_t expected = 16 * frame_buffer_size(Tier::kb4) + 16 * (slot_bytes + 4096);
     CHECK(pool.bytes_retained() == expected);
     CHECK(upstream.live_bytes() == expected);  // what the pool says it holds is what it holds
-    CHECK(upstream.live_count() == 48);  // 16 buffers, 16 Memory slots and their storage
-    CHECK(upstream.errors().empty());    // every buffer given back with its size and alignment
+    CHECK(upstream.live_count() == 48);        // 16 buffers, 16 Memory slots and their storage
+    CHECK(upstream.errors().empty());  // every buffer given back with its size and alignment
     // The warm ones stay: depth 0's buffer was released last and comes out first.
     const Lease next = take(pool, Tier::kb4);
     CHECK(next.buffer == burst.front().buffer);
@@ -251,7 +252,8 @@ TEST_CASE("FramePool trim() with retain_per_tier 0 gives everything free back", 
     pool.release(Tier::kb4, a);
 }
 
-TEST_CASE("FramePool keeps Memory capacity within memory_retain_bytes, a budget over all free ones", "[frame_pool]")
+TEST_CASE("FramePool keeps Memory capacity within memory_retain_bytes, a budget over all free ones",
+    "[frame_pool]")
 {
     RecordingResource upstream;
     Pool pool{&upstream, FramePoolConfig{.memory_retain_bytes = 3u << 20, .auto_trim = false}};
@@ -331,11 +333,13 @@ TEST_CASE("FramePool hands out stack-only buffers, LIFO, bounded by trim()", "[f
     pool.release(c);
     pool.trim();
     CHECK(pool.retained_stacks() == 1);
-    CHECK(pool.bytes_retained() == evmalloc::stack_buffer_size() + pool.retained_memories() * slot_bytes);
+    CHECK(pool.bytes_retained() ==
+          evmalloc::stack_buffer_size() + pool.retained_memories() * slot_bytes);
     CHECK(upstream.live_bytes() == pool.bytes_retained());
 }
 
-TEST_CASE("FramePool: code above the largest tier gets an exact buffer, never retained", "[frame_pool]")
+TEST_CASE(
+    "FramePool: code above the largest tier gets an exact buffer, never retained", "[frame_pool]")
 {
     RecordingResource upstream;
     Pool pool{&upstream, FramePoolConfig{.max_code_size = 1u << 20}};

@@ -30,8 +30,10 @@ TEST_CASE("InstructionArray: calculate_allocation is (n + 1) entries of T", "[in
     STATIC_REQUIRE(evmalloc::Component<InstructionArray<Op>>);
     STATIC_REQUIRE(evmalloc::Component<InstructionArray<Metadata>>);
     STATIC_REQUIRE(InstructionArray<Op>::calculate_allocation(0) == Allocation{8, 8, false});
-    STATIC_REQUIRE(InstructionArray<Op>::calculate_allocation(4096) == Allocation{4097 * 8, 8, false});
-    STATIC_REQUIRE(InstructionArray<Metadata>::calculate_allocation(131072) == Allocation{131073 * 8, 8, false});
+    STATIC_REQUIRE(
+        InstructionArray<Op>::calculate_allocation(4096) == Allocation{4097 * 8, 8, false});
+    STATIC_REQUIRE(InstructionArray<Metadata>::calculate_allocation(131072) ==
+                   Allocation{131073 * 8, 8, false});
     STATIC_REQUIRE(InstructionArray<Packed3>::calculate_allocation(10) == Allocation{33, 1, false});
     STATIC_REQUIRE(InstructionArray<Wide>::calculate_allocation(1) == Allocation{32, 16, false});
     STATIC_REQUIRE(InstructionArray<std::uint32_t>::entries(24576) == 24577);

@@ -16,8 +16,8 @@ using evmalloc::Errc;
 using evmalloc::OP_JUMPDEST;
 using evmalloc::OP_PUSH1;
 using evmalloc::OP_STOP;
-using evmalloc::test::op_push;
 using evmalloc::Word;
+using evmalloc::test::op_push;
 
 namespace
 {
@@ -264,22 +264,23 @@ std::vector<std::uint8_t> counter_loop(std::uint16_t n, std::uint64_t start)
     for (int b = 7; b >= 0; --b)
         code.push_back(static_cast<std::uint8_t>(start >> (8 * b)));
     const auto loop = static_cast<std::uint8_t>(code.size() + 2);
-    code.insert(code.end(), {
-        OP_PUSH1, 0x00,                // PUSH1 0                    [sum, i]
-        OP_JUMPDEST,                   // loop: JUMPDEST
-        OP_PUSH1, 0x01, 0x01,          // PUSH1 1, ADD               [sum, i+1]
-        0x80, 0x91, 0x01,              // DUP1, SWAP2, ADD           [i, sum+i]
-        0x80, 0x82,                    // DUP1, DUP3                 [i, sum, sum, i]
-        OP_PUSH1, 0x20, 0x02,          // PUSH1 32, MUL              [i, sum, sum, 32i]
-        0x52,                          // MSTORE                     [i, sum]
-        0x90,                          // SWAP1                      [sum, i]
-        0x80,                          // DUP1                       [sum, i, i]
-        op_push(2), static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n),  // PUSH2 n
-        0x11,                          // GT: n > i                  [sum, i, n > i]
-        OP_PUSH1, loop,                // PUSH1 loop
-        0x57,                          // JUMPI
-        OP_STOP,                       // STOP
-    });
+    code.insert(code.end(),
+        {
+            OP_PUSH1, 0x00,        // PUSH1 0                    [sum, i]
+            OP_JUMPDEST,           // loop: JUMPDEST
+            OP_PUSH1, 0x01, 0x01,  // PUSH1 1, ADD               [sum, i+1]
+            0x80, 0x91, 0x01,      // DUP1, SWAP2, ADD           [i, sum+i]
+            0x80, 0x82,            // DUP1, DUP3                 [i, sum, sum, i]
+            OP_PUSH1, 0x20, 0x02,  // PUSH1 32, MUL              [i, sum, sum, 32i]
+            0x52,                  // MSTORE                     [i, sum]
+            0x90,                  // SWAP1                      [sum, i]
+            0x80,                  // DUP1                       [sum, i, i]
+            op_push(2), static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n),  // PUSH2 n
+            0x11,            // GT: n > i                  [sum, i, n > i]
+            OP_PUSH1, loop,  // PUSH1 loop
+            0x57,            // JUMPI
+            OP_STOP,         // STOP
+        });
     return code;
 }
 
@@ -292,7 +293,8 @@ std::uint64_t word_at(const evmalloc::Memory& m, std::size_t offset)
 }
 }  // namespace
 
-TEST_CASE("interpreter: a counter loop sums, stores to memory, and allocates only memory", "[interpreter]")
+TEST_CASE("interpreter: a counter loop sums, stores to memory, and allocates only memory",
+    "[interpreter]")
 {
     evmalloc::test::RecordingResource upstream;
     Pool pool{&upstream};
@@ -309,7 +311,8 @@ TEST_CASE("interpreter: a counter loop sums, stores to memory, and allocates onl
 
         const Outcome out = interpret(*frame);
         REQUIRE(out.status == Status::stopped);
-        CHECK(out.steps == 2 + 17 * std::uint64_t{n});  // 17 instructions per turn; STOP not counted
+        CHECK(
+            out.steps == 2 + 17 * std::uint64_t{n});  // 17 instructions per turn; STOP not counted
         // The stack holds [sum, i] at the end.
         auto& stack = frame->stack();
         REQUIRE(stack.size() == 2);
@@ -337,7 +340,8 @@ TEST_CASE("interpreter: jumps go only to JUMPDESTs at instruction starts", "[int
 {
     Pool pool;
     // PUSH1 4, JUMP, PUSH2 0x5B5B (a JUMPDEST byte in push data at pc 4), JUMPDEST at pc 6.
-    const std::vector<std::uint8_t> into_data = {OP_PUSH1, 0x04, 0x56, op_push(2), OP_JUMPDEST, OP_JUMPDEST, OP_JUMPDEST, OP_STOP};
+    const std::vector<std::uint8_t> into_data = {
+        OP_PUSH1, 0x04, 0x56, op_push(2), OP_JUMPDEST, OP_JUMPDEST, OP_JUMPDEST, OP_STOP};
     auto frame = Frame::init(into_data.size(), pool);
     REQUIRE(frame.has_value());
     REQUIRE(frame->prepare(into_data, op_table()).has_value());

@@ -93,7 +93,8 @@ TEST_CASE("IntrusiveFreeList: the link lives where LinkOf says, nowhere else", "
     CHECK(drain(list) == std::vector<void*>{&blocks[1], &blocks[0]});
 }
 
-TEST_CASE("IntrusiveFreeList: trim keeps the blocks pushed last and disposes of the rest", "[intrusive_list]")
+TEST_CASE("IntrusiveFreeList: trim keeps the blocks pushed last and disposes of the rest",
+    "[intrusive_list]")
 {
     std::array<Block, 5> blocks{};
     for (std::size_t keep = 0; keep <= 7; ++keep)

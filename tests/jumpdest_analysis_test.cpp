@@ -48,7 +48,8 @@ bool matches_reference(const std::vector<std::uint8_t>& code)
     const auto ref_bits = reference_jumpdest_bits(ref);
     if (bits != ref_bits)
         return fail("jumpdest_bits");
-    if (!std::ranges::equal(a->jumpdest_bits_span(), ref_bits) || a->jumpdest_bits_span().data() != bits.data())
+    if (!std::ranges::equal(a->jumpdest_bits_span(), ref_bits) ||
+        a->jumpdest_bits_span().data() != bits.data())
         return fail("jumpdest_bits_span()");
     for (std::size_t pc = 0; pc < code.size(); ++pc)
         if (a->is_jumpdest(pc) != ref.jumpdest[pc])
@@ -73,7 +74,8 @@ std::vector<std::uint64_t> analysis_bits(const std::vector<std::uint8_t>& code)
 }
 }  // namespace
 
-TEST_CASE("JumpdestAnalysis: calculate_allocation is the bit words, 8-aligned, not growable", "[jumpdest_analysis]")
+TEST_CASE("JumpdestAnalysis: calculate_allocation is the bit words, 8-aligned, not growable",
+    "[jumpdest_analysis]")
 {
     STATIC_REQUIRE(evmalloc::Component<JumpdestAnalysis>);
     STATIC_REQUIRE(std::is_trivially_copyable_v<JumpdestAnalysis>);
@@ -81,7 +83,8 @@ TEST_CASE("JumpdestAnalysis: calculate_allocation is the bit words, 8-aligned, n
     STATIC_REQUIRE(JumpdestAnalysis::jumpdest_words(63) == 1);
     STATIC_REQUIRE(JumpdestAnalysis::jumpdest_words(64) == 2);
     STATIC_REQUIRE(JumpdestAnalysis::calculate_allocation(0) == evmalloc::Allocation{8, 8, false});
-    STATIC_REQUIRE(JumpdestAnalysis::calculate_allocation(24576) == evmalloc::Allocation{385 * 8, 8, false});
+    STATIC_REQUIRE(
+        JumpdestAnalysis::calculate_allocation(24576) == evmalloc::Allocation{385 * 8, 8, false});
     for (std::size_t n = 0; n < 1000; ++n)
         REQUIRE(JumpdestAnalysis::jumpdest_words(n) == Analysis::jumpdest_words(n));
 }
@@ -89,8 +92,8 @@ TEST_CASE("JumpdestAnalysis: calculate_allocation is the bit words, 8-aligned, n
 TEST_CASE("JumpdestAnalysis: a hand-decoded example", "[jumpdest_analysis]")
 {
     // 0: PUSH2 5B 5B | 3: JUMPDEST | 4: PUSH1 00 | 6: JUMPI | 7: JUMPDEST
-    const std::vector<std::uint8_t> code{op_push(2), OP_JUMPDEST, OP_JUMPDEST, OP_JUMPDEST, op_push(1), 0x00, 0x57,
-        OP_JUMPDEST};
+    const std::vector<std::uint8_t> code{
+        op_push(2), OP_JUMPDEST, OP_JUMPDEST, OP_JUMPDEST, op_push(1), 0x00, 0x57, OP_JUMPDEST};
     std::vector<std::uint64_t> bits(1, sentinel64);
     const auto a = JumpdestAnalysis::prepare(code, bits);
     REQUIRE(a.has_value());
@@ -106,7 +109,8 @@ TEST_CASE("JumpdestAnalysis: empty code and a default-constructed analysis", "[j
     const JumpdestAnalysis none;
     CHECK(none.code().empty());
     CHECK(none.jumpdest_bits_span().empty());
-    for (const std::uint64_t pc : {std::uint64_t{0}, std::uint64_t{1}, std::numeric_limits<std::uint64_t>::max()})
+    for (const std::uint64_t pc :
+        {std::uint64_t{0}, std::uint64_t{1}, std::numeric_limits<std::uint64_t>::max()})
         CHECK_FALSE(none.is_jumpdest(pc));
 
     const std::vector<std::uint8_t> code;
@@ -120,7 +124,8 @@ TEST_CASE("JumpdestAnalysis: empty code and a default-constructed analysis", "[j
     CHECK(matches_reference(code));
 }
 
-TEST_CASE("JumpdestAnalysis: random code of every size up to 200, and larger", "[jumpdest_analysis]")
+TEST_CASE(
+    "JumpdestAnalysis: random code of every size up to 200, and larger", "[jumpdest_analysis]")
 {
     std::mt19937_64 rng{0x1d5b};
     std::size_t checked = 0;
@@ -128,7 +133,8 @@ TEST_CASE("JumpdestAnalysis: random code of every size up to 200, and larger", "
         for (int r = 0; r < 20; ++r)
         {
             const auto code = random_code(rng, n);
-            if (!matches_reference(code) || analysis_bits(code) != reference_jumpdest_bits(reference_analysis(code)))
+            if (!matches_reference(code) ||
+                analysis_bits(code) != reference_jumpdest_bits(reference_analysis(code)))
                 FAIL("size " << n);
             ++checked;
         }
@@ -156,7 +162,8 @@ TEST_CASE("JumpdestAnalysis: the same bits as Analysis", "[jumpdest_analysis]")
     std::mt19937_64 rng{99};
     for (int r = 0; r < 200; ++r)
     {
-        const auto code = random_code(rng, std::uniform_int_distribution<std::size_t>{0, 5000}(rng));
+        const auto code =
+            random_code(rng, std::uniform_int_distribution<std::size_t>{0, 5000}(rng));
         std::vector<std::uint64_t> bits(JumpdestAnalysis::jumpdest_words(code.size()));
         REQUIRE(JumpdestAnalysis::prepare(code, bits).has_value());
         REQUIRE(bits == analysis_bits(code));
@@ -174,7 +181,8 @@ TEST_CASE("JumpdestAnalysis: a PUSH1..PUSH32 cut off by the end counts once", "[
                 std::vector<std::uint8_t> code(prefix, OP_JUMPDEST);
                 code.push_back(op_push(k));
                 code.insert(code.end(), static_cast<std::size_t>(present), OP_JUMPDEST);
-                std::vector<std::uint64_t> bits(JumpdestAnalysis::jumpdest_words(code.size()), sentinel64);
+                std::vector<std::uint64_t> bits(
+                    JumpdestAnalysis::jumpdest_words(code.size()), sentinel64);
                 const auto a = JumpdestAnalysis::prepare(code, bits);
                 REQUIRE(a.has_value());
                 std::size_t jumpdests = 0;
@@ -192,7 +200,8 @@ TEST_CASE("JumpdestAnalysis: a PUSH1..PUSH32 cut off by the end counts once", "[
     }
 }
 
-TEST_CASE("JumpdestAnalysis: all-JUMPDEST code sets every bit below the size", "[jumpdest_analysis]")
+TEST_CASE(
+    "JumpdestAnalysis: all-JUMPDEST code sets every bit below the size", "[jumpdest_analysis]")
 {
     for (const std::size_t n : {1U, 63U, 64U, 65U, 127U, 128U, 129U, 4096U})
     {
@@ -210,13 +219,15 @@ TEST_CASE("JumpdestAnalysis: the corpus matches MANIFEST.tsv", "[jumpdest_analys
 {
     const auto dir = evmalloc::test::corpus_dir();
     if (!dir)
-        EVMALLOC_SKIP("corpus folder not found (../shared/corpus or $EVMALLOC_CORPUS): corpus checks skipped");
+        EVMALLOC_SKIP("corpus folder not found (../shared/corpus or $EVMALLOC_CORPUS): corpus "
+                      "checks skipped");
     const auto corpus = evmalloc::test::load_corpus(*dir);
     REQUIRE(!corpus.empty());
     for (const auto& e : corpus)
     {
         INFO(e.file);
-        std::vector<std::uint64_t> bits(JumpdestAnalysis::jumpdest_words(e.code.size()), sentinel64);
+        std::vector<std::uint64_t> bits(
+            JumpdestAnalysis::jumpdest_words(e.code.size()), sentinel64);
         const auto a = JumpdestAnalysis::prepare(e.code, bits);
         REQUIRE(a.has_value());
         std::size_t jumpdests = 0;
@@ -231,7 +242,8 @@ TEST_CASE("JumpdestAnalysis: the corpus matches MANIFEST.tsv", "[jumpdest_analys
     }
 }
 
-TEST_CASE("JumpdestAnalysis: a short buffer is buffer_too_small, nothing written", "[jumpdest_analysis]")
+TEST_CASE(
+    "JumpdestAnalysis: a short buffer is buffer_too_small, nothing written", "[jumpdest_analysis]")
 {
     for (const std::size_t n : {0U, 1U, 63U, 64U, 100U, 4096U})
     {
@@ -252,7 +264,8 @@ TEST_CASE("JumpdestAnalysis: a short buffer is buffer_too_small, nothing written
     CHECK(bits[4] == sentinel64);
 }
 
-TEST_CASE("JumpdestAnalysis: code over max_analysable_size is code_too_large, nothing written", "[jumpdest_analysis]")
+TEST_CASE("JumpdestAnalysis: code over max_analysable_size is code_too_large, nothing written",
+    "[jumpdest_analysis]")
 {
     // A span one byte over the limit, over a small buffer: the size is checked first, so the
     // bytes past the buffer are never read.

@@ -71,8 +71,8 @@ struct Nested  // a struct field counts as one field of its own size and alignme
 };
 }  // namespace
 
-using evmalloc::LayoutReport;
 using evmalloc::layout_report;
+using evmalloc::LayoutReport;
 
 TEST_CASE("layout_report of known structs, at compile time", "[layout]")
 {
@@ -124,11 +124,14 @@ TEST_CASE("layout_report of the library's own structs", "[layout]")
 TEST_CASE("layout_report of the library's hot structs: no padding in headers", "[layout]")
 {
     // Pool chunk header (after the slots of every chunk) and arena chunk header.
-    STATIC_REQUIRE(layout_report<evmalloc::detail::ChunkHeader>() == LayoutReport{16, 8, 2, 0, 16, 0});
-    STATIC_REQUIRE(layout_report<evmalloc::TransactionArena::ChunkHeader>() == LayoutReport{16, 8, 2, 0, 16, 0});
+    STATIC_REQUIRE(
+        layout_report<evmalloc::detail::ChunkHeader>() == LayoutReport{16, 8, 2, 0, 16, 0});
+    STATIC_REQUIRE(layout_report<evmalloc::TransactionArena::ChunkHeader>() ==
+                   LayoutReport{16, 8, 2, 0, 16, 0});
     // What a frame pool hands out, and the pooled Memory with its free-list link.
     // Buffer, Memory slot, size and a one-byte kind: 7 bytes of tail padding no order removes.
-    STATIC_REQUIRE(layout_report<evmalloc::FramePool<>::Lease>() == LayoutReport{32, 8, 4, 7, 32, 0});
+    STATIC_REQUIRE(
+        layout_report<evmalloc::FramePool<>::Lease>() == LayoutReport{32, 8, 4, 7, 32, 0});
     STATIC_REQUIRE(layout_report<evmalloc::FramePool<>::MemorySlot>().padding_bytes == 0);
     STATIC_REQUIRE(layout_report<evmalloc::FramePool<>::MemorySlot>().field_count == 2);
     // Five sizes and the auto_trim flag last: only tail padding.

@@ -31,11 +31,11 @@ constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
 class RecordingResource final : public std::pmr::memory_resource
 {
 public:
-    bool fail = false;                      ///< the next allocations fail
-    bool fail_with_nullptr = false;         ///< fail by returning nullptr, not std::bad_alloc
-    std::vector<std::size_t> sizes;         ///< every successful allocation, in order
+    bool fail = false;               ///< the next allocations fail
+    bool fail_with_nullptr = false;  ///< fail by returning nullptr, not std::bad_alloc
+    std::vector<std::size_t> sizes;  ///< every successful allocation, in order
     std::size_t deallocations = 0;
-    std::size_t mismatched = 0;             ///< deallocations not matching an allocation
+    std::size_t mismatched = 0;  ///< deallocations not matching an allocation
     std::size_t attempts = 0;
 
     std::size_t live() const noexcept { return blocks_.size(); }
@@ -72,7 +72,10 @@ private:
         blocks_.erase(it);
         std::pmr::new_delete_resource()->deallocate(p, bytes, alignment);
     }
-    bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+    bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override
+    {
+        return this == &other;
+    }
 
     std::map<void*, std::pair<std::size_t, std::size_t>> blocks_;
 };
@@ -112,23 +115,25 @@ bool filled(const Memory& m, std::size_t size, std::uint8_t seed)
 TEST_CASE("Memory: the component and its constants", "[memory]")
 {
     STATIC_REQUIRE(evmalloc::Component<Memory>);
-    STATIC_REQUIRE(Memory::calculate_allocation(0) == evmalloc::Allocation{4096, alignof(std::max_align_t), true});
+    STATIC_REQUIRE(Memory::calculate_allocation(0) ==
+                   evmalloc::Allocation{4096, alignof(std::max_align_t), true});
     STATIC_REQUIRE(Memory::calculate_allocation(131072).size == Memory::initial_capacity);
     STATIC_REQUIRE(Memory::default_limit == 64 * 1024 * 1024);
     STATIC_REQUIRE(Memory::initial_capacity == 4096);
     STATIC_REQUIRE(!std::is_copy_constructible_v<Memory> && !std::is_copy_assignable_v<Memory>);
-    STATIC_REQUIRE(std::is_nothrow_move_constructible_v<Memory> && std::is_nothrow_move_assignable_v<Memory>);
+    STATIC_REQUIRE(
+        std::is_nothrow_move_constructible_v<Memory> && std::is_nothrow_move_assignable_v<Memory>);
 }
 
 TEST_CASE("Memory: expansion_cost is 3w + w*w/512", "[memory]")
 {
     STATIC_REQUIRE(Memory::expansion_cost(0) == 0);
     STATIC_REQUIRE(Memory::expansion_cost(1) == 3);
-    STATIC_REQUIRE(Memory::expansion_cost(32) == 98);       // 96 + 1024/512
-    STATIC_REQUIRE(Memory::expansion_cost(100) == 319);     // 300 + 10000/512 (19.5 -> 19)
-    STATIC_REQUIRE(Memory::expansion_cost(512) == 2048);    // 1536 + 512
-    STATIC_REQUIRE(Memory::expansion_cost(1024) == 5120);   // 3072 + 2048
-    STATIC_REQUIRE(Memory::expansion_cost(724) == 3195);    // 2172 + 524176/512 (1023.8 -> 1023)
+    STATIC_REQUIRE(Memory::expansion_cost(32) == 98);      // 96 + 1024/512
+    STATIC_REQUIRE(Memory::expansion_cost(100) == 319);    // 300 + 10000/512 (19.5 -> 19)
+    STATIC_REQUIRE(Memory::expansion_cost(512) == 2048);   // 1536 + 512
+    STATIC_REQUIRE(Memory::expansion_cost(1024) == 5120);  // 3072 + 2048
+    STATIC_REQUIRE(Memory::expansion_cost(724) == 3195);   // 2172 + 524176/512 (1023.8 -> 1023)
     STATIC_REQUIRE(Memory::expansion_cost(std::uint64_t{1} << 32) == u64_max);
 }
 
@@ -153,9 +158,9 @@ TEST_CASE("Memory: gas of known expansions", "[memory]")
     Memory m{&res};
     CHECK(m.expand(0, 32).value() == 3);
     CHECK(m.size() == 32);
-    CHECK(m.expand(0, 32).value() == 0);   // already addressable
-    CHECK(m.expand(31, 1).value() == 0);   // still inside the first word
-    CHECK(m.expand(32, 1).value() == 3);   // 2 words: 6 - 3
+    CHECK(m.expand(0, 32).value() == 0);  // already addressable
+    CHECK(m.expand(31, 1).value() == 0);  // still inside the first word
+    CHECK(m.expand(32, 1).value() == 3);  // 2 words: 6 - 3
     CHECK(m.size() == 64);
     CHECK(m.expand(0, 100 * 32).value() == 319 - 6);
     CHECK(m.expand(0, 1024 * 32).value() == 5120 - 319);
@@ -241,9 +246,9 @@ TEST_CASE("Memory: only the new tail is zeroed", "[memory]")
     CHECK(byte_at(m, 127) == 0x22);
     REQUIRE(m.expand(0, 32).has_value());
     CHECK(m.data() == before);
-    CHECK(all_bytes(m, 0, 32, 0));        // expanded again: zero
-    CHECK(byte_at(m, 32) == 0x22);         // still stale, not addressable
-    CHECK(res.sizes.size() == 1);          // all within the first buffer
+    CHECK(all_bytes(m, 0, 32, 0));  // expanded again: zero
+    CHECK(byte_at(m, 32) == 0x22);  // still stale, not addressable
+    CHECK(res.sizes.size() == 1);   // all within the first buffer
 }
 
 TEST_CASE("Memory: contents are kept across growth", "[memory]")
@@ -304,7 +309,8 @@ TEST_CASE("Memory: length 0 expands nothing, whatever the offset", "[memory]")
     CHECK(filled(m, 64, 9));
 }
 
-TEST_CASE("Memory: offset + length overflowing is memory_limit_exceeded, nothing changed", "[memory]")
+TEST_CASE(
+    "Memory: offset + length overflowing is memory_limit_exceeded, nothing changed", "[memory]")
 {
     RecordingResource res;
     Memory m{&res, u64_max};  // no limit: only the overflow stops it
@@ -312,8 +318,9 @@ TEST_CASE("Memory: offset + length overflowing is memory_limit_exceeded, nothing
     fill(m, 5);
     const auto* const data = m.data();
     const std::pair<std::uint64_t, std::uint64_t> cases[] = {
-        {u64_max, 1}, {1, u64_max}, {u64_max - 31, 64}, {std::uint64_t{1} << 63, std::uint64_t{1} << 63},
-        {u64_max, u64_max}, {u64_max - 10, 5},  // no wrap, but no 32-byte multiple fits
+        {u64_max, 1}, {1, u64_max}, {u64_max - 31, 64},
+        {std::uint64_t{1} << 63, std::uint64_t{1} << 63}, {u64_max, u64_max},
+        {u64_max - 10, 5},  // no wrap, but no 32-byte multiple fits
     };
     for (const auto& [offset, length] : cases)
     {
@@ -325,7 +332,8 @@ TEST_CASE("Memory: offset + length overflowing is memory_limit_exceeded, nothing
         CHECK(filled(m, 96, 5));
     }
     CHECK(res.attempts == 1);
-    CHECK(m.expand(96, 32).value() == Memory::expansion_cost(4) - Memory::expansion_cost(3));  // usable
+    CHECK(m.expand(96, 32).value() ==
+          Memory::expansion_cost(4) - Memory::expansion_cost(3));  // usable
 }
 
 TEST_CASE("Memory: past limit() is memory_limit_exceeded, nothing changed", "[memory]")
@@ -335,9 +343,7 @@ TEST_CASE("Memory: past limit() is memory_limit_exceeded, nothing changed", "[me
     REQUIRE(m.expand(0, 512).has_value());
     fill(m, 1);
     for (const auto& [offset, length] : {std::pair<std::uint64_t, std::uint64_t>{0, 1025},
-                                         {1024, 1},
-                                         {1000, 100},
-                                         {std::uint64_t{1} << 40, 32}})
+             {1024, 1}, {1000, 100}, {std::uint64_t{1} << 40, 32}})
     {
         const auto r = m.expand(offset, length);
         REQUIRE_FALSE(r.has_value());
@@ -363,7 +369,8 @@ TEST_CASE("Memory: past limit() is memory_limit_exceeded, nothing changed", "[me
     CHECK(res.sizes.size() == 2);  // m and odd only
 }
 
-TEST_CASE("Memory: an upstream that throws or returns nullptr is out_of_memory, nothing changed", "[memory]")
+TEST_CASE("Memory: an upstream that throws or returns nullptr is out_of_memory, nothing changed",
+    "[memory]")
 {
     RecordingResource res;
     // An upstream returning nullptr breaks libstdc++'s returns_nonnull allocate(): UBSan (the
@@ -402,7 +409,8 @@ TEST_CASE("Memory: an upstream that throws or returns nullptr is out_of_memory, 
         CHECK(filled(m, 4096, 77));
         CHECK(m.expand(0, 4096).value() == 0);  // within capacity: upstream not asked
         res.fail = false;
-        CHECK(m.expand(4096, 1).value() == Memory::expansion_cost(129) - Memory::expansion_cost(128));
+        CHECK(
+            m.expand(4096, 1).value() == Memory::expansion_cost(129) - Memory::expansion_cost(128));
         CHECK(filled(m, 4096, 77));
         CHECK(m.capacity() == 8192);
     }
@@ -422,7 +430,7 @@ TEST_CASE("Memory: release_storage gives the buffer back; the destructor too", "
         CHECK(m.capacity() == 0);
         CHECK(m.data() != nullptr);
         CHECK(m.data() == Memory{&res}.data());  // the shared empty sentinel
-        m.release_storage();  // twice is fine
+        m.release_storage();                     // twice is fine
         CHECK(res.deallocations == 1);
         CHECK(m.expand(0, 32).value() == 3);  // allocates again, initial capacity
         CHECK(m.capacity() == 4096);
@@ -491,7 +499,8 @@ Snapshot snapshot(const Memory& m, const RecordingResource& res)
 }
 }  // namespace
 
-TEST_CASE("Memory: expand with one gas short is out_of_gas, nothing allocated, zeroed or changed", "[memory]")
+TEST_CASE("Memory: expand with one gas short is out_of_gas, nothing allocated, zeroed or changed",
+    "[memory]")
 {
     RecordingResource res;
     Memory m{&res};
@@ -593,17 +602,20 @@ TEST_CASE("Memory: memory_limit_exceeded is checked before the gas", "[memory]")
     Memory m{&res, 1024};
     REQUIRE(m.expand(0, 64).has_value());
     const Snapshot before = snapshot(m, res);
-    for (const std::int64_t gas_left : {i64_min, std::int64_t{-1}, std::int64_t{0}, std::int64_t{10}, i64_max})
+    for (const std::int64_t gas_left :
+        {i64_min, std::int64_t{-1}, std::int64_t{0}, std::int64_t{10}, i64_max})
     {
         CHECK(m.expand(0, 1025, gas_left).error() == Errc::memory_limit_exceeded);
         CHECK(m.expand(u64_max, 2, gas_left).error() == Errc::memory_limit_exceeded);  // wraps
-        CHECK(m.expand(std::uint64_t{1} << 40, 32, gas_left).error() == Errc::memory_limit_exceeded);
+        CHECK(
+            m.expand(std::uint64_t{1} << 40, 32, gas_left).error() == Errc::memory_limit_exceeded);
     }
     CHECK(m.expansion_gas(0, 1025).error() == Errc::memory_limit_exceeded);
     CHECK(m.expansion_gas(u64_max, 2).error() == Errc::memory_limit_exceeded);
     CHECK(snapshot(m, res) == before);
     CHECK(m.expand(0, 1024, 0).error() == Errc::out_of_gas);  // at the limit: the gas decides
-    CHECK(m.expand(0, 1024, i64_max).value() == Memory::expansion_cost(32) - Memory::expansion_cost(2));
+    CHECK(m.expand(0, 1024, i64_max).value() ==
+          Memory::expansion_cost(32) - Memory::expansion_cost(2));
 }
 
 TEST_CASE("Memory: length 0 costs 0 and succeeds whatever the offset and gas", "[memory]")
@@ -623,7 +635,7 @@ TEST_CASE("Memory: length 0 costs 0 and succeeds whatever the offset and gas", "
 TEST_CASE("Memory: expansion_gas is what expand charges, without growing", "[memory]")
 {
     RecordingResource res;
-    Memory m{&res, 256 * 1024};     // priced with expansion_gas, then grown with exactly that
+    Memory m{&res, 256 * 1024};      // priced with expansion_gas, then grown with exactly that
     Memory plain{&res, 256 * 1024};  // the same steps through the two-argument expand
     struct Step
     {
@@ -631,10 +643,10 @@ TEST_CASE("Memory: expansion_gas is what expand charges, without growing", "[mem
         std::uint64_t length;
     };
     const Step steps[] = {
-        {0, 1},          {0, 32},      {31, 1},     {32, 1},     {64, 32},    // first growth, one-word steps
-        {100, 1000},     {0, 4096},    {4095, 1},   {4096, 1},   // within, then past capacity
-        {10000, 1},      {8191, 2},    {0, 70000},  {69999, 2},  // doubling and page rounding
-        {262143, 1},     {262144, 1},  {u64_max, 1}, {5, 0},     // at and past the limit, empty
+        {0, 1}, {0, 32}, {31, 1}, {32, 1}, {64, 32},     // first growth, one-word steps
+        {100, 1000}, {0, 4096}, {4095, 1}, {4096, 1},    // within, then past capacity
+        {10000, 1}, {8191, 2}, {0, 70000}, {69999, 2},   // doubling and page rounding
+        {262143, 1}, {262144, 1}, {u64_max, 1}, {5, 0},  // at and past the limit, empty
     };
     for (const Step& s : steps)
     {
@@ -652,7 +664,8 @@ TEST_CASE("Memory: expansion_gas is what expand charges, without growing", "[mem
         }
         CHECK(*priced == *charged);
         if (*priced > 0)
-            CHECK(m.expand(s.offset, s.length, static_cast<std::int64_t>(*priced) - 1).error() == Errc::out_of_gas);
+            CHECK(m.expand(s.offset, s.length, static_cast<std::int64_t>(*priced) - 1).error() ==
+                  Errc::out_of_gas);
         CHECK(m.expand(s.offset, s.length, static_cast<std::int64_t>(*priced)).value() == *priced);
         CHECK(m.size() == plain.size());
         CHECK(m.capacity() == plain.capacity());

@@ -20,7 +20,8 @@ bool aligned(const void* p, std::size_t a)
 }
 }  // namespace
 
-TEST_CASE("MonotonicArena bumps with alignment and counts used and remaining", "[monotonic_arena][arena]")
+TEST_CASE(
+    "MonotonicArena bumps with alignment and counts used and remaining", "[monotonic_arena][arena]")
 {
     alignas(64) std::array<std::byte, 1024> buffer{};
     MonotonicArena arena{buffer};
@@ -39,7 +40,8 @@ TEST_CASE("MonotonicArena bumps with alignment and counts used and remaining", "
     CHECK_FALSE(arena.owns(buffer.data() + 2048));
 }
 
-TEST_CASE("MonotonicArena fails a request that does not fit, losing nothing", "[monotonic_arena][arena]")
+TEST_CASE(
+    "MonotonicArena fails a request that does not fit, losing nothing", "[monotonic_arena][arena]")
 {
     alignas(64) std::array<std::byte, 256> buffer{};
     MonotonicArena arena{buffer};
@@ -68,8 +70,7 @@ TEST_CASE("MonotonicArena reset takes everything back", "[monotonic_arena][arena
         void* first = arena.try_allocate(100, 16);
         CHECK(first == buffer.data());
         while (arena.try_allocate(64, 8) != nullptr)
-        {
-        }
+        {}
         CHECK(arena.remaining() < 64);
         arena.reset();
         CHECK(arena.used() == 0);

@@ -58,7 +58,10 @@ struct Tracked
     }
     Tracked(const Tracked&) = delete;
     Tracked& operator=(const Tracked&) = delete;
-    ~Tracked() { --alive; }
+    ~Tracked()
+    {
+        --alive;
+    }
 };
 
 template <class T>
@@ -228,7 +231,8 @@ TEST_CASE("ObjectPool survives upstream failure mid-growth", "[object_pool]")
 #endif
 
 #if defined(__cpp_exceptions)
-TEST_CASE("ObjectPool: upstream failing the initial chunk throws and leaks nothing", "[object_pool]")
+TEST_CASE(
+    "ObjectPool: upstream failing the initial chunk throws and leaks nothing", "[object_pool]")
 {
     RecordingResource upstream;
     upstream.fail_after(0);
@@ -267,7 +271,8 @@ TEST_CASE("ObjectPool: failure after some successes leaves the grown part intact
 }
 #endif
 
-TEST_CASE("ObjectPool pmr face: fitting requests from the pool, others upstream", "[object_pool][pmr]")
+TEST_CASE(
+    "ObjectPool pmr face: fitting requests from the pool, others upstream", "[object_pool][pmr]")
 {
     RecordingResource upstream;
     {
@@ -284,8 +289,8 @@ TEST_CASE("ObjectPool pmr face: fitting requests from the pool, others upstream"
         CHECK(pool.in_use() == 3);
         CHECK(upstream.allocations() == chunks);
 
-        void* big = mr.allocate(33, 8);        // too big
-        void* over = mr.allocate(16, 64);      // too aligned
+        void* big = mr.allocate(33, 8);    // too big
+        void* over = mr.allocate(16, 64);  // too aligned
         CHECK_FALSE(pool.owns(big));
         CHECK_FALSE(pool.owns(over));
         CHECK(upstream.is_live(big));
@@ -354,7 +359,8 @@ TEST_CASE("ObjectPool backs pmr containers", "[object_pool][pmr]")
 // A double release, a release of a foreign pointer and a destroy() of a bad pointer abort in
 // debug builds: tests/death/contracts.cpp.
 
-TEST_CASE("ObjectPool debug checks: objects in use at destruction are reported", "[object_pool][debug]")
+TEST_CASE(
+    "ObjectPool debug checks: objects in use at destruction are reported", "[object_pool][debug]")
 {
     if constexpr (!evmalloc::enable_asserts)
         EVMALLOC_SKIP("assertions are compiled out");

@@ -20,7 +20,8 @@ TEST_CASE("Errc is an error code enum with the evmalloc category", "[result]")
 
     // Every value has its own, non-empty message.
     std::set<std::string> messages;
-    for (int v = static_cast<int>(Errc::code_too_large); v <= static_cast<int>(Errc::out_of_gas); ++v)
+    for (int v = static_cast<int>(Errc::code_too_large); v <= static_cast<int>(Errc::out_of_gas);
+         ++v)
     {
         const auto msg = evmalloc::make_error_code(static_cast<Errc>(v)).message();
         CHECK_FALSE(msg.empty());
@@ -29,9 +30,12 @@ TEST_CASE("Errc is an error code enum with the evmalloc category", "[result]")
     }
     CHECK(messages.size() == 9);
     // The order is the contract (values are stable): the last two follow stack_underflow.
-    STATIC_REQUIRE(static_cast<int>(Errc::code_hash_mismatch) == static_cast<int>(Errc::stack_underflow) + 1);
-    STATIC_REQUIRE(static_cast<int>(Errc::out_of_gas) == static_cast<int>(Errc::stack_underflow) + 2);
-    CHECK(evmalloc::make_error_code(Errc::out_of_gas).message() == "not enough gas for the memory expansion");
+    STATIC_REQUIRE(
+        static_cast<int>(Errc::code_hash_mismatch) == static_cast<int>(Errc::stack_underflow) + 1);
+    STATIC_REQUIRE(
+        static_cast<int>(Errc::out_of_gas) == static_cast<int>(Errc::stack_underflow) + 2);
+    CHECK(evmalloc::make_error_code(Errc::out_of_gas).message() ==
+          "not enough gas for the memory expansion");
     CHECK(evmalloc::error_category().message(99).find("unknown") != std::string::npos);
 }
 

@@ -31,7 +31,8 @@ void run_model(std::uint32_t seed, std::size_t initial_capacity)
     RecordingResource upstream;
     {
         Pool pool{&upstream, initial_capacity};
-        std::size_t next_chunk = initial_capacity != 0 ? initial_capacity : Pool::default_first_chunk;
+        std::size_t next_chunk =
+            initial_capacity != 0 ? initial_capacity : Pool::default_first_chunk;
         std::size_t model_capacity = 0;
         std::size_t model_chunks = 0;
         if (initial_capacity != 0)
@@ -72,7 +73,8 @@ void run_model(std::uint32_t seed, std::size_t initial_capacity)
             {
                 const std::size_t i = rng() % live.size();
                 std::byte* p = live[i];
-                REQUIRE(std::all_of(p, p + Size, [first = p[0]](std::byte b) { return b == first; }));
+                REQUIRE(
+                    std::all_of(p, p + Size, [first = p[0]](std::byte b) { return b == first; }));
                 live[i] = live.back();
                 live.pop_back();
                 live_set.erase(p);
@@ -177,7 +179,8 @@ Links link_offsets(std::size_t initial_capacity)
 }
 }  // namespace
 
-TEST_CASE("free-list links of 4 KiB slots move from slot to slot; small slots keep offset 0", "[slot_pool]")
+TEST_CASE("free-list links of 4 KiB slots move from slot to slot; small slots keep offset 0",
+    "[slot_pool]")
 {
     SECTION("64 consecutive 4096-byte slots (one chunk): 64 different L1 sets")
     {
@@ -289,7 +292,7 @@ TEST_CASE("try_acquire: only a released slot, never upstream", "[slot_pool]")
         pool.release(b);
         const std::size_t capacity = pool.capacity();
         void* c = pool.try_acquire();
-        CHECK(c == b);  // LIFO, like acquire()
+        CHECK(c == b);             // LIFO, like acquire()
         std::memset(c, 0x5A, 64);  // unpoisoned and writable (ASan would report otherwise)
         CHECK(pool.try_acquire() == a);
         CHECK(pool.try_acquire() == nullptr);

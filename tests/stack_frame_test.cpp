@@ -130,11 +130,12 @@ TEST_CASE("StackFrame is a small move-only handle", "[stack_frame]")
     // The pool, the lease, the stack's three pointers, the analysis, ops and metadata, the
     // shared entry's pin (two pointers), the code capacity, the tier and a flag: 152 bytes on
     // 64-bit targets.
-    STATIC_REQUIRE(sizeof(Frame) <= 5 * sizeof(void*) + sizeof(Pool::Lease) + sizeof(evmalloc::Stack<>) +
-                                        sizeof(evmalloc::Analysis) + 8);
+    STATIC_REQUIRE(sizeof(Frame) <= 5 * sizeof(void*) + sizeof(Pool::Lease) +
+                                        sizeof(evmalloc::Stack<>) + sizeof(evmalloc::Analysis) + 8);
 }
 
-TEST_CASE("StackFrame::init picks the tier for the code size and carves its buffer", "[stack_frame]")
+TEST_CASE(
+    "StackFrame::init picks the tier for the code size and carves its buffer", "[stack_frame]")
 {
     Pool pool;
     const std::pair<std::size_t, Tier> cases[] = {{0, Tier::kb4}, {1, Tier::kb4}, {4096, Tier::kb4},
@@ -159,7 +160,9 @@ TEST_CASE("StackFrame::init refuses code over 131072 bytes, losing nothing", "[s
 {
     RecordingResource upstream;
     Pool pool{&upstream};
-    { Frame warm = make(100, pool); }
+    {
+        Frame warm = make(100, pool);
+    }
     const PoolState before = state_of(pool);
     for (const std::size_t size : {std::size_t{131073}, std::size_t{1} << 20, SIZE_MAX})
     {
@@ -173,7 +176,8 @@ TEST_CASE("StackFrame::init refuses code over 131072 bytes, losing nothing", "[s
     CHECK(ok.tier() == Tier::kb128);
 }
 
-TEST_CASE("StackFrame::prepare refuses code larger than the frame's tier, losing nothing", "[stack_frame]")
+TEST_CASE("StackFrame::prepare refuses code larger than the frame's tier, losing nothing",
+    "[stack_frame]")
 {
     Pool pool;
     std::mt19937 rng{7};
@@ -207,7 +211,8 @@ TEST_CASE("StackFrame::prepare refuses code larger than the frame's tier, losing
     CHECK(pool.active() == 0);
 }
 
-TEST_CASE("StackFrame: the 1026th live frame is call_depth_exceeded, losing nothing", "[stack_frame]")
+TEST_CASE(
+    "StackFrame: the 1026th live frame is call_depth_exceeded, losing nothing", "[stack_frame]")
 {
     Pool pool;
     std::vector<Frame> frames;
@@ -227,11 +232,14 @@ TEST_CASE("StackFrame: the 1026th live frame is call_depth_exceeded, losing noth
     frames.clear();
 }
 
-TEST_CASE("StackFrame::init reports out_of_memory when upstream throws, losing nothing", "[stack_frame]")
+TEST_CASE(
+    "StackFrame::init reports out_of_memory when upstream throws, losing nothing", "[stack_frame]")
 {
     RecordingResource upstream;
     Pool pool{&upstream};
-    { Frame warm = make(100, pool); }  // one kb4 buffer and one Memory retained
+    {
+        Frame warm = make(100, pool);
+    }  // one kb4 buffer and one Memory retained
     const PoolState before = state_of(pool);
 
     upstream.set_failing(true);
@@ -240,7 +248,7 @@ TEST_CASE("StackFrame::init reports out_of_memory when upstream throws, losing n
     CHECK(fresh_tier.error() == Errc::out_of_memory);
     CHECK(state_of(pool) == before);
     {
-        Frame reused = make(100, pool);  // the retained buffer needs no upstream
+        Frame reused = make(100, pool);              // the retained buffer needs no upstream
         const auto second = Frame::init(100, pool);  // a second kb4 buffer does
         CHECK(second.error() == Errc::out_of_memory);
         CHECK(pool.active() == 1);
@@ -256,7 +264,8 @@ TEST_CASE("StackFrame::init reports out_of_memory when upstream throws, losing n
     CHECK(upstream.errors().empty());
 }
 
-TEST_CASE("StackFrame ops and metadata match a reference on random code across every tier", "[stack_frame]")
+TEST_CASE("StackFrame ops and metadata match a reference on random code across every tier",
+    "[stack_frame]")
 {
     Pool pool;
     std::mt19937 rng{2024};
@@ -277,7 +286,8 @@ TEST_CASE("StackFrame ops and metadata match a reference on random code across e
     }
 }
 
-TEST_CASE("StackFrame ops, metadata and analysis match a reference on every small size", "[stack_frame]")
+TEST_CASE(
+    "StackFrame ops, metadata and analysis match a reference on every small size", "[stack_frame]")
 {
     // Sizes 0..200: every split of prepare's pass into its two-instruction loop, one-instruction
     // loop and tail, in a frame reused from one prepare to the next (stale entries must not show).
@@ -340,12 +350,14 @@ TEST_CASE("StackFrame metadata of PUSH1..PUSH8, whole and truncated at the end",
     CHECK(frame.metadata()[2] == 0);
 }
 
-TEST_CASE("StackFrame ops and metadata match a reference on every corpus contract", "[stack_frame][corpus]")
+TEST_CASE("StackFrame ops and metadata match a reference on every corpus contract",
+    "[stack_frame][corpus]")
 {
     const auto dir = evmalloc::test::corpus_dir();
     if (!dir)
     {
-        EVMALLOC_SKIP("bytecode corpus not found (set EVMALLOC_CORPUS or place it in ../shared/corpus)");
+        EVMALLOC_SKIP(
+            "bytecode corpus not found (set EVMALLOC_CORPUS or place it in ../shared/corpus)");
     }
     else
     {
@@ -441,12 +453,14 @@ void check_jumpdest_frame(JumpdestFrame& frame, const Code& code)
     CHECK(a.code().data() != code.data());
     CHECK(std::all_of(a.code().data() + code.size(), a.code().data() + code.size() + 33,
         [](std::uint8_t b) { return b == 0; }));
-    for (std::uint64_t pc : {std::uint64_t{0}, std::uint64_t{code.size()}, std::uint64_t{1} << 40, ~std::uint64_t{0}})
+    for (std::uint64_t pc :
+        {std::uint64_t{0}, std::uint64_t{code.size()}, std::uint64_t{1} << 40, ~std::uint64_t{0}})
         CHECK(a.is_jumpdest(pc) == full->is_jumpdest(pc));
 }
 }  // namespace
 
-TEST_CASE("A jumpdest frame: padded code and jumpdest bits, no op table, no instruction arrays", "[stack_frame]")
+TEST_CASE("A jumpdest frame: padded code and jumpdest bits, no op table, no instruction arrays",
+    "[stack_frame]")
 {
     STATIC_REQUIRE(!evmalloc::is_instruction_frame<evmalloc::JumpdestTraits>);
     STATIC_REQUIRE(std::is_same_v<JumpdestFrame::AnalysisType, evmalloc::JumpdestAnalysis>);
@@ -469,7 +483,8 @@ TEST_CASE("A jumpdest frame: padded code and jumpdest bits, no op table, no inst
         }
     }
     // The jumpdest frame's buffer is the stack, the bits and the code: far smaller.
-    CHECK(frame_buffer_size<evmalloc::JumpdestTraits>(Tier::kb32) * 4 < frame_buffer_size(Tier::kb32));
+    CHECK(frame_buffer_size<evmalloc::JumpdestTraits>(Tier::kb32) * 4 <
+          frame_buffer_size(Tier::kb32));
     if (const auto dir = evmalloc::test::corpus_dir())
     {
         for (const auto& entry : evmalloc::test::load_corpus(*dir))
@@ -501,7 +516,8 @@ TEST_CASE("A jumpdest frame refuses code larger than its tier, losing nothing", 
     CHECK(std::ranges::equal(frame->analysis().code(), small));  // the previous prepare stands
 }
 
-TEST_CASE("Code above the largest tier runs when the pool's max_code_size allows it", "[stack_frame]")
+TEST_CASE(
+    "Code above the largest tier runs when the pool's max_code_size allows it", "[stack_frame]")
 {
     RecordingResource upstream;
     const std::size_t limit = std::size_t{6} << 20;  // evmone's own tests run code of 6 MB
@@ -518,12 +534,14 @@ TEST_CASE("Code above the largest tier runs when the pool's max_code_size allows
             CHECK(frame.code_capacity() == size);
             CHECK(frame.buffer_size() == evmalloc::frame_buffer_bytes(size));
             check_against_reference(frame, code);
-            CHECK(frame.prepare(random_code(rng, size + 1), op_table()).error() == Errc::code_too_large);
+            CHECK(frame.prepare(random_code(rng, size + 1), op_table()).error() ==
+                  Errc::code_too_large);
         }
         {
             auto frame = JumpdestFrame::init(size, jpool);
             REQUIRE(frame.has_value());
-            CHECK(frame->buffer_size() == evmalloc::frame_buffer_bytes<evmalloc::JumpdestTraits>(size));
+            CHECK(frame->buffer_size() ==
+                  evmalloc::frame_buffer_bytes<evmalloc::JumpdestTraits>(size));
             check_jumpdest_frame(*frame, code);
         }
         CHECK(pool.retained(Tier::kb128) == 0);  // oversize buffers are never retained
@@ -543,7 +561,8 @@ TEST_CASE("Code above the largest tier runs when the pool's max_code_size allows
     CHECK(upstream.errors().empty());
 }
 
-TEST_CASE("Oversize frames at every depth with the upstream failing: out_of_memory, nothing lost", "[stack_frame]")
+TEST_CASE("Oversize frames at every depth with the upstream failing: out_of_memory, nothing lost",
+    "[stack_frame]")
 {
     RecordingResource upstream;
     Pool pool{&upstream, FramePoolConfig{.max_code_size = 1u << 20, .auto_trim = false}};

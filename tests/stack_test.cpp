@@ -24,7 +24,10 @@ struct Storage
     bool guard_intact() const { return words.back() == sentinel; }
 };
 
-Word w(std::uint64_t v) { return Word::from(v); }
+Word w(std::uint64_t v)
+{
+    return Word::from(v);
+}
 }  // namespace
 
 TEST_CASE("Stack: calculate_allocation is 1024 words, whatever the code size", "[stack]")
@@ -33,7 +36,8 @@ TEST_CASE("Stack: calculate_allocation is 1024 words, whatever the code size", "
     STATIC_REQUIRE(Stack<>::capacity == 1024);
     STATIC_REQUIRE(Stack<>::calculate_allocation(0) == evmalloc::Allocation{32768, 32, false});
     STATIC_REQUIRE(Stack<>::calculate_allocation(131072) == evmalloc::Allocation{32768, 32, false});
-    STATIC_REQUIRE(Stack<std::uint64_t>::calculate_allocation(7) == evmalloc::Allocation{8192, 8, false});
+    STATIC_REQUIRE(
+        Stack<std::uint64_t>::calculate_allocation(7) == evmalloc::Allocation{8192, 8, false});
 }
 
 TEST_CASE("Stack: the library never writes storage it was not asked to", "[stack]")

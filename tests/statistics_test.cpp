@@ -32,7 +32,8 @@ std::optional<json> parse_strict(const std::string& text)
             keys.emplace_back();
         else if (event == json::parse_event_t::object_end)
             keys.pop_back();
-        else if (event == json::parse_event_t::key && !keys.back().insert(parsed.get<std::string>()).second)
+        else if (event == json::parse_event_t::key &&
+                 !keys.back().insert(parsed.get<std::string>()).second)
             duplicate = true;
         return true;
     };
@@ -130,8 +131,8 @@ TEST_CASE("statistics: ratios computed when asked", "[statistics]")
     CHECK(s.allocation_rate(t0) == 0.0);  // no time passed: 0, not infinity
 
     s.pool_count = 2;
-    s.pools[0] = {"a", 32, 10, 5};     // 160 of 320 bytes
-    s.pools[1] = {"b", 256, 4, 1};     // 256 of 1024 bytes
+    s.pools[0] = {"a", 32, 10, 5};  // 160 of 320 bytes
+    s.pools[1] = {"b", 256, 4, 1};  // 256 of 1024 bytes
     CHECK(s.pools[0].utilization() == Approx(0.5));
     CHECK(s.pool_utilization() == Approx(416.0 / 1344.0));
 
@@ -175,7 +176,8 @@ TEST_CASE("print_summary names every counter", "[statistics]")
     CHECK(text.find("reserved 1024 bytes") != std::string::npos);
     CHECK(text.find("small 0, medium 1, large 0") != std::string::npos);
     CHECK(text.find("buffer1024 (1024 B): 1 of 8 slots") != std::string::npos);
-    CHECK(text.find("analyses:      3 hits, 1 misses (75 % hits), 0 evictions, 1 entries, 4096 bytes") !=
+    CHECK(text.find(
+              "analyses:      3 hits, 1 misses (75 % hits), 0 evictions, 1 entries, 4096 bytes") !=
           std::string::npos);
     CHECK(text.find("counting off") == std::string::npos);
 

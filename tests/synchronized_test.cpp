@@ -31,7 +31,8 @@ TEST_CASE("Synchronized forwards its constructor arguments", "[synchronized]")
         CHECK(pool.with_lock([](ObjectPool<Word>& p) { return p.upstream(); }) == &upstream);
 
         Synchronized<BufferPool<256>> buffers;
-        CHECK(buffers.with_lock([](auto& p) { return p.upstream(); }) == std::pmr::new_delete_resource());
+        CHECK(buffers.with_lock([](auto& p) { return p.upstream(); }) ==
+              std::pmr::new_delete_resource());
 
         alignas(64) std::array<std::byte, 256> storage{};
         Synchronized<MonotonicArena> arena{std::span<std::byte>{storage}};
@@ -67,12 +68,15 @@ TEST_CASE("Synchronized pool hammered from 4 threads keeps exact counts", "[sync
             std::vector<void*> forwarded;
             for (int r = 0; r < rounds; ++r)
             {
-                const auto value = (static_cast<std::uint64_t>(id) << 32) | static_cast<std::uint64_t>(r);
+                const auto value =
+                    (static_cast<std::uint64_t>(id) << 32) | static_cast<std::uint64_t>(r);
                 switch (rng() % 6)
                 {
                 case 0:
                 case 1:
-                    typed.emplace_back(pool.with_lock([&](auto& p) { return p.create(Word::from(value)); }), value);
+                    typed.emplace_back(
+                        pool.with_lock([&](auto& p) { return p.create(Word::from(value)); }),
+                        value);
                     break;
                 case 2:
                     pmr_slots.push_back(mr.allocate(32, 32));
@@ -157,7 +161,8 @@ TEST_CASE("Synchronized pool hammered from 4 threads keeps exact counts", "[sync
                 ++forwarded_allocs;
         CHECK(forwarded_allocs > 0);
         CHECK(upstream.allocations() - upstream.deallocations() == chunks);
-        CHECK(pool.with_lock([](const auto& p) { return p.bytes_reserved(); }) == upstream.live_bytes());
+        CHECK(pool.with_lock([](const auto& p) { return p.bytes_reserved(); }) ==
+              upstream.live_bytes());
     }
     CHECK(upstream.report() == "");
 }

@@ -44,6 +44,7 @@ TEST_CASE("select_tier picks the smallest tier that holds the code", "[tier]")
 
 TEST_CASE("select_tier rejects code above max_code_size", "[tier]")
 {
-    STATIC_REQUIRE(evmalloc::select_tier(evmalloc::max_code_size + 1).error() == Errc::code_too_large);
+    STATIC_REQUIRE(
+        evmalloc::select_tier(evmalloc::max_code_size + 1).error() == Errc::code_too_large);
     CHECK(evmalloc::select_tier(SIZE_MAX).error() == Errc::code_too_large);
 }

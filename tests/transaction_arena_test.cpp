@@ -29,7 +29,8 @@ bool aligned(const void* p, std::size_t alignment)
 }
 }  // namespace
 
-TEST_CASE("TransactionArena: first chunk kept, growth geometric, failure leaves it unchanged", "[transaction_arena]")
+TEST_CASE("TransactionArena: first chunk kept, growth geometric, failure leaves it unchanged",
+    "[transaction_arena]")
 {
     RecordingResource up;
     {
@@ -79,7 +80,8 @@ TEST_CASE("TransactionArena: first chunk kept, growth geometric, failure leaves 
     CHECK(up.check());
 }
 
-TEST_CASE("TransactionArena: reset keeps the first chunk, and the next reset grows from it again", "[transaction_arena]")
+TEST_CASE("TransactionArena: reset keeps the first chunk, and the next reset grows from it again",
+    "[transaction_arena]")
 {
     RecordingResource up;
     {
@@ -106,7 +108,8 @@ TEST_CASE("TransactionArena: reset keeps the first chunk, and the next reset gro
     CHECK(up.check());
 }
 
-TEST_CASE("TransactionArena: without a first chunk, reset gives every chunk back", "[transaction_arena]")
+TEST_CASE(
+    "TransactionArena: without a first chunk, reset gives every chunk back", "[transaction_arena]")
 {
     RecordingResource up;
     {
@@ -127,7 +130,8 @@ TEST_CASE("TransactionArena: without a first chunk, reset gives every chunk back
     CHECK(up.check());
 }
 
-TEST_CASE("TransactionArena: every alignment honoured, across chunks, nothing overlaps", "[transaction_arena]")
+TEST_CASE("TransactionArena: every alignment honoured, across chunks, nothing overlaps",
+    "[transaction_arena]")
 {
     RecordingResource up;
     {
@@ -191,8 +195,9 @@ TEST_CASE("TransactionArena: large requests get a chunk that fits them", "[trans
         const std::size_t reserved = arena.reserved();
         const std::size_t chunks = arena.chunk_count();
 #if defined(__cpp_exceptions)
-        CHECK_THROWS_AS(static_cast<void>(arena.allocate_bytes(static_cast<std::size_t>(-1) - 100, 8)),
-                        std::bad_alloc);
+        CHECK_THROWS_AS(
+            static_cast<void>(arena.allocate_bytes(static_cast<std::size_t>(-1) - 100, 8)),
+            std::bad_alloc);
 #endif
         CHECK(arena.reserved() == reserved);
         CHECK(arena.chunk_count() == chunks);
@@ -214,8 +219,9 @@ TEST_CASE("TransactionArena: zero-byte requests", "[transaction_arena]")
         CHECK(aligned(z2, 64));
         CHECK(arena.chunk_count() == 1);
 #if defined(__cpp_exceptions)
-        CHECK_THROWS_AS(static_cast<void>(arena.allocate_bytes(static_cast<std::size_t>(-1) - 100, 8)),
-                        std::bad_alloc);
+        CHECK_THROWS_AS(
+            static_cast<void>(arena.allocate_bytes(static_cast<std::size_t>(-1) - 100, 8)),
+            std::bad_alloc);
 #endif
         CHECK(arena.chunk_count() == 1);
         arena.reset();
@@ -239,10 +245,12 @@ TEST_CASE("TransactionArena as a std::pmr resource backs containers", "[transact
                 for (int i = 0; i < n; ++i)
                 {
                     logs.emplace_back(static_cast<std::size_t>(i % 50 + 1), 'l');
-                    return_data[i].assign(static_cast<std::size_t>(i % 64), static_cast<std::uint8_t>(i));
+                    return_data[i].assign(
+                        static_cast<std::size_t>(i % 64), static_cast<std::uint8_t>(i));
                 }
                 CHECK(logs.size() == static_cast<std::size_t>(n));
-                CHECK(logs.back() == std::pmr::string(static_cast<std::size_t>((n - 1) % 50 + 1), 'l'));
+                CHECK(logs.back() ==
+                      std::pmr::string(static_cast<std::size_t>((n - 1) % 50 + 1), 'l'));
                 CHECK(return_data.at(n - 1).size() == static_cast<std::size_t>((n - 1) % 64));
                 if (n > 20)
                     CHECK(arena.chunk_count() > 1);

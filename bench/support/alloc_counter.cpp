@@ -4,8 +4,7 @@
 #include <new>
 
 // glibc's own allocator entry points, which the replacements below forward to.
-extern "C"
-{
+extern "C" {
 void* __libc_malloc(std::size_t size);
 void* __libc_calloc(std::size_t count, std::size_t size);
 void* __libc_realloc(void* p, std::size_t size);
@@ -59,8 +58,7 @@ std::uint64_t evmalloc::bench::malloc_calls() noexcept
 // The C allocator, counted. glibc requires malloc, free, calloc and realloc to be replaced
 // together; aligned_alloc is replaced too so that it is counted (memalign and posix_memalign,
 // which nothing here calls, stay glibc's and still pair with this free).
-extern "C"
-{
+extern "C" {
 void* malloc(std::size_t size) noexcept
 {
     ++tls_malloc_calls;

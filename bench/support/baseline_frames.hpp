@@ -172,7 +172,7 @@ private:
     std::size_t code_size_;
     std::unique_ptr<std::uint32_t[]> inst_to_pc_;  ///< allocated, not initialised
     std::unique_ptr<std::uint32_t[]> pc_to_inst_;
-    std::vector<std::uint64_t> jumpdest_bits_;     ///< zero-filled, as evmone's bitmap
+    std::vector<std::uint64_t> jumpdest_bits_;  ///< zero-filled, as evmone's bitmap
     std::unique_ptr<BaselineOp[]> ops_;
     std::unique_ptr<BaselineMetadata[]> metadata_;
     Analysis analysis_{};

@@ -23,8 +23,7 @@
 #include <cstdlib>
 #include <string>
 
-extern "C"
-{
+extern "C" {
 // Markers for callgrind's --zero-before / --dump-before: never inlined, never merged.
 [[gnu::noinline]] void evmalloc_bench_window_open()
 {
@@ -71,10 +70,12 @@ int main(int argc, char** argv)
     if (benchmark::ReportUnrecognizedArguments(argc, argv))
         return 1;
 
-    benchmark::AddCustomContext("code_source", std::string{evmalloc::bench::workload_code_source()});
+    benchmark::AddCustomContext(
+        "code_source", std::string{evmalloc::bench::workload_code_source()});
     benchmark::AddCustomContext("compiler", compiler_name());
 #ifdef NDEBUG
-    benchmark::AddCustomContext("evmalloc_build", evmalloc::enable_asserts ? "NDEBUG, asserts on" : "NDEBUG, asserts off");
+    benchmark::AddCustomContext(
+        "evmalloc_build", evmalloc::enable_asserts ? "NDEBUG, asserts on" : "NDEBUG, asserts off");
 #else
     benchmark::AddCustomContext("evmalloc_build", "debug (asserts on): timings are not meaningful");
 #endif

@@ -52,7 +52,8 @@ inline std::vector<WorkloadContract> mainnet_like_codes(std::size_t count, std::
     {
         const std::size_t size = draw_mainnet_size(rng);
         auto code = detail::generate_code(size, static_cast<std::uint32_t>(rng()));
-        out.push_back({"gen_mainnet_" + std::to_string(i) + "_" + std::to_string(size), std::move(code), true});
+        out.push_back({"gen_mainnet_" + std::to_string(i) + "_" + std::to_string(size),
+            std::move(code), true});
     }
     return out;
 }

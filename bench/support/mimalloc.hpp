@@ -40,9 +40,9 @@ public:
     /// False when std::malloc is served by mimalloc rather than the C library.
     [[nodiscard]] bool system_malloc() const noexcept { return system_malloc_; }
 
-    MallocFn malloc_fn = nullptr;                ///< mi_malloc
+    MallocFn malloc_fn = nullptr;                 ///< mi_malloc
     MallocAlignedFn malloc_aligned_fn = nullptr;  ///< mi_malloc_aligned(size, alignment)
-    FreeFn free_fn = nullptr;                    ///< mi_free
+    FreeFn free_fn = nullptr;                     ///< mi_free
 
 private:
     Mimalloc() noexcept

@@ -16,7 +16,8 @@ namespace evmalloc::bench
 inline CodeHash stand_in_hash(std::span<const std::uint8_t> code) noexcept
 {
     CodeHash h{};
-    const std::uint64_t words[4] = {code_fingerprint(code), code.size(), ~code_fingerprint(code), 0x5eed};
+    const std::uint64_t words[4] = {
+        code_fingerprint(code), code.size(), ~code_fingerprint(code), 0x5eed};
     std::memcpy(h.bytes.data(), words, sizeof(words));
     return h;
 }

@@ -39,10 +39,9 @@ inline std::vector<std::uint8_t> generate_code(std::size_t size, std::uint32_t s
     std::uniform_int_distribution<int> wide_push{0x64, 0x7F};
     std::uniform_int_distribution<int> byte{0, 255};
     // Opcodes real code is made of (arithmetic, comparison, memory, storage, flow, DUP/SWAP).
-    static constexpr std::uint8_t plain_ops[] = {
-        0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x14, 0x15, 0x16, 0x17, 0x19, 0x1B, 0x1C,
-        0x20, 0x33, 0x34, 0x35, 0x36, 0x51, 0x52, 0x54, 0x55, 0x56, 0x57, 0x5F, 0x80,
-        0x81, 0x82, 0x83, 0x90, 0x91, 0x92, 0x50, 0xF3, 0xFD, 0x00};
+    static constexpr std::uint8_t plain_ops[] = {0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x14, 0x15,
+        0x16, 0x17, 0x19, 0x1B, 0x1C, 0x20, 0x33, 0x34, 0x35, 0x36, 0x51, 0x52, 0x54, 0x55, 0x56,
+        0x57, 0x5F, 0x80, 0x81, 0x82, 0x83, 0x90, 0x91, 0x92, 0x50, 0xF3, 0xFD, 0x00};
     std::uniform_int_distribution<std::size_t> plain{0, std::size(plain_ops) - 1};
     const int jumpdest_percent = 3 + static_cast<int>(seed % 5);
 
@@ -88,8 +87,8 @@ inline WorkloadSet load_workload()
         {
             for (auto& e : evmalloc::test::load_corpus(*dir))
                 set.contracts.push_back({e.name, std::move(e.code), e.synthetic});
-            set.source = "corpus (" + dir->string() + ", " +
-                         std::to_string(set.contracts.size()) + " contracts)";
+            set.source = "corpus (" + dir->string() + ", " + std::to_string(set.contracts.size()) +
+                         " contracts)";
             return set;
         }
         catch (const std::exception& e)
@@ -98,7 +97,8 @@ inline WorkloadSet load_workload()
             set.source = std::string{"generated (corpus unreadable: "} + e.what() + ")";
         }
     }
-    static constexpr std::size_t sizes[] = {45, 97, 496, 711, 1266, 2140, 3130, 4347, 6358, 14363, 24576};
+    static constexpr std::size_t sizes[] = {
+        45, 97, 496, 711, 1266, 2140, 3130, 4347, 6358, 14363, 24576};
     std::uint32_t seed = 1;
     for (const std::size_t size : sizes)
         set.contracts.push_back({"gen_" + std::to_string(size), generate_code(size, seed++), true});

@@ -25,8 +25,12 @@ struct Allocation
 /// A part of a call frame: `C::calculate_allocation(code_size)` is noexcept and returns the
 /// Allocation it needs for code of that size.
 template <class C>
-concept Component = requires(std::size_t code_size) {
-    { C::calculate_allocation(code_size) } noexcept -> std::same_as<Allocation>;
+concept Component = requires(std::size_t code_size)
+{
+    {
+        C::calculate_allocation(code_size)
+    }
+    noexcept->std::same_as<Allocation>;
 };
 
 /// Rounds `n` up to a multiple of `alignment`. \requires alignment is a power of two.

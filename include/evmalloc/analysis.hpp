@@ -126,16 +126,22 @@ public:
     static constexpr std::size_t max_analysable_size = 0xFFFFFFFE;
 
     /// Entries of inst_to_pc and of pc_to_inst for code of n bytes.
-    [[nodiscard]] static constexpr std::size_t table_entries(std::size_t n) noexcept { return n + 1; }
+    [[nodiscard]] static constexpr std::size_t table_entries(std::size_t n) noexcept
+    {
+        return n + 1;
+    }
     /// Words of jumpdest_bits for code of n bytes.
-    [[nodiscard]] static constexpr std::size_t jumpdest_words(std::size_t n) noexcept { return (n + 64) / 64; }
+    [[nodiscard]] static constexpr std::size_t jumpdest_words(std::size_t n) noexcept
+    {
+        return (n + 64) / 64;
+    }
 
     /// The bytes of the three buffers for code of n bytes, in carve() order, alignment 8.
     [[nodiscard]] static constexpr Allocation calculate_allocation(std::size_t n) noexcept
     {
         return {jumpdest_words(n) * sizeof(std::uint64_t) +
                     2 * table_entries(n) * sizeof(std::uint32_t),
-                alignof(std::uint64_t), false};
+            alignof(std::uint64_t), false};
     }
 
     /// Splits `storage` into the three buffers for code of n bytes: jumpdest_bits, then
@@ -144,7 +150,8 @@ public:
     /// short the buffers are cut to what fits (prepare() then says buffer_too_small).
     [[nodiscard]] static AnalysisBuffers carve(std::span<std::byte> storage, std::size_t n) noexcept
     {
-        EVMALLOC_ASSERT(reinterpret_cast<std::uintptr_t>(storage.data()) % alignof(std::uint64_t) == 0);
+        EVMALLOC_ASSERT(
+            reinterpret_cast<std::uintptr_t>(storage.data()) % alignof(std::uint64_t) == 0);
         std::byte* p = storage.data();
         std::size_t left = storage.size();
         const auto take = [&](std::size_t want, std::size_t elem) noexcept {
@@ -158,8 +165,8 @@ public:
         const auto [i2p_at, i2p_n] = take(table_entries(n), sizeof(std::uint32_t));
         const auto [p2i_at, p2i_n] = take(table_entries(n), sizeof(std::uint32_t));
         return {{reinterpret_cast<std::uint32_t*>(i2p_at), i2p_n},
-                {reinterpret_cast<std::uint32_t*>(p2i_at), p2i_n},
-                {reinterpret_cast<std::uint64_t*>(bits_at), bits_n}};
+            {reinterpret_cast<std::uint32_t*>(p2i_at), p2i_n},
+            {reinterpret_cast<std::uint64_t*>(bits_at), bits_n}};
     }
 
     /// Analyses `code` into `buffers`; writes nothing outside them and nothing at all on error.
@@ -245,9 +252,9 @@ private:
     // origin + pc; advances pc past it; returns its PUSH1..PUSH8 immediate, else 0. The main
     // loop passes the code and the table themselves (origin 0), the tail local copies of their
     // last part (origin: where that part starts in the code).
-    [[gnu::always_inline]] static std::uint64_t step(const std::uint8_t* code, std::uint32_t* pc_to_inst,
-        std::size_t& pc, std::size_t n, std::uint32_t i, std::uint64_t* jumpdest_bits,
-        std::size_t origin) noexcept
+    [[gnu::always_inline]] static std::uint64_t step(const std::uint8_t* code,
+        std::uint32_t* pc_to_inst, std::size_t& pc, std::size_t n, std::uint32_t i,
+        std::uint64_t* jumpdest_bits, std::size_t origin) noexcept
     {
         const std::uint8_t op = code[pc];
         if (is_push(op))
@@ -309,8 +316,8 @@ static_assert(std::is_trivially_copyable_v<Analysis>);
 // off by the end reads zeros) and local pc_to_inst entries, copied back afterwards.
 // docs/analysis.md says what was measured and what was tried.
 template <class Fill>
-inline std::uint32_t Analysis::analyse(const std::uint8_t* const __restrict code, const std::size_t n,
-    std::uint32_t* const __restrict i2p, std::uint32_t* const __restrict p2i,
+inline std::uint32_t Analysis::analyse(const std::uint8_t* const __restrict code,
+    const std::size_t n, std::uint32_t* const __restrict i2p, std::uint32_t* const __restrict p2i,
     std::uint64_t* const __restrict bits, Fill fill) noexcept
 {
     constexpr std::size_t step_room = 9;  // bytes step() reads from its pc
@@ -367,7 +374,8 @@ inline Result<Analysis> Analysis::prepare_with(
     const std::size_t n = code.size();
     if (n > max_analysable_size)
         return Errc::code_too_large;
-    if (buffers.inst_to_pc.size() < table_entries(n) || buffers.pc_to_inst.size() < table_entries(n) ||
+    if (buffers.inst_to_pc.size() < table_entries(n) ||
+        buffers.pc_to_inst.size() < table_entries(n) ||
         buffers.jumpdest_bits.size() < jumpdest_words(n))
         return Errc::buffer_too_small;
 
@@ -376,8 +384,8 @@ inline Result<Analysis> Analysis::prepare_with(
     a.inst_to_pc_ = buffers.inst_to_pc.data();
     a.pc_to_inst_ = buffers.pc_to_inst.data();
     a.jumpdest_bits_ = buffers.jumpdest_bits.data();
-    a.instruction_count_ = analyse(code.data(), n, buffers.inst_to_pc.data(), buffers.pc_to_inst.data(),
-        buffers.jumpdest_bits.data(), fill);
+    a.instruction_count_ = analyse(code.data(), n, buffers.inst_to_pc.data(),
+        buffers.pc_to_inst.data(), buffers.jumpdest_bits.data(), fill);
     a.table_size_ = static_cast<std::uint32_t>(n + 1);
     return a;
 }
@@ -389,11 +397,14 @@ inline Result<Analysis> Analysis::prepare(
 }
 
 template <class Op, class Metadata>
-inline Result<Analysis> Analysis::prepare(std::span<const std::uint8_t> code, const AnalysisBuffers& buffers,
-    const std::array<Op, 256>& table, std::span<Op> ops, std::span<Metadata> metadata) noexcept
+inline Result<Analysis> Analysis::prepare(std::span<const std::uint8_t> code,
+    const AnalysisBuffers& buffers, const std::array<Op, 256>& table, std::span<Op> ops,
+    std::span<Metadata> metadata) noexcept
 {
-    if (code.size() <= max_analysable_size && (ops.size() <= code.size() || metadata.size() <= code.size()))
+    if (code.size() <= max_analysable_size &&
+        (ops.size() <= code.size() || metadata.size() <= code.size()))
         return Errc::buffer_too_small;
-    return prepare_with(code, buffers, detail::InstructionFill<Op, Metadata>{table.data(), ops.data(), metadata.data()});
+    return prepare_with(code, buffers,
+        detail::InstructionFill<Op, Metadata>{table.data(), ops.data(), metadata.data()});
 }
 }  // namespace evmalloc

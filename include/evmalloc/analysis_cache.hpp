@@ -70,7 +70,10 @@ struct AnalysisCacheConfig
 /// The verified key's default hash: code_fingerprint().
 struct CodeFingerprint
 {
-    std::uint64_t operator()(std::span<const std::uint8_t> code) const noexcept { return code_fingerprint(code); }
+    std::uint64_t operator()(std::span<const std::uint8_t> code) const noexcept
+    {
+        return code_fingerprint(code);
+    }
 };
 
 namespace detail
@@ -102,12 +105,16 @@ struct CacheEntry
     CacheEntry* newer;
     CacheEntry* older;
     std::size_t bytes;  ///< the whole block
-    void* owner;           ///< the cache (shard) that unpins it
+    void* owner;        ///< the cache (shard) that unpins it
 
-    static constexpr std::size_t code_part_offset() noexcept { return align_up(sizeof(CacheEntry), frame_buffer_alignment); }
+    static constexpr std::size_t code_part_offset() noexcept
+    {
+        return align_up(sizeof(CacheEntry), frame_buffer_alignment);
+    }
     std::span<std::byte> code_part() noexcept
     {
-        return {reinterpret_cast<std::byte*>(this) + code_part_offset(), bytes - code_part_offset()};
+        return {
+            reinterpret_cast<std::byte*>(this) + code_part_offset(), bytes - code_part_offset()};
     }
 };
 
@@ -153,7 +160,8 @@ public:
             return static_cast<Entry*>(nullptr);
         for (Entry* e = buckets_[key.bucket_hash & (bucket_count_ - 1)]; e != nullptr; e = e->chain)
         {
-            if (e->bucket_hash != key.bucket_hash || e->table != key.table || e->trusted != (key.hash != nullptr))
+            if (e->bucket_hash != key.bucket_hash || e->table != key.table ||
+                e->trusted != (key.hash != nullptr))
                 continue;
             if (key.hash != nullptr)
             {
@@ -296,7 +304,8 @@ public:
 private:
     bool same_code(const Entry* e, std::span<const std::uint8_t> code) const noexcept
     {
-        return code.empty() || std::memcmp(e->analysis.code().data(), code.data(), code.size()) == 0;
+        return code.empty() ||
+               std::memcmp(e->analysis.code().data(), code.data(), code.size()) == 0;
     }
 
     void pin(Entry* e) noexcept
@@ -334,7 +343,8 @@ private:
         EVMALLOC_ASSERT(e->pins == 0);
         if (buckets_ != nullptr)
         {
-            for (Entry** link = &buckets_[e->bucket_hash & (bucket_count_ - 1)]; *link != nullptr; link = &(*link)->chain)
+            for (Entry** link = &buckets_[e->bucket_hash & (bucket_count_ - 1)]; *link != nullptr;
+                 link = &(*link)->chain)
             {
                 if (*link == e)
                 {
@@ -353,7 +363,8 @@ private:
     void grow_buckets() noexcept
     {
         const std::size_t count = bucket_count_ == 0 ? 64 : 2 * bucket_count_;
-        auto* const fresh = static_cast<Entry**>(try_allocate_from(upstream_, count * sizeof(Entry*), alignof(Entry*)));
+        auto* const fresh = static_cast<Entry**>(
+            try_allocate_from(upstream_, count * sizeof(Entry*), alignof(Entry*)));
         if (fresh == nullptr)
             return;
         std::fill_n(fresh, count, nullptr);
@@ -395,7 +406,8 @@ inline std::uint64_t bucket_hash(std::uint64_t h, const void* table, bool truste
 }
 
 template <class Fingerprint>
-CacheKey make_key(std::span<const std::uint8_t> code, const CodeHash* hash, const void* table) noexcept
+CacheKey make_key(
+    std::span<const std::uint8_t> code, const CodeHash* hash, const void* table) noexcept
 {
     const std::uint64_t h = hash != nullptr ? load_le64(hash->bytes.data()) : Fingerprint{}(code);
     return {code, hash, table, bucket_hash(h, table, hash != nullptr)};
@@ -460,7 +472,8 @@ public:
     Result<detail::PinnedEntry<Traits>> pin(
         std::span<const std::uint8_t> code, const CodeHash* hash, const Table&... table) noexcept
     {
-        const detail::CacheKey key = detail::make_key<Fingerprint>(code, hash, detail::table_address(table...));
+        const detail::CacheKey key =
+            detail::make_key<Fingerprint>(code, hash, detail::table_address(table...));
         const Result<Entry*> found = core_.find_and_pin(key);
         if (!found) [[unlikely]]
             return found.error();
@@ -526,7 +539,8 @@ public:
     static constexpr std::size_t shard_count = 16;
 
     /// \requires as AnalysisCache's.
-    explicit ConcurrentAnalysisCache(std::pmr::memory_resource* upstream = std::pmr::new_delete_resource(),
+    explicit ConcurrentAnalysisCache(
+        std::pmr::memory_resource* upstream = std::pmr::new_delete_resource(),
         AnalysisCacheConfig config = {}) noexcept
       : shards_{make_shards(upstream, std::make_index_sequence<shard_count>{})}, config_{config}
     {
@@ -536,13 +550,19 @@ public:
     }
 
     [[nodiscard]] std::size_t entries() const noexcept { return sum(&Core::entries); }
-    [[nodiscard]] std::size_t bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
+    [[nodiscard]] std::size_t bytes() const noexcept
+    {
+        return bytes_.load(std::memory_order_relaxed);
+    }
     [[nodiscard]] std::size_t hits() const noexcept { return sum(&Core::hits); }
     [[nodiscard]] std::size_t misses() const noexcept { return sum(&Core::misses); }
     [[nodiscard]] std::size_t evictions() const noexcept { return sum(&Core::evictions); }
     [[nodiscard]] std::size_t pinned() const noexcept { return sum(&Core::pinned); }
     [[nodiscard]] const AnalysisCacheConfig& config() const noexcept { return config_; }
-    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept { return shards_[0].core.upstream(); }
+    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept
+    {
+        return shards_[0].core.upstream();
+    }
 
     /// Drops every unpinned entry (pinned ones stay valid).
     void clear() noexcept
@@ -561,7 +581,8 @@ public:
     Result<detail::PinnedEntry<Traits>> pin(
         std::span<const std::uint8_t> code, const CodeHash* hash, const Table&... table) noexcept
     {
-        const detail::CacheKey key = detail::make_key<Fingerprint>(code, hash, detail::table_address(table...));
+        const detail::CacheKey key =
+            detail::make_key<Fingerprint>(code, hash, detail::table_address(table...));
         Shard& s = shards_[key.bucket_hash >> 60];
         {
             const std::lock_guard lock{s.mutex};
@@ -624,7 +645,8 @@ private:
     };
 
     template <std::size_t... I>
-    static std::array<Shard, shard_count> make_shards(std::pmr::memory_resource* upstream, std::index_sequence<I...>) noexcept
+    static std::array<Shard, shard_count> make_shards(
+        std::pmr::memory_resource* upstream, std::index_sequence<I...>) noexcept
     {
         return {{Shard{((void)I, upstream)}...}};
     }
@@ -665,7 +687,8 @@ private:
             const std::lock_guard lock{s.mutex};
             const std::size_t before = s.core.bytes();
             s.core.evict_while([&] {
-                return bytes_.load(std::memory_order_relaxed) - (before - s.core.bytes()) > config_.max_bytes;
+                return bytes_.load(std::memory_order_relaxed) - (before - s.core.bytes()) >
+                       config_.max_bytes;
             });
             bytes_.fetch_sub(before - s.core.bytes(), std::memory_order_relaxed);
         }

@@ -39,10 +39,9 @@ public:
     /// \requires upstream is not null and outlives the pool.
     /// \throws std::bad_alloc when initial_capacity > 0 and upstream fails.
     explicit BufferPool(std::pmr::memory_resource* upstream = std::pmr::new_delete_resource(),
-                        std::size_t initial_capacity = 0)
+        std::size_t initial_capacity = 0)
       : Base{upstream, initial_capacity}
-    {
-    }
+    {}
 
     /// N uninitialised bytes aligned to `alignment`.
     /// \throws std::bad_alloc when the pool must grow and upstream fails; the pool is unchanged.

@@ -56,7 +56,8 @@ inline std::atomic<AssertHandler>& assert_handler_slot() noexcept
 }
 
 /// Reports `what` through the assertion handler and returns (EVMALLOC_REPORT: leak reports).
-[[gnu::cold, gnu::noinline]] inline void report(const char* what, const char* file, int line) noexcept
+[[gnu::cold, gnu::noinline]] inline void report(
+    const char* what, const char* file, int line) noexcept
 {
     assert_handler_slot().load(std::memory_order_acquire)(what, file, line);
 }
@@ -81,8 +82,7 @@ inline std::atomic<AssertHandler>& assert_handler_slot() noexcept
 inline AssertHandler set_assert_handler(AssertHandler handler) noexcept
 {
     return detail::assert_handler_slot().exchange(
-        handler != nullptr ? handler : &detail::default_assert_handler,
-        std::memory_order_acq_rel);
+        handler != nullptr ? handler : &detail::default_assert_handler, std::memory_order_acq_rel);
 }
 }  // namespace evmalloc
 

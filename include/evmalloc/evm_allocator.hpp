@@ -55,9 +55,9 @@
 #include <unordered_map>
 #include <utility>
 
+#include "analysis_cache.hpp"
 #include "buffer_pool.hpp"
 #include "config.hpp"
-#include "analysis_cache.hpp"
 #include "frame_pool.hpp"
 #include "object_pool.hpp"
 #include "statistics.hpp"
@@ -116,7 +116,10 @@ struct AllocatorConfig
 
     /// Everything on: 64 KiB of pool slots, a 1 MiB arena chunk, 256 frames per tier, 64 MiB
     /// of shared analyses.
-    [[nodiscard]] static constexpr AllocatorConfig optimized() noexcept { return AllocatorConfig{}; }
+    [[nodiscard]] static constexpr AllocatorConfig optimized() noexcept
+    {
+        return AllocatorConfig{};
+    }
 
     /// Everything off: each request, arena chunk and frame buffer goes straight upstream.
     [[nodiscard]] static constexpr AllocatorConfig minimal() noexcept
@@ -155,7 +158,7 @@ inline constexpr auto first_buffer_route = static_cast<std::size_t>(Route::buffe
 inline constexpr auto pooled_route_count = static_cast<std::size_t>(Route::upstream);
 static_assert(pooled_route_count == first_buffer_route + standard_buffer_sizes.size());
 static_assert(standard_buffer_sizes == std::array<std::size_t, 3>{256, 1024, 4096},
-              "Route's buffer enumerators are named after standard_buffer_sizes");
+    "Route's buffer enumerators are named after standard_buffer_sizes");
 
 /// Each route's name, as AllocationStatistics reports it (static strings).
 inline constexpr std::array<const char*, pooled_route_count + 1> route_names{
@@ -178,7 +181,7 @@ public:
     /// Requests up to this size go to the word pool (alignment permitting).
     static constexpr std::size_t word_size = sizeof(Word);
     static_assert(word_size > address_size && word_size <= standard_buffer_sizes.front(),
-                  "a Word is 32 bytes in the EVM");
+        "a Word is 32 bytes in the EVM");
 
     /// The largest alignment a pool serves (with alignment_optimization): a cache line.
     static constexpr std::size_t max_pool_alignment = 64;
@@ -187,7 +190,7 @@ public:
     /// \throws std::bad_alloc when upstream fails the pool preallocation or the arena's
     /// first chunk.
     explicit BasicEvmAllocator(AllocatorConfig config = AllocatorConfig::optimized(),
-                               std::pmr::memory_resource* upstream = std::pmr::new_delete_resource())
+        std::pmr::memory_resource* upstream = std::pmr::new_delete_resource())
       : upstream_{upstream},
         config_{config},
         max_pooled_alignment_{!config.enable_pool_allocation  ? 0
@@ -241,7 +244,7 @@ public:
     [[nodiscard]] BufferPool<N>& buffer_pool() noexcept
     {
         static_assert(buffer_route(N) != Route::upstream,
-                      "the buffer pools hold the sizes in standard_buffer_sizes");
+            "the buffer pools hold the sizes in standard_buffer_sizes");
         return pool<buffer_route(N)>();
     }
 
@@ -251,13 +254,15 @@ public:
     {
         AllocationStatistics s = counting_ ? stats_.snapshot() : AllocationStatistics{};
         s.pool_count = pool_count;
-        [&]<std::size_t... I>(std::index_sequence<I...>) {
+        [&]<std::size_t... I>(std::index_sequence<I...>)
+        {
             ((s.pools[I] = usage<static_cast<Route>(I)>()), ...);
-        }(std::make_index_sequence<pool_count>{});
+        }
+        (std::make_index_sequence<pool_count>{});
         s.arena_bytes_used = arena_.used();
         s.arena_bytes_reserved = arena_.reserved();
-        s.analysis_cache = {analyses_.hits(), analyses_.misses(), analyses_.evictions(), analyses_.entries(),
-            analyses_.bytes()};
+        s.analysis_cache = {analyses_.hits(), analyses_.misses(), analyses_.evictions(),
+            analyses_.entries(), analyses_.bytes()};
         return s;
     }
 
@@ -279,7 +284,8 @@ protected:
             {
                 if (Stats::compiled_in && counting_)
                     return allocate_slow<r>(bytes, alignment);
-                return detail::allocate_from(upstream_, bytes, alignment);  // as minimal() does: nothing added
+                return detail::allocate_from(
+                    upstream_, bytes, alignment);  // as minimal() does: nothing added
             }
             else
             {
@@ -329,15 +335,17 @@ private:
     {
         using Pool = P;
         Pool pool;
-        explicit Held(const PoolSeed& s) : pool{s.upstream, slots_for(*s.config, Pool::slot_size)} {}
+        explicit Held(const PoolSeed& s) : pool{s.upstream, slots_for(*s.config, Pool::slot_size)}
+        {}
     };
     template <std::size_t... I>
-    static auto pool_table(std::index_sequence<I...>)
-        -> std::tuple<Held<AddressPool>, Held<WordPool>, Held<BufferPool<standard_buffer_sizes[I]>>...>;
+    static auto pool_table(std::index_sequence<I...>) -> std::tuple<Held<AddressPool>,
+        Held<WordPool>, Held<BufferPool<standard_buffer_sizes[I]>>...>;
     using Pools = decltype(pool_table(std::make_index_sequence<standard_buffer_sizes.size()>{}));
 
     static constexpr std::size_t pool_count = std::tuple_size_v<Pools>;
-    static_assert(pool_count == detail::pooled_route_count && pool_count <= AllocationStatistics::max_pools);
+    static_assert(
+        pool_count == detail::pooled_route_count && pool_count <= AllocationStatistics::max_pools);
 
     template <Route R>
     using PoolOf = typename std::tuple_element_t<static_cast<std::size_t>(R), Pools>::Pool;
@@ -439,7 +447,7 @@ private:
     {
         const PoolOf<R>& p = pool<R>();
         return PoolUsage{detail::route_names[static_cast<std::size_t>(R)], PoolOf<R>::slot_size,
-                         p.capacity(), p.in_use()};
+            p.capacity(), p.in_use()};
     }
 
     /// Bytes set aside for a request of `bytes` routed to R: the pool's slot, or the request
@@ -519,8 +527,11 @@ private:
     {
         if constexpr (enable_asserts)
         {
-            detail::invoke_or_undo([&] { debug_[p] = DebugBlock{bytes, alignment}; },
-                                   [&] { give_back<R>(p, bytes, alignment); });
+            detail::invoke_or_undo(
+                [&] {
+                    debug_[p] = DebugBlock{bytes, alignment};
+                },
+                [&] { give_back<R>(p, bytes, alignment); });
         }
     }
 
@@ -532,11 +543,11 @@ private:
         {
             const auto it = debug_.find(p);
             EVMALLOC_ASSERT_MSG(it != debug_.end(),
-                                "EvmAllocator: deallocation of a pointer it did not hand out "
-                                "(or deallocated twice)");
+                "EvmAllocator: deallocation of a pointer it did not hand out "
+                "(or deallocated twice)");
             EVMALLOC_ASSERT_MSG(it->second.bytes == bytes && it->second.alignment == alignment,
-                                "EvmAllocator: deallocation with a size or alignment different "
-                                "from the allocation");
+                "EvmAllocator: deallocation with a size or alignment different "
+                "from the allocation");
             debug_.erase(it);
         }
         static_cast<void>(p);

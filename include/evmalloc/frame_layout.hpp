@@ -108,8 +108,9 @@ constexpr void check_traits() noexcept
         static_assert(!std::is_void_v<Metadata>, "an instruction frame needs a Metadata type");
         static_assert(Component<Analysis> && Component<InstructionArray<Op>> &&
                       Component<InstructionArray<Metadata>>);
-        static_assert(alignof(Op) <= frame_buffer_alignment && alignof(Metadata) <= frame_buffer_alignment,
-                      "a frame buffer is 64-byte aligned: no component may need more");
+        static_assert(
+            alignof(Op) <= frame_buffer_alignment && alignof(Metadata) <= frame_buffer_alignment,
+            "a frame buffer is 64-byte aligned: no component may need more");
     }
     else
         static_assert(Component<JumpdestAnalysis>);
@@ -126,13 +127,15 @@ constexpr auto code_part_allocations(std::size_t n) noexcept
             InstructionArray<typename Traits::Metadata>::calculate_allocation(n),
             PaddedCode::calculate_allocation(n)};
     else
-        return std::array{JumpdestAnalysis::calculate_allocation(n), PaddedCode::calculate_allocation(n)};
+        return std::array{
+            JumpdestAnalysis::calculate_allocation(n), PaddedCode::calculate_allocation(n)};
 }
 
 /// Where the code part starts in a frame buffer: after the stack, at the code part's alignment.
 template <class Traits>
 inline constexpr std::size_t code_part_offset = align_up(
-    Stack<typename Traits::Word>::calculate_allocation(0).size, code_part_allocations<Traits>(0)[0].alignment);
+    Stack<typename Traits::Word>::calculate_allocation(0).size,
+    code_part_allocations<Traits>(0)[0].alignment);
 
 /// The end of the code part for code of n bytes, laid out from `start` (64-byte aligned).
 template <class Traits>
@@ -168,7 +171,8 @@ CodeSpans<Traits> carve_code(Bump& bump, std::size_t n) noexcept
         auto* const analysis = static_cast<std::byte*>(at[0]);
         return {Analysis::carve({analysis, analysis != nullptr ? parts[0].size : 0}, n),
             typed<typename Traits::Op>(at[1], InstructionArray<typename Traits::Op>::entries(n)),
-            typed<typename Traits::Metadata>(at[2], InstructionArray<typename Traits::Metadata>::entries(n)),
+            typed<typename Traits::Metadata>(
+                at[2], InstructionArray<typename Traits::Metadata>::entries(n)),
             typed<std::uint8_t>(at[3], parts[3].size)};
     }
     else
@@ -180,8 +184,8 @@ CodeSpans<Traits> carve_code(Bump& bump, std::size_t n) noexcept
 /// copy, then the analysis of that copy (and, in an instruction frame, ops and metadata
 /// through `table`, which a jumpdest frame does not take).
 template <class Traits, class... Table>
-Result<FrameAnalysis<Traits>> prepare_code(
-    const CodeSpans<Traits>& spans, std::span<const std::uint8_t> code, const Table&... table) noexcept
+Result<FrameAnalysis<Traits>> prepare_code(const CodeSpans<Traits>& spans,
+    std::span<const std::uint8_t> code, const Table&... table) noexcept
 {
     const std::span<const std::uint8_t> padded = PaddedCode::copy(code, spans.padded_code);
     if constexpr (is_instruction_frame<Traits>)
@@ -193,8 +197,9 @@ template <class Traits>
 inline constexpr std::array<std::size_t, tier_count> frame_buffer_sizes = [] {
     std::array<std::size_t, tier_count> sizes{};
     for (const Tier t : all_tiers)
-        sizes[tier_index(t)] = align_up(
-            code_part_end<Traits>(code_part_offset<Traits>, code_capacity(t)), frame_buffer_alignment);
+        sizes[tier_index(t)] =
+            align_up(code_part_end<Traits>(code_part_offset<Traits>, code_capacity(t)),
+                frame_buffer_alignment);
     return sizes;
 }();
 }  // namespace detail
@@ -212,7 +217,8 @@ template <class Traits = DefaultTraits>
 template <class Traits = DefaultTraits>
 [[nodiscard]] constexpr std::size_t frame_buffer_bytes(std::size_t n) noexcept
 {
-    return align_up(detail::code_part_end<Traits>(detail::code_part_offset<Traits>, n), frame_buffer_alignment);
+    return align_up(
+        detail::code_part_end<Traits>(detail::code_part_offset<Traits>, n), frame_buffer_alignment);
 }
 
 /// The bytes of one frame buffer of `tier`: frame_buffer_bytes(code_capacity(tier)), from a
@@ -228,7 +234,8 @@ template <class Traits = DefaultTraits>
 template <class Traits = DefaultTraits>
 [[nodiscard]] constexpr std::size_t stack_buffer_size() noexcept
 {
-    return align_up(Stack<typename Traits::Word>::calculate_allocation(0).size, frame_buffer_alignment);
+    return align_up(
+        Stack<typename Traits::Word>::calculate_allocation(0).size, frame_buffer_alignment);
 }
 
 /// The code part of a frame buffer carved for code of up to n bytes (nothing is read or
@@ -242,8 +249,8 @@ template <class Traits = DefaultTraits>
     EVMALLOC_ASSERT(buffer.size() >= frame_buffer_bytes<Traits>(n));
     MonotonicArena arena{buffer.subspan(detail::code_part_offset<Traits>)};
     const CodeSpans<Traits> spans = detail::carve_code<Traits>(arena, n);
-    EVMALLOC_ASSERT(align_up(detail::code_part_offset<Traits> + arena.used(), frame_buffer_alignment) ==
-                    frame_buffer_bytes<Traits>(n));
+    EVMALLOC_ASSERT(align_up(detail::code_part_offset<Traits> + arena.used(),
+                        frame_buffer_alignment) == frame_buffer_bytes<Traits>(n));
     return spans;
 }
 
@@ -276,7 +283,8 @@ public:
       : MonotonicArena{buffer.first(buffer.size() < capacity ? buffer.size() : capacity)}
     {
         EVMALLOC_ASSERT(buffer.size() >= capacity);
-        EVMALLOC_ASSERT(reinterpret_cast<std::uintptr_t>(buffer.data()) % frame_buffer_alignment == 0);
+        EVMALLOC_ASSERT(
+            reinterpret_cast<std::uintptr_t>(buffer.data()) % frame_buffer_alignment == 0);
     }
 
     /// Carves the stack and the code part for code_capacity(T) from the start of the arena,

@@ -45,7 +45,6 @@
 #include "memory.hpp"
 #include "result.hpp"
 #include "sanitizer.hpp"
-#include "upstream.hpp"
 #include "tier.hpp"
 #include "traits.hpp"
 #include "upstream.hpp"
@@ -136,7 +135,10 @@ public:
     }
 
     /// One stack-only buffer (stack_buffer_size() bytes) and one cleared Memory; as acquire().
-    [[nodiscard]] Result<Lease> acquire_stack() noexcept { return acquire_kind(stack_kind, list_bytes(stack_kind)); }
+    [[nodiscard]] Result<Lease> acquire_stack() noexcept
+    {
+        return acquire_kind(stack_kind, list_bytes(stack_kind));
+    }
 
     /// A buffer carved for code of exactly `code_size` bytes (frame_buffer_bytes(code_size)),
     /// for code above the largest tier; it goes back upstream at release. As acquire(), and
@@ -188,13 +190,19 @@ public:
     /// Buffers taken from upstream so far (every kind; given-back ones included).
     [[nodiscard]] std::size_t buffers_allocated() const noexcept { return buffers_allocated_; }
     /// Free buffers of `tier` held for reuse.
-    [[nodiscard]] std::size_t retained(Tier tier) const noexcept { return lists_[tier_index(tier)].count; }
+    [[nodiscard]] std::size_t retained(Tier tier) const noexcept
+    {
+        return lists_[tier_index(tier)].count;
+    }
     /// Free stack-only buffers held for reuse.
     [[nodiscard]] std::size_t retained_stacks() const noexcept { return lists_[stack_kind].count; }
     /// Free Memory objects held for reuse.
     [[nodiscard]] std::size_t retained_memories() const noexcept { return retained_memories_; }
     /// The capacity of the free Memory objects (<= config().memory_retain_bytes).
-    [[nodiscard]] std::size_t memory_bytes_retained() const noexcept { return memory_bytes_retained_; }
+    [[nodiscard]] std::size_t memory_bytes_retained() const noexcept
+    {
+        return memory_bytes_retained_;
+    }
     /// Bytes held for reuse: free buffers, plus the free Memory slots and their storage.
     [[nodiscard]] std::size_t bytes_retained() const noexcept
     {
@@ -234,7 +242,8 @@ private:
 
     static constexpr std::size_t list_bytes(std::size_t kind) noexcept
     {
-        return kind == stack_kind ? stack_buffer_size<Traits>() : frame_buffer_size<Traits>(static_cast<Tier>(kind));
+        return kind == stack_kind ? stack_buffer_size<Traits>()
+                                  : frame_buffer_size<Traits>(static_cast<Tier>(kind));
     }
 
     Result<Lease> acquire_kind(std::uint8_t kind, std::size_t bytes) noexcept
@@ -246,7 +255,8 @@ private:
         const bool fresh_buffer = buffer == nullptr;
         if (fresh_buffer) [[unlikely]]
         {
-            buffer = static_cast<std::byte*>(detail::try_allocate_from(upstream_, bytes, buffer_alignment));
+            buffer = static_cast<std::byte*>(
+                detail::try_allocate_from(upstream_, bytes, buffer_alignment));
             if (buffer == nullptr)
                 return Errc::out_of_memory;
         }
@@ -274,7 +284,8 @@ private:
 
     MemorySlot* allocate_memory() noexcept
     {
-        void* const p = detail::try_allocate_from(upstream_, sizeof(MemorySlot), alignof(MemorySlot));
+        void* const p =
+            detail::try_allocate_from(upstream_, sizeof(MemorySlot), alignof(MemorySlot));
         if (p == nullptr)
             return nullptr;
         return ::new (p) MemorySlot{Memory{upstream_, config_.memory_limit}, nullptr};

@@ -19,7 +19,7 @@ template <class T>
 struct InstructionArray
 {
     static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>,
-                  "entries live in raw frame-buffer bytes: T must be trivially copyable");
+        "entries live in raw frame-buffer bytes: T must be trivially copyable");
 
     /// Entries needed for code of `code_size` bytes: one per byte plus the implicit STOP.
     [[nodiscard]] static constexpr std::size_t entries(std::size_t code_size) noexcept

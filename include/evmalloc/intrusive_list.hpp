@@ -119,7 +119,8 @@ private:
 };
 
 /// True when address `a` lies in [first, last).
-[[nodiscard]] constexpr bool in_range(std::uintptr_t a, std::uintptr_t first, std::uintptr_t last) noexcept
+[[nodiscard]] constexpr bool in_range(
+    std::uintptr_t a, std::uintptr_t first, std::uintptr_t last) noexcept
 {
     return a >= first && a < last;
 }

@@ -81,7 +81,8 @@ private:
     // Writes every one of the jumpdest_words(n) words once, each built in a register: no
     // clearing pass and no read-modify-write per JUMPDEST. A PUSH may skip into a later word;
     // the words it skips over entirely are written as zero.
-    static void mark_jumpdests(const std::uint8_t* code, std::size_t n, std::uint64_t* bits) noexcept
+    static void mark_jumpdests(
+        const std::uint8_t* code, std::size_t n, std::uint64_t* bits) noexcept
     {
         std::size_t pc = 0;
         for (std::size_t w = 0, words = jumpdest_words(n); w < words; ++w)

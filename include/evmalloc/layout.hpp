@@ -44,8 +44,8 @@ struct FieldShape
 template <class T, std::size_t... I>
 constexpr std::array<FieldShape, sizeof...(I)> field_shapes(std::index_sequence<I...>) noexcept
 {
-    return {FieldShape{sizeof(boost::pfr::tuple_element_t<I, T>),
-                       alignof(boost::pfr::tuple_element_t<I, T>)}...};
+    return {FieldShape{
+        sizeof(boost::pfr::tuple_element_t<I, T>), alignof(boost::pfr::tuple_element_t<I, T>)}...};
 }
 }  // namespace detail
 

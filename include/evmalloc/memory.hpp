@@ -53,7 +53,8 @@ public:
     static constexpr std::size_t alignment = alignof(std::max_align_t);
 
     /// The initial capacity; Memory grows, so can_grow is true. Independent of the code size.
-    [[nodiscard]] static constexpr Allocation calculate_allocation(std::size_t /*code_size*/) noexcept
+    [[nodiscard]] static constexpr Allocation calculate_allocation(
+        std::size_t /*code_size*/) noexcept
     {
         return {initial_capacity, alignment, true};
     }
@@ -70,7 +71,7 @@ public:
     /// Empty, allocates nothing (the first growth does). \requires upstream != nullptr and
     /// it outlives the Memory.
     explicit Memory(std::pmr::memory_resource* upstream = std::pmr::get_default_resource(),
-                    std::size_t limit = default_limit) noexcept
+        std::size_t limit = default_limit) noexcept
       : upstream_{upstream}, limit_{limit}, max_size_{max_size_for(limit)}
     {
         EVMALLOC_ASSERT(upstream != nullptr);
@@ -124,8 +125,8 @@ public:
     /// length == 0 costs 0 and succeeds whatever the offset and gas_left.
     /// \returns the gas of this expansion (<= gas_left), or an Errc as above; on error size,
     /// capacity and contents are as they were.
-    [[nodiscard]] Result<std::uint64_t> expand(std::uint64_t offset, std::uint64_t length,
-                                               std::int64_t gas_left) noexcept
+    [[nodiscard]] Result<std::uint64_t> expand(
+        std::uint64_t offset, std::uint64_t length, std::int64_t gas_left) noexcept
     {
         return expand_impl<true>(offset, length, gas_left);
     }
@@ -133,7 +134,8 @@ public:
     /// What expand(offset, length) would charge now, without growing anything.
     /// \returns the gas (0 for length == 0 or within size()); Errc::memory_limit_exceeded
     /// where expand would say so. (Errc::out_of_memory cannot be foreseen.)
-    [[nodiscard]] Result<std::uint64_t> expansion_gas(std::uint64_t offset, std::uint64_t length) const noexcept
+    [[nodiscard]] Result<std::uint64_t> expansion_gas(
+        std::uint64_t offset, std::uint64_t length) const noexcept
     {
         const std::uint64_t end = offset + length;
         if (length == 0 || (end >= offset && end <= size_))
@@ -193,7 +195,10 @@ private:
     // wrote, a store-forwarding stall on every growth.) Gas stays below grow_failed: it
     // saturates there, which takes 2^32 words (128 GiB) of memory.
     static constexpr std::uint64_t grow_failed = std::uint64_t{1} << 63;
-    static constexpr std::uint64_t fail(Errc e) noexcept { return grow_failed + static_cast<std::uint64_t>(e); }
+    static constexpr std::uint64_t fail(Errc e) noexcept
+    {
+        return grow_failed + static_cast<std::uint64_t>(e);
+    }
 
     // Both expand forms, written once. Metered checks gas_left before growing; unmetered
     // (the two-argument form) ignores it, which is the same as an unlimited gas_left (the gas
@@ -201,7 +206,8 @@ private:
     // step took 37 instructions in grow() instead of 33, plus one at the call (callgrind,
     // g++ 12 -O3). The within-size fast path is the same for both.
     template <bool Metered>
-    Result<std::uint64_t> expand_impl(std::uint64_t offset, std::uint64_t length, std::int64_t gas_left) noexcept
+    Result<std::uint64_t> expand_impl(
+        std::uint64_t offset, std::uint64_t length, std::int64_t gas_left) noexcept
     {
         const std::uint64_t end = offset + length;
         if (length == 0 || (end >= offset && end <= size_)) [[likely]]
@@ -216,7 +222,8 @@ private:
     /// gas, before anything changes. Kept a leaf function for the common step (one more word,
     /// within capacity); everything else goes to resize().
     template <bool Metered>
-    [[gnu::noinline]] std::uint64_t grow(std::uint64_t offset, std::uint64_t end, std::int64_t gas_left) noexcept
+    [[gnu::noinline]] std::uint64_t grow(
+        std::uint64_t offset, std::uint64_t end, std::int64_t gas_left) noexcept
     {
         if (end < offset || end > max_size_) [[unlikely]]  // wrapped, or past the limit
             return fail(Errc::memory_limit_exceeded);
@@ -263,10 +270,12 @@ private:
     }
 
     /// expansion_cost(new_words) - expansion_cost(old_words), below grow_failed.
-    static constexpr std::uint64_t gas_between(std::uint64_t old_words, std::uint64_t new_words) noexcept
+    static constexpr std::uint64_t gas_between(
+        std::uint64_t old_words, std::uint64_t new_words) noexcept
     {
         if (new_words < (std::uint64_t{1} << 32)) [[likely]]  // w * w does not overflow
-            return 3 * (new_words - old_words) + (new_words * new_words / 512 - old_words * old_words / 512);
+            return 3 * (new_words - old_words) +
+                   (new_words * new_words / 512 - old_words * old_words / 512);
         return std::min(expansion_cost(new_words) - expansion_cost(old_words), grow_failed - 1);
     }
 

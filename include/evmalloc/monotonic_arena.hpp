@@ -26,11 +26,11 @@ namespace detail
 {
 /// The bump step: `bytes` at `alignment` from `cursor`, which moves past them; nullptr (and
 /// `cursor` unchanged) when they do not fit before `end`. \requires alignment is a power of two.
-[[nodiscard]] inline void* bump(std::byte*& cursor, std::byte* end, std::size_t bytes,
-    std::size_t alignment) noexcept
+[[nodiscard]] inline void* bump(
+    std::byte*& cursor, std::byte* end, std::size_t bytes, std::size_t alignment) noexcept
 {
-    const auto pad = static_cast<std::size_t>(
-        -reinterpret_cast<std::uintptr_t>(cursor) & (alignment - 1));
+    const auto pad =
+        static_cast<std::size_t>(-reinterpret_cast<std::uintptr_t>(cursor) & (alignment - 1));
     const auto left = static_cast<std::size_t>(end - cursor);
     if (pad > left || bytes > left - pad) [[unlikely]]
         return nullptr;
@@ -74,9 +74,18 @@ public:
         EVMALLOC_POISON(begin_, capacity());
     }
 
-    [[nodiscard]] std::size_t used() const noexcept { return static_cast<std::size_t>(cursor_ - begin_); }
-    [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - cursor_); }
-    [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(end_ - begin_); }
+    [[nodiscard]] std::size_t used() const noexcept
+    {
+        return static_cast<std::size_t>(cursor_ - begin_);
+    }
+    [[nodiscard]] std::size_t remaining() const noexcept
+    {
+        return static_cast<std::size_t>(end_ - cursor_);
+    }
+    [[nodiscard]] std::size_t capacity() const noexcept
+    {
+        return static_cast<std::size_t>(end_ - begin_);
+    }
     [[nodiscard]] std::byte* data() const noexcept { return begin_; }
 
     /// True when `p` lies in [data(), data() + capacity()]: the end counts, since a
@@ -84,8 +93,7 @@ public:
     [[nodiscard]] bool owns(const void* p) const noexcept
     {
         return detail::in_range(reinterpret_cast<std::uintptr_t>(p),
-                                reinterpret_cast<std::uintptr_t>(begin_),
-                                reinterpret_cast<std::uintptr_t>(end_) + 1);
+            reinterpret_cast<std::uintptr_t>(begin_), reinterpret_cast<std::uintptr_t>(end_) + 1);
     }
 
 protected:

@@ -82,7 +82,8 @@ inline std::error_code make_error_code(Errc e) noexcept
 
 template <>
 struct std::is_error_code_enum<evmalloc::Errc> : std::true_type
-{};
+{
+};
 
 namespace evmalloc
 {
@@ -93,7 +94,8 @@ namespace detail
 #if defined(__cpp_exceptions)
     throw std::system_error(make_error_code(e));
 #else
-    const std::string what = "Result::value() on an error: " + error_category().message(static_cast<int>(e));
+    const std::string what =
+        "Result::value() on an error: " + error_category().message(static_cast<int>(e));
     fatal_error(what.c_str(), __FILE__, __LINE__);
 #endif
 }
@@ -151,13 +153,13 @@ struct ResultStorage<T, false>
             error_ = o.error_;
     }
     ResultStorage& operator=(const ResultStorage& o) noexcept(
-        std::is_nothrow_copy_constructible_v<T> && std::is_nothrow_copy_assignable_v<T>)
+        std::is_nothrow_copy_constructible_v<T>&& std::is_nothrow_copy_assignable_v<T>)
     {
         assign(o);
         return *this;
     }
     ResultStorage& operator=(ResultStorage&& o) noexcept(
-        std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T>)
+        std::is_nothrow_move_constructible_v<T>&& std::is_nothrow_move_assignable_v<T>)
     {
         assign(std::move(o));
         return *this;
@@ -206,7 +208,7 @@ public:
 
     /// Success, from anything T is constructible from.
     template <class U = T>
-        requires(std::is_constructible_v<T, U &&> &&
+        requires(std::is_constructible_v<T, U&&> &&
                  !std::is_same_v<std::remove_cvref_t<U>, Result> &&
                  !std::is_same_v<std::remove_cvref_t<U>, Errc>)
     constexpr Result(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>)  // NOLINT

@@ -156,7 +156,8 @@ public:
         if constexpr (enable_asserts)
         {
             const Location at = locate(p);
-            EVMALLOC_ASSERT_MSG(at.chunk != nullptr, "release of a pointer the pool never handed out");
+            EVMALLOC_ASSERT_MSG(
+                at.chunk != nullptr, "release of a pointer the pool never handed out");
             EVMALLOC_ASSERT_MSG(is_in_use(at), "double release: the slot is not in use");
         }
         static_cast<void>(p);
@@ -173,7 +174,10 @@ public:
     /// Slots owned and not handed out.
     [[nodiscard]] std::size_t available() const noexcept { return capacity_ - in_use_; }
     /// in_use() / capacity(), 0 for a pool that owns nothing.
-    [[nodiscard]] double utilization() const noexcept { return evmalloc::utilization(in_use_, capacity_); }
+    [[nodiscard]] double utilization() const noexcept
+    {
+        return evmalloc::utilization(in_use_, capacity_);
+    }
     /// Bytes taken from upstream so far (chunk headers included).
     [[nodiscard]] std::size_t bytes_reserved() const noexcept { return bytes_reserved_; }
     [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept { return upstream_; }
@@ -238,12 +242,12 @@ private:
             chunks_, p, [](detail::ChunkHeader* c) noexcept { return c->next; },
             [](detail::ChunkHeader* c) noexcept {
                 return std::pair{reinterpret_cast<std::uintptr_t>(chunk_base(c)),
-                                 reinterpret_cast<std::uintptr_t>(c)};
+                    reinterpret_cast<std::uintptr_t>(c)};
             });
         if (chunk == nullptr)
             return {nullptr, 0};
-        const std::size_t offset =
-            reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(chunk_base(chunk));
+        const std::size_t offset = reinterpret_cast<std::uintptr_t>(p) -
+                                   reinterpret_cast<std::uintptr_t>(chunk_base(chunk));
         if (offset % slot_size != 0)
             return {nullptr, 0};
         return {chunk, offset / slot_size};
@@ -288,7 +292,8 @@ private:
         if (count > max_slots)
             detail::throw_bad_alloc("pool: slot count overflows");
         const std::size_t bytes = chunk_bytes(count);
-        auto* const base = static_cast<std::byte*>(detail::allocate_from(upstream_, bytes, slot_alignment));
+        auto* const base =
+            static_cast<std::byte*>(detail::allocate_from(upstream_, bytes, slot_alignment));
 
         auto* const chunk = ::new (base + count * slot_size) detail::ChunkHeader{chunks_, count};
         if constexpr (enable_asserts)
@@ -358,8 +363,7 @@ public:
 protected:
     SlotPoolResource(std::pmr::memory_resource* upstream, std::size_t initial_capacity)
       : slots_{upstream, initial_capacity}
-    {
-    }
+    {}
 
     /// \throws std::bad_alloc when the pool must grow, or the forwarded request fails, upstream.
     void* do_allocate(std::size_t bytes, std::size_t alignment) final

@@ -35,7 +35,8 @@ public:
     static constexpr std::size_t capacity = 1024;
 
     /// The storage for 1024 words. Does not depend on the code size.
-    [[nodiscard]] static constexpr Allocation calculate_allocation(std::size_t /*code_size*/) noexcept
+    [[nodiscard]] static constexpr Allocation calculate_allocation(
+        std::size_t /*code_size*/) noexcept
     {
         return {capacity * sizeof(W), alignof(W), false};
     }
@@ -91,14 +92,17 @@ public:
         EVMALLOC_ASSERT_MSG(n < size(), "peek/top below the bottom of the stack");
         return *(top_ - 1 - n);
     }
-    [[nodiscard]] const W& peek(std::size_t n) const noexcept { return const_cast<Stack*>(this)->peek(n); }
+    [[nodiscard]] const W& peek(std::size_t n) const noexcept
+    {
+        return const_cast<Stack*>(this)->peek(n);
+    }
 
     /// EVM DUPn: pushes a copy of the n-th item (dup(1) duplicates the top).
     /// \requires 1 <= n <= 16, n <= size(), size() < capacity
     void dup(std::size_t n) noexcept
     {
         EVMALLOC_ASSERT_MSG(n >= 1 && n <= 16 && n <= size() && top_ != end_,
-                            "dup(n) needs 1 <= n <= 16, n items and a free slot");
+            "dup(n) needs 1 <= n <= 16, n items and a free slot");
         *top_ = *(top_ - n);
         ++top_;
     }
@@ -107,12 +111,16 @@ public:
     /// \requires 1 <= n <= 16, n < size()
     void swap(std::size_t n) noexcept
     {
-        EVMALLOC_ASSERT_MSG(n >= 1 && n <= 16 && n < size(), "swap(n) needs 1 <= n <= 16 and n + 1 items");
+        EVMALLOC_ASSERT_MSG(
+            n >= 1 && n <= 16 && n < size(), "swap(n) needs 1 <= n <= 16 and n + 1 items");
         using std::swap;
         swap(top_[-1], *(top_ - 1 - n));
     }
 
-    [[nodiscard]] std::size_t size() const noexcept { return static_cast<std::size_t>(top_ - bottom_); }
+    [[nodiscard]] std::size_t size() const noexcept
+    {
+        return static_cast<std::size_t>(top_ - bottom_);
+    }
     [[nodiscard]] bool empty() const noexcept { return top_ == bottom_; }
 
     /// Drops every item (the storage keeps its bytes).

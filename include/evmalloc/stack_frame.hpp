@@ -56,7 +56,8 @@ public:
     /// The analysis this shape holds: Analysis or JumpdestAnalysis.
     using AnalysisType = FrameAnalysis<Traits>;
     /// The handler of every opcode (instruction frames only: a jumpdest frame takes no table).
-    using OpTable = std::array<std::conditional_t<is_instruction_frame<Traits>, Op, const void*>, 256>;
+    using OpTable =
+        std::array<std::conditional_t<is_instruction_frame<Traits>, Op, const void*>, 256>;
 
     /// A frame for code of `code_size` bytes: one buffer of select_tier(code_size) (or, above
     /// the largest tier, one carved for code_size bytes) and one cleared Memory from `pool`,
@@ -97,9 +98,9 @@ public:
     ///          On error the pool and the cache are as they were.
     /// \requires `hash` is the keccak-256 of exactly `code`; `pool` and `cache` outlive the frame.
     template <class Cache>
-    [[nodiscard]] static Result<StackFrame> init(std::span<const std::uint8_t> code, const CodeHash& hash,
-        const OpTable& table, Pool& pool, Cache& cache) noexcept
-        requires is_instruction_frame<Traits>
+    [[nodiscard]] static Result<StackFrame> init(std::span<const std::uint8_t> code,
+        const CodeHash& hash, const OpTable& table, Pool& pool,
+        Cache& cache) noexcept requires is_instruction_frame<Traits>
     {
         return init_shared(code, &hash, pool, cache, table);
     }
@@ -107,9 +108,9 @@ public:
     /// As above, found by the verified key: a fast hash of the bytes, and the bytes compared on
     /// every hit (for callers with no code hash, such as an EVMC VM).
     template <class Cache>
-    [[nodiscard]] static Result<StackFrame> init(
-        std::span<const std::uint8_t> code, const OpTable& table, Pool& pool, Cache& cache) noexcept
-        requires is_instruction_frame<Traits>
+    [[nodiscard]] static Result<StackFrame> init(std::span<const std::uint8_t> code,
+        const OpTable& table, Pool& pool,
+        Cache& cache) noexcept requires is_instruction_frame<Traits>
     {
         return init_shared(code, nullptr, pool, cache, table);
     }
@@ -125,8 +126,8 @@ public:
 
     /// A jumpdest frame on a shared entry, by the verified key. As the instruction frame's.
     template <class Cache>
-    [[nodiscard]] static Result<StackFrame> init(std::span<const std::uint8_t> code, Pool& pool, Cache& cache) noexcept
-        requires(!is_instruction_frame<Traits>)
+    [[nodiscard]] static Result<StackFrame> init(std::span<const std::uint8_t> code, Pool& pool,
+        Cache& cache) noexcept requires(!is_instruction_frame<Traits>)
     {
         return init_shared(code, nullptr, pool, cache);
     }
@@ -177,8 +178,8 @@ public:
     ///          or the size init() was given above the largest tier; a frame on a shared entry
     ///          holds no code of its own); then nothing changes (a previous prepare stays valid).
     /// \requires the frame owns a buffer (was not moved from).
-    [[nodiscard]] Result<void> prepare(std::span<const std::uint8_t> code, const OpTable& table) noexcept
-        requires is_instruction_frame<Traits>
+    [[nodiscard]] Result<void> prepare(std::span<const std::uint8_t> code,
+        const OpTable& table) noexcept requires is_instruction_frame<Traits>
     {
         return prepare_with(code, table);
     }
@@ -216,8 +217,7 @@ public:
 
     /// ops()[i]: the handler of instruction i; instruction_count() entries.
     /// \requires is_prepared()
-    [[nodiscard]] std::span<const Op> ops() const noexcept
-        requires is_instruction_frame<Traits>
+    [[nodiscard]] std::span<const Op> ops() const noexcept requires is_instruction_frame<Traits>
     {
         EVMALLOC_ASSERT(prepared_);
         return {ops_, analysis_.instruction_count()};
@@ -225,8 +225,8 @@ public:
 
     /// metadata()[i]: the PUSH1..PUSH8 immediate of instruction i, else 0;
     /// instruction_count() entries. \requires is_prepared()
-    [[nodiscard]] std::span<const Metadata> metadata() const noexcept
-        requires is_instruction_frame<Traits>
+    [[nodiscard]] std::span<const Metadata> metadata() const noexcept requires
+        is_instruction_frame<Traits>
     {
         EVMALLOC_ASSERT(prepared_);
         return {metadata_, analysis_.instruction_count()};
@@ -258,8 +258,8 @@ private:
     {}
 
     template <class Cache, class... Table>
-    static Result<StackFrame> init_shared(std::span<const std::uint8_t> code, const CodeHash* hash, Pool& pool,
-        Cache& cache, const Table&... table) noexcept
+    static Result<StackFrame> init_shared(std::span<const std::uint8_t> code, const CodeHash* hash,
+        Pool& pool, Cache& cache, const Table&... table) noexcept
     {
         if (code.size() > pool.config().max_code_size) [[unlikely]]
             return Errc::code_too_large;
@@ -326,9 +326,9 @@ private:
     Lease lease_;
     Stack<Word> stack_;
     AnalysisType analysis_{};
-    const Op* ops_ = nullptr;            // const void* in a jumpdest frame, never set there
+    const Op* ops_ = nullptr;  // const void* in a jumpdest frame, never set there
     const Metadata* metadata_ = nullptr;
-    detail::CachePin pin_{};  // the shared entry this frame runs, if any
+    detail::CachePin pin_{};       // the shared entry this frame runs, if any
     std::uint32_t code_capacity_;  // <= Analysis::max_analysable_size
     Tier tier_;
     bool prepared_;

@@ -45,19 +45,23 @@ struct SizeDistribution
         return static_cast<std::size_t>(bytes >= 256) + static_cast<std::size_t>(bytes > 4096);
     }
 
-    friend constexpr bool operator==(const SizeDistribution&, const SizeDistribution&) noexcept = default;
+    friend constexpr bool operator==(
+        const SizeDistribution&, const SizeDistribution&) noexcept = default;
 };
 
 /// How full one pool is when the snapshot is taken.
 struct PoolUsage
 {
-    const char* name = "";      ///< a static string, e.g. "word"
-    std::size_t block_size = 0; ///< bytes per slot
-    std::size_t capacity = 0;   ///< slots the pool holds (free or handed out)
-    std::size_t in_use = 0;     ///< slots handed out
+    const char* name = "";       ///< a static string, e.g. "word"
+    std::size_t block_size = 0;  ///< bytes per slot
+    std::size_t capacity = 0;    ///< slots the pool holds (free or handed out)
+    std::size_t in_use = 0;      ///< slots handed out
 
     /// in_use / capacity, 0 for an empty pool.
-    [[nodiscard]] double utilization() const noexcept { return evmalloc::utilization(in_use, capacity); }
+    [[nodiscard]] double utilization() const noexcept
+    {
+        return evmalloc::utilization(in_use, capacity);
+    }
 };
 
 /// What the shared analyses (EvmAllocator::analyses()) did and hold.
@@ -70,7 +74,10 @@ struct AnalysisCacheUsage
     std::uint64_t bytes = 0;      ///< bytes the entries hold now
 
     /// hits / (hits + misses), 0 before any call.
-    [[nodiscard]] double hit_rate() const noexcept { return evmalloc::utilization(hits, hits + misses); }
+    [[nodiscard]] double hit_rate() const noexcept
+    {
+        return evmalloc::utilization(hits, hits + misses);
+    }
 };
 
 struct AllocationStatistics
@@ -83,17 +90,17 @@ struct AllocationStatistics
     std::uint64_t total_deallocations = 0;    ///< requests given back
     std::uint64_t total_bytes_allocated = 0;  ///< bytes as requested
     std::uint64_t total_bytes_deallocated = 0;
-    std::uint64_t current_bytes = 0;          ///< requested bytes still allocated
-    std::uint64_t peak_bytes = 0;             ///< the largest current_bytes ever was
-    std::uint64_t reserved_bytes = 0;         ///< bytes set aside for the live requests, after
-                                              ///< rounding each to its pool slot
+    std::uint64_t current_bytes = 0;   ///< requested bytes still allocated
+    std::uint64_t peak_bytes = 0;      ///< the largest current_bytes ever was
+    std::uint64_t reserved_bytes = 0;  ///< bytes set aside for the live requests, after
+                                       ///< rounding each to its pool slot
     SizeDistribution size_distribution{};
-    std::array<PoolUsage, max_pools> pools{}; ///< the first pool_count entries are used
+    std::array<PoolUsage, max_pools> pools{};  ///< the first pool_count entries are used
     std::size_t pool_count = 0;
-    std::uint64_t arena_bytes_used = 0;       ///< handed out by the transaction arena since its reset
-    std::uint64_t arena_bytes_reserved = 0;   ///< held by the arena from upstream
-    AnalysisCacheUsage analysis_cache{};      ///< the shared analyses
-    Clock::time_point start_time{};           ///< when counting began
+    std::uint64_t arena_bytes_used = 0;  ///< handed out by the transaction arena since its reset
+    std::uint64_t arena_bytes_reserved = 0;  ///< held by the arena from upstream
+    AnalysisCacheUsage analysis_cache{};     ///< the shared analyses
+    Clock::time_point start_time{};          ///< when counting began
 
     /// Seconds from start_time to `now`; 0 when statistics are off.
     [[nodiscard]] double elapsed_seconds(Clock::time_point now = Clock::now()) const noexcept
@@ -127,7 +134,8 @@ struct AllocationStatistics
         for (std::size_t i = 0; i < std::min(pool_count, max_pools); ++i)
         {
             used += static_cast<double>(pools[i].in_use) * static_cast<double>(pools[i].block_size);
-            held += static_cast<double>(pools[i].capacity) * static_cast<double>(pools[i].block_size);
+            held +=
+                static_cast<double>(pools[i].capacity) * static_cast<double>(pools[i].block_size);
         }
         return held > 0.0 ? used / held : 0.0;
     }
@@ -146,8 +154,8 @@ struct AllocationStatistics
             << size_distribution.medium << ", large " << size_distribution.large << '\n'
             << "  fragmentation: " << format_double(fragmentation() * 100.0) << " %\n"
             << "  rate:          " << format_double(allocation_rate()) << " allocations/s\n"
-            << "  arena:         " << arena_bytes_used << " bytes used of "
-            << arena_bytes_reserved << " reserved\n"
+            << "  arena:         " << arena_bytes_used << " bytes used of " << arena_bytes_reserved
+            << " reserved\n"
             << "  analyses:      " << analysis_cache.hits << " hits, " << analysis_cache.misses
             << " misses (" << format_double(analysis_cache.hit_rate() * 100.0) << " % hits), "
             << analysis_cache.evictions << " evictions, " << analysis_cache.entries << " entries, "
@@ -258,12 +266,24 @@ private:
 /// `snapshot()` returns the counters; the allocator adds pool and arena usage.
 template <class S>
 concept StatisticsPolicy = std::default_initializable<S> &&
-    requires(S& s, const S& cs, std::size_t n) {
-        { S::compiled_in } -> std::convertible_to<bool>;
-        { s.record_allocation(n, n) } noexcept;
-        { s.record_deallocation(n, n) } noexcept;
-        { cs.snapshot() } noexcept -> std::same_as<AllocationStatistics>;
-    };
+    requires(S& s, const S& cs, std::size_t n)
+{
+    {
+        S::compiled_in
+        } -> std::convertible_to<bool>;
+    {
+        s.record_allocation(n, n)
+    }
+    noexcept;
+    {
+        s.record_deallocation(n, n)
+    }
+    noexcept;
+    {
+        cs.snapshot()
+    }
+    noexcept->std::same_as<AllocationStatistics>;
+};
 
 /// Counts every request. One clock read, at construction.
 ///
@@ -324,10 +344,10 @@ private:
     {
         std::array<std::uint64_t, 3> by_class{};  ///< allocations: small, medium, large
         std::uint64_t deallocations = 0;
-        std::uint64_t current = 0;                ///< requested bytes live
-        std::uint64_t bytes_deallocated = 0;      ///< requested bytes given back, ever
-        std::uint64_t peak = 0;                   ///< see the invariants above
-        std::uint64_t reserved = 0;               ///< reserved bytes live
+        std::uint64_t current = 0;            ///< requested bytes live
+        std::uint64_t bytes_deallocated = 0;  ///< requested bytes given back, ever
+        std::uint64_t peak = 0;               ///< see the invariants above
+        std::uint64_t reserved = 0;           ///< reserved bytes live
     };
     static_assert(sizeof(Counters) == 64);
 

@@ -24,9 +24,7 @@ public:
     /// Constructs the inner resource from `args`.
     template <class... A>
         requires std::constructible_from<R, A...>
-    explicit Synchronized(A&&... args) : inner_(std::forward<A>(args)...)
-    {
-    }
+    explicit Synchronized(A&&... args) : inner_(std::forward<A>(args)...) {}
 
     Synchronized(const Synchronized&) = delete;
     Synchronized& operator=(const Synchronized&) = delete;

@@ -27,7 +27,10 @@ struct alignas(32) Word
 {
     std::array<std::uint64_t, 4> limbs;
 
-    [[nodiscard]] static constexpr Word from(std::uint64_t v) noexcept { return Word{{v, 0, 0, 0}}; }
+    [[nodiscard]] static constexpr Word from(std::uint64_t v) noexcept
+    {
+        return Word{{v, 0, 0, 0}};
+    }
 
     friend constexpr bool operator==(const Word&, const Word&) noexcept = default;
 };

@@ -50,7 +50,7 @@ public:
     /// Takes a first chunk of `first_chunk_size` bytes now (none when 0); reset() keeps it.
     /// \throws std::bad_alloc when upstream cannot provide the first chunk.
     explicit TransactionArena(std::size_t first_chunk_size,
-                              std::pmr::memory_resource* upstream = std::pmr::new_delete_resource())
+        std::pmr::memory_resource* upstream = std::pmr::new_delete_resource())
       : upstream_{upstream}
     {
         if (first_chunk_size > 0)
@@ -123,8 +123,9 @@ public:
             const auto start = reinterpret_cast<std::uintptr_t>(c);
             return std::pair{start + sizeof(ChunkHeader), start + c->size + 1};  // the end counts
         };
-        return detail::find_chunk(static_cast<const ChunkHeader*>(head_), p,
-                                  [](const ChunkHeader* c) noexcept { return c->previous; }, usable) != nullptr;
+        return detail::find_chunk(
+                   static_cast<const ChunkHeader*>(head_), p,
+                   [](const ChunkHeader* c) noexcept { return c->previous; }, usable) != nullptr;
     }
 
 protected:
@@ -137,7 +138,7 @@ protected:
     void do_deallocate(void* p, std::size_t, std::size_t) final
     {
         EVMALLOC_ASSERT_MSG(p == nullptr || owns(p),
-                            "TransactionArena: deallocation of a pointer it did not hand out");
+            "TransactionArena: deallocation of a pointer it did not hand out");
     }
 
     bool do_is_equal(const std::pmr::memory_resource& other) const noexcept final
@@ -164,7 +165,8 @@ private:
     /// Takes a chunk of `size` bytes from upstream and makes it the current one.
     void add_chunk(std::size_t size)
     {
-        void* raw = detail::allocate_from(upstream_, size, chunk_alignment);  // may throw: nothing changed yet
+        void* raw = detail::allocate_from(
+            upstream_, size, chunk_alignment);  // may throw: nothing changed yet
         auto* c = ::new (raw) ChunkHeader{head_, size};
         if (head_ != nullptr)
             used_before_ += static_cast<std::size_t>(cursor_ - chunk_begin_);

@@ -283,17 +283,17 @@ void evm_allocator_deallocate_twice()
 void instruction_array_short_view()
 {
     std::array<std::uint64_t, 4> storage{};
-    const auto view =
-        evmalloc::InstructionArray<std::uint64_t>::view(std::as_writable_bytes(std::span{storage}), 5);
+    const auto view = evmalloc::InstructionArray<std::uint64_t>::view(
+        std::as_writable_bytes(std::span{storage}), 5);
     show(view.data());
 }
 
 struct AlignedBuffer
 {
     explicit AlignedBuffer(std::size_t n)
-      : data{static_cast<std::byte*>(::operator new(n, std::align_val_t{64}))}
+      : data{static_cast<std::byte*>(::operator new (n, std::align_val_t{64}))}
     {}
-    ~AlignedBuffer() { ::operator delete(data, std::align_val_t{64}); }
+    ~AlignedBuffer() { ::operator delete (data, std::align_val_t{64}); }
     AlignedBuffer(const AlignedBuffer&) = delete;
     AlignedBuffer& operator=(const AlignedBuffer&) = delete;
     std::byte* data;

@@ -26,7 +26,10 @@ class EmptyResource final : public std::pmr::memory_resource
 {
     void* do_allocate(std::size_t, std::size_t) override { return nullptr; }
     void do_deallocate(void*, std::size_t, std::size_t) override {}
-    bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+    bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override
+    {
+        return this == &other;
+    }
 };
 
 void result_value()

@@ -180,7 +180,8 @@ struct Tally
 };
 
 // One call at `depth`, which calls the next depth before it returns.
-void call(const std::vector<Call>& calls, std::size_t depth, std::size_t max_depth, Pool& pool, Tally& tally)
+void call(const std::vector<Call>& calls, std::size_t depth, std::size_t max_depth, Pool& pool,
+    Tally& tally)
 {
     const Call& c = calls[depth % calls.size()];
     auto frame = Frame::init(c.code.size(), pool);
@@ -200,8 +201,8 @@ void call(const std::vector<Call>& calls, std::size_t depth, std::size_t max_dep
         ++tally.failures;
     else if (c.memory_bytes != 0)
         frame->memory().data()[c.memory_bytes - 1] = static_cast<std::uint8_t>(depth);
-    tally.checksum += frame->analysis().instruction_count() + frame->metadata()[0] +
-                      stack.top().limbs[0];
+    tally.checksum +=
+        frame->analysis().instruction_count() + frame->metadata()[0] + stack.top().limbs[0];
     if (depth + 1 < max_depth)
         call(calls, depth + 1, max_depth, pool, tally);
 }
@@ -236,7 +237,8 @@ TEST_CASE("after warm-up, nested calls across every tier allocate nothing", "[ze
     std::size_t k = 0;
     for (const evmalloc::Tier t : evmalloc::all_tiers)
     {
-        for (const std::size_t size : {evmalloc::code_capacity(t) / 2 + 1, evmalloc::code_capacity(t)})
+        for (const std::size_t size :
+            {evmalloc::code_capacity(t) / 2 + 1, evmalloc::code_capacity(t)})
         {
             Call c{std::vector<std::uint8_t>(size), memory_sizes[k++ % std::size(memory_sizes)]};
             for (auto& b : c.code)
@@ -250,7 +252,8 @@ TEST_CASE("after warm-up, nested calls across every tier allocate nothing", "[ze
     constexpr std::size_t max_depth = 40;
     // The pool trims itself after every top-level call (auto_trim): it keeps what this depth
     // needs when retain_per_tier allows it.
-    Pool pool{std::pmr::new_delete_resource(), evmalloc::FramePoolConfig{.retain_per_tier = max_depth}};
+    Pool pool{
+        std::pmr::new_delete_resource(), evmalloc::FramePoolConfig{.retain_per_tier = max_depth}};
     // Warm-up: the deepest nesting once, so every depth has a buffer of its tier and a
     // Memory grown to the largest size it will need (Memory objects move between depths,
     // so each is grown to the maximum).
@@ -285,7 +288,8 @@ TEST_CASE("after warm-up, nested calls across every tier allocate nothing", "[ze
     CHECK(pool.peak_active() == max_depth);
 }
 
-TEST_CASE("the pool's first calls do allocate, and trim() deallocates (the counter can fail)", "[zero_alloc]")
+TEST_CASE("the pool's first calls do allocate, and trim() deallocates (the counter can fail)",
+    "[zero_alloc]")
 {
     std::vector<std::uint8_t> code(5000, 0x5B);
     Pool pool;
@@ -299,8 +303,8 @@ TEST_CASE("the pool's first calls do allocate, and trim() deallocates (the count
             (void)frame->memory().expand(0, 32);
         }
         cold = counter.news();
-        evmalloc::FramePool<> other{std::pmr::new_delete_resource(),
-            evmalloc::FramePoolConfig{.retain_per_tier = 0}};
+        evmalloc::FramePool<> other{
+            std::pmr::new_delete_resource(), evmalloc::FramePoolConfig{.retain_per_tier = 0}};
         {
             auto frame = Frame::init(code.size(), other);
             REQUIRE(frame.has_value());
@@ -370,7 +374,8 @@ void fill_world(CachedWorld& w)
 }
 }  // namespace
 
-TEST_CASE("after warm-up, cached calls (both keys, nested, both frame shapes) allocate nothing", "[zero_alloc]")
+TEST_CASE("after warm-up, cached calls (both keys, nested, both frame shapes) allocate nothing",
+    "[zero_alloc]")
 {
     CachedWorld w;
     fill_world(w);

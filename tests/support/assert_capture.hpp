@@ -38,8 +38,7 @@ private:
             failures().emplace_back(what);
         }
         catch (...)
-        {
-        }
+        {}
 #else
         failures().emplace_back(what);
 #endif

@@ -114,7 +114,8 @@ FrameImage image_of(const StackFrame<Traits>& frame)
 template <class Traits, class... Table>
 FrameImage reference_image(std::span<const std::uint8_t> code, const Table&... table)
 {
-    FramePool<Traits> pool{std::pmr::new_delete_resource(), FramePoolConfig{.max_code_size = 1U << 20}};
+    FramePool<Traits> pool{
+        std::pmr::new_delete_resource(), FramePoolConfig{.max_code_size = 1U << 20}};
     auto frame = StackFrame<Traits>::init(code.size(), pool);
     if (!frame || !frame->prepare(code, table...))
         return {};

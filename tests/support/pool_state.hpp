@@ -19,8 +19,9 @@ struct PoolState
 template <class Traits>
 PoolState state_of(const FramePool<Traits>& pool)
 {
-    PoolState s{pool.active(), pool.peak_active(), pool.buffers_allocated(), pool.retained_memories(),
-        pool.retained_stacks(), pool.memory_bytes_retained(), pool.bytes_retained(), {}};
+    PoolState s{pool.active(), pool.peak_active(), pool.buffers_allocated(),
+        pool.retained_memories(), pool.retained_stacks(), pool.memory_bytes_retained(),
+        pool.bytes_retained(), {}};
     for (const Tier t : all_tiers)
         s.retained.push_back(pool.retained(t));
     return s;

@@ -34,10 +34,10 @@ public:
         std::size_t alignment;
     };
 
-    explicit RecordingResource(std::pmr::memory_resource* upstream = std::pmr::new_delete_resource())
+    explicit RecordingResource(
+        std::pmr::memory_resource* upstream = std::pmr::new_delete_resource())
       : upstream_{upstream}
-    {
-    }
+    {}
     RecordingResource(const RecordingResource&) = delete;
     RecordingResource& operator=(const RecordingResource&) = delete;
 
@@ -82,14 +82,35 @@ public:
         max_bytes_ = no_limit;
     }
 
-    [[nodiscard]] std::size_t allocations() const { return locked([&] { return allocations_; }); }
-    [[nodiscard]] std::size_t deallocations() const { return locked([&] { return deallocations_; }); }
+    [[nodiscard]] std::size_t allocations() const
+    {
+        return locked([&] { return allocations_; });
+    }
+    [[nodiscard]] std::size_t deallocations() const
+    {
+        return locked([&] { return deallocations_; });
+    }
     /// Allocations refused so far.
-    [[nodiscard]] std::size_t failures() const { return locked([&] { return failures_; }); }
-    [[nodiscard]] std::size_t live_count() const { return locked([&] { return live_.size(); }); }
-    [[nodiscard]] std::size_t live_bytes() const { return locked([&] { return live_bytes_; }); }
-    [[nodiscard]] std::vector<Event> log() const { return locked([&] { return log_; }); }
-    [[nodiscard]] std::vector<std::string> errors() const { return locked([&] { return errors_; }); }
+    [[nodiscard]] std::size_t failures() const
+    {
+        return locked([&] { return failures_; });
+    }
+    [[nodiscard]] std::size_t live_count() const
+    {
+        return locked([&] { return live_.size(); });
+    }
+    [[nodiscard]] std::size_t live_bytes() const
+    {
+        return locked([&] { return live_bytes_; });
+    }
+    [[nodiscard]] std::vector<Event> log() const
+    {
+        return locked([&] { return log_; });
+    }
+    [[nodiscard]] std::vector<std::string> errors() const
+    {
+        return locked([&] { return errors_; });
+    }
 
     /// True when `p` is a live allocation of this resource.
     [[nodiscard]] bool is_live(const void* p) const
@@ -105,7 +126,8 @@ public:
         for (const auto& e : errors_)
             out << e << '\n';
         for (const auto& [p, block] : live_)
-            out << "still live: " << p << " (" << block.bytes << " bytes, alignment " << block.alignment << ")\n";
+            out << "still live: " << p << " (" << block.bytes << " bytes, alignment "
+                << block.alignment << ")\n";
         return out.str();
     }
     /// True when report() is empty.
@@ -149,8 +171,8 @@ protected:
         if (it->second.bytes != bytes || it->second.alignment != alignment)
         {
             std::ostringstream out;
-            out << "deallocate of " << p << " with (" << bytes << ", " << alignment << "), allocated with ("
-                << it->second.bytes << ", " << it->second.alignment << ")";
+            out << "deallocate of " << p << " with (" << bytes << ", " << alignment
+                << "), allocated with (" << it->second.bytes << ", " << it->second.alignment << ")";
             errors_.push_back(out.str());
             return;
         }

@@ -70,7 +70,10 @@ inline std::vector<std::uint8_t> random_code(std::mt19937_64& rng, std::size_t n
     for (auto& b : code)
     {
         const int k = kind(rng);
-        b = static_cast<std::uint8_t>(k < 25 ? short_push(rng) : k < 32 ? any_push(rng) : k < 40 ? OP_JUMPDEST : byte(rng));
+        b = static_cast<std::uint8_t>(k < 25   ? short_push(rng)
+                                      : k < 32 ? any_push(rng)
+                                      : k < 40 ? OP_JUMPDEST
+                                               : byte(rng));
     }
     return code;
 }

@@ -14,8 +14,8 @@
 //   gas_used, status  the same in both VMs, or the VMs did not do the same work
 //
 // usage: alloc_count CASES_FILE [warmup=5] [calls=50]
-#include <evmc/evmc.hpp>
 #include <evmone/evmone.h>
+#include <evmc/evmc.hpp>
 
 #include <sys/resource.h>
 
@@ -182,7 +182,8 @@ public:
     void clear() noexcept { used_ = 0; }
 
     bool account_exists(const evmc::address&) const noexcept override { return false; }
-    evmc::bytes32 get_storage(const evmc::address& a, const evmc::bytes32& k) const noexcept override
+    evmc::bytes32 get_storage(
+        const evmc::address& a, const evmc::bytes32& k) const noexcept override
     {
         const Slot* s = find(a, k);
         return s != nullptr ? s->value : evmc::bytes32{};
@@ -203,7 +204,10 @@ public:
     {
         return 0;
     }
-    bool selfdestruct(const evmc::address&, const evmc::address&) noexcept override { return false; }
+    bool selfdestruct(const evmc::address&, const evmc::address&) noexcept override
+    {
+        return false;
+    }
     evmc::Result call(const evmc_message& msg) noexcept override
     {
         return evmc::Result{EVMC_SUCCESS, msg.gas, 0};

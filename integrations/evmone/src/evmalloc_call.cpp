@@ -51,8 +51,8 @@ CallFrame::CallFrame(Frames& frames, evmc::bytes_view code, bool eof_enabled) no
     const bool eof = eof_enabled && evmone::is_eof_container(code);
     const std::span<const std::uint8_t> bytes{code.data(), code.size()};
     const bool shared = !eof && frames.share_;
-    evmalloc::Result<Frame> frame = shared ? Frame::init(bytes, frames.pool_, frames.cache_) :
-                                             Frame::init(eof ? 0 : code.size(), frames.pool_);
+    evmalloc::Result<Frame> frame = shared ? Frame::init(bytes, frames.pool_, frames.cache_)
+                                           : Frame::init(eof ? 0 : code.size(), frames.pool_);
     if (!frame) [[unlikely]]
     {
         status_ = status_of(frame.error());

@@ -4,9 +4,9 @@
 
 #include "evmalloc_frames.hpp"
 
+#include <evmc/evmc.h>
 #include "baseline.hpp"
 #include "execution_state.hpp"
-#include <evmc/evmc.h>
 
 #include <optional>
 
@@ -32,7 +32,10 @@ public:
     [[nodiscard]] evmc_status_code status() const noexcept { return status_; }
 
     /// \requires *this is true.
-    [[nodiscard]] const evmone::baseline::CodeAnalysis& analysis() const noexcept { return *analysis_; }
+    [[nodiscard]] const evmone::baseline::CodeAnalysis& analysis() const noexcept
+    {
+        return *analysis_;
+    }
 
 private:
     friend class StateBinding;

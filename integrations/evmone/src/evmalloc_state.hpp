@@ -72,7 +72,8 @@ public:
     /// addressable when `gas_left` pays for the expansion.
     /// \returns gas_left minus the expansion's gas; negative when it did not pay (nothing grew
     ///          then) or when the memory could not grow (limit passed, upstream failed).
-    [[nodiscard]] std::int64_t charge_and_grow(std::int64_t gas_left, std::uint64_t new_size) noexcept
+    [[nodiscard]] std::int64_t charge_and_grow(
+        std::int64_t gas_left, std::uint64_t new_size) noexcept
     {
         evmalloc::Memory& m = target();
         const evmalloc::Result<std::uint64_t> gas = m.expand(0, new_size, gas_left);

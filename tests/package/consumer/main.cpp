@@ -11,7 +11,8 @@ int main()
     const auto tier = evmalloc::select_tier(24576);
     if (!tier || *tier != evmalloc::Tier::kb32)
         return 1;
-    if (evmalloc::select_tier(evmalloc::max_code_size + 1).error() != evmalloc::Errc::code_too_large)
+    if (evmalloc::select_tier(evmalloc::max_code_size + 1).error() !=
+        evmalloc::Errc::code_too_large)
         return 2;
 
     evmalloc::EvmAllocator allocator;
