@@ -2,6 +2,7 @@
 // like. It dispatches on ops() (here an opcode enum chosen through the op table), reads PUSH
 // immediates from metadata(), checks jumps with pc_to_inst() and is_jumpdest(), and grows
 // memory() on MSTORE. Nothing else allocates.
+#include "../examples/word_arith.hpp"
 #include "catch.hpp"
 #include "support/bytecode.hpp"
 #include "support/recording_resource.hpp"
@@ -17,6 +18,8 @@ using evmalloc::OP_JUMPDEST;
 using evmalloc::OP_PUSH1;
 using evmalloc::OP_STOP;
 using evmalloc::Word;
+using evmalloc::example::add;
+using evmalloc::example::less;
 using evmalloc::test::op_push;
 
 namespace
@@ -95,31 +98,9 @@ struct Outcome
     std::uint64_t memory_gas;
 };
 
-Word add(const Word& a, const Word& b)
-{
-    Word r{};
-    unsigned carry = 0;
-    for (std::size_t i = 0; i < 4; ++i)
-    {
-        const std::uint64_t s = a.limbs[i] + b.limbs[i];
-        const std::uint64_t t = s + carry;
-        carry = (s < a.limbs[i] ? 1u : 0u) + (t < s ? 1u : 0u);
-        r.limbs[i] = t;
-    }
-    return r;
-}
-
 bool fits64(const Word& w)
 {
     return w.limbs[1] == 0 && w.limbs[2] == 0 && w.limbs[3] == 0;
-}
-
-bool less(const Word& a, const Word& b)
-{
-    for (std::size_t i = 4; i-- > 0;)
-        if (a.limbs[i] != b.limbs[i])
-            return a.limbs[i] < b.limbs[i];
-    return false;
 }
 
 Outcome interpret(Frame& frame)
