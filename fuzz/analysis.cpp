@@ -11,6 +11,7 @@
 
 #include <evmalloc/analysis.hpp>
 #include <evmalloc/jumpdest_analysis.hpp>
+#include <evmalloc/tier.hpp>
 
 #include <array>
 #include <cstddef>
