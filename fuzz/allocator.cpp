@@ -32,6 +32,7 @@ using evmalloc::AllocatorConfig;
 using evmalloc::EvmAllocator;
 using evmalloc::Route;
 using evmalloc::fuzz::filled;
+using evmalloc::fuzz::throws_bad_alloc_while_failing;
 using evmalloc::test::RecordingResource;
 
 constexpr std::size_t pool_count = 5;
@@ -170,18 +171,7 @@ private:
     {
         const auto before = a_->statistics();
         const std::size_t live = rec_.live_count();
-        rec_.set_failing(true);
-        bool threw = false;
-        try
-        {
-            static_cast<void>(f());
-        }
-        catch (const std::bad_alloc&)
-        {
-            threw = true;
-        }
-        rec_.set_failing(false);
-        FUZZ_CHECK(threw);
+        FUZZ_CHECK(throws_bad_alloc_while_failing(rec_, f));
         FUZZ_CHECK(rec_.live_count() == live);
         const auto after = a_->statistics();
         FUZZ_CHECK(after.total_allocations == before.total_allocations);

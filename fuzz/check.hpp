@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 
 /// On the model and reference code: coverage feedback is for the library, and the checks'
 /// loops would otherwise cost more than the code under test.
@@ -21,6 +22,25 @@ inline bool filled(const void* p, std::size_t n, std::uint8_t tag) noexcept
 {
     const auto* b = static_cast<const std::uint8_t*>(p);
     return n == 0 || (b[0] == tag && __builtin_memcmp(b, b + 1, n - 1) == 0);
+}
+
+/// Calls f() with `upstream` failing (set_failing(true)), then heals it; true when f() threw
+/// std::bad_alloc. The caller checks that nothing changed.
+template <class Upstream, class F>
+FUZZ_NO_COVERAGE bool throws_bad_alloc_while_failing(Upstream& upstream, F&& f)
+{
+    upstream.set_failing(true);
+    bool threw = false;
+    try
+    {
+        static_cast<void>(f());
+    }
+    catch (const std::bad_alloc&)
+    {
+        threw = true;
+    }
+    upstream.set_failing(false);
+    return threw;
 }
 
 [[noreturn]] inline void check_failed(const char* what, const char* file, int line) noexcept

@@ -27,6 +27,7 @@
 namespace
 {
 using evmalloc::fuzz::filled;
+using evmalloc::fuzz::throws_bad_alloc_while_failing;
 using evmalloc::test::RecordingResource;
 
 struct ConstructorFailed
@@ -207,18 +208,7 @@ private:
         const std::size_t cap = pool_->capacity(), used = pool_->in_use(),
                           reserved = pool_->bytes_reserved();
         const std::size_t live = rec_.live_count();
-        rec_.set_failing(true);
-        bool threw = false;
-        try
-        {
-            static_cast<void>(f());
-        }
-        catch (const std::bad_alloc&)
-        {
-            threw = true;
-        }
-        rec_.set_failing(false);
-        FUZZ_CHECK(threw);
+        FUZZ_CHECK(throws_bad_alloc_while_failing(rec_, f));
         FUZZ_CHECK(pool_->capacity() == cap && pool_->in_use() == used &&
                    pool_->bytes_reserved() == reserved);
         FUZZ_CHECK(rec_.live_count() == live);

@@ -168,6 +168,24 @@ void check_codes_against_per_frame(const std::vector<Code>& codes)
     CHECK(cache_upstream.errors().empty());
 }
 
+// The check above for both frame shapes and an instruction frame with narrow types, each in
+// a section of its own (a fresh pool and cache each).
+void check_codes_in_every_shape(const std::vector<Code>& codes)
+{
+    SECTION("instruction frame, DefaultTraits")
+    {
+        check_codes_against_per_frame<DefaultTraits>(codes);
+    }
+    SECTION("instruction frame, 16-bit ops and 32-bit metadata")
+    {
+        check_codes_against_per_frame<NarrowTraits>(codes);
+    }
+    SECTION("jumpdest frame")
+    {
+        check_codes_against_per_frame<JumpdestTraits>(codes);
+    }
+}
+
 std::vector<Code> boundary_codes()
 {
     std::vector<Code> codes;
@@ -190,18 +208,7 @@ TEST_CASE("tier boundary sizes are the ones the issue lists", "[analysis_cache]"
 TEST_CASE("cached frames equal the per-frame path at every tier boundary", "[analysis_cache]")
 {
     const auto codes = boundary_codes();
-    SECTION("instruction frame, DefaultTraits")
-    {
-        check_codes_against_per_frame<DefaultTraits>(codes);
-    }
-    SECTION("instruction frame, 16-bit ops and 32-bit metadata")
-    {
-        check_codes_against_per_frame<NarrowTraits>(codes);
-    }
-    SECTION("jumpdest frame")
-    {
-        check_codes_against_per_frame<JumpdestTraits>(codes);
-    }
+    check_codes_in_every_shape(codes);
 }
 
 TEST_CASE("cached frames equal the per-frame path on every corpus contract", "[analysis_cache]")
@@ -218,18 +225,7 @@ TEST_CASE("cached frames equal the per-frame path on every corpus contract", "[a
             codes.push_back(std::move(e.code));
     }
     REQUIRE(!codes.empty());
-    SECTION("instruction frame, DefaultTraits")
-    {
-        check_codes_against_per_frame<DefaultTraits>(codes);
-    }
-    SECTION("instruction frame, 16-bit ops and 32-bit metadata")
-    {
-        check_codes_against_per_frame<NarrowTraits>(codes);
-    }
-    SECTION("jumpdest frame")
-    {
-        check_codes_against_per_frame<JumpdestTraits>(codes);
-    }
+    check_codes_in_every_shape(codes);
 }
 
 TEST_CASE("another OpTable object is another entry, even with equal contents", "[analysis_cache]")
