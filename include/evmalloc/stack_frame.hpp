@@ -21,9 +21,16 @@
 // buffer carved for its own size. The stack sits at the start of the buffer; prepare() carves
 // the code part after it.
 //
+// On a shared analysis (analysis_cache.hpp) the call site is one step:
+//
+//     auto frame = StackFrame<>::init(code, code_hash, op_table, pool, cache);  // or without the hash
+//
+// and the frame comes back prepared: its code part is the cache's entry, pinned until the frame
+// goes, and its own buffer (stack_buffer_size()) holds only the stack.
+//
 // Invariant: a frame that owns a buffer has pool_ != nullptr; stack().data() is the start of
 // its buffer; is_prepared() iff analysis() (and ops(), metadata()) describe the code given to
-// the last successful prepare().
+// the last successful prepare() or the pinned entry (pin_.entry != nullptr).
 #pragma once
 
 #include <array>
