@@ -29,6 +29,7 @@
 //   walking the contracts from its own starting point; items = calls, real time.
 // Counter allocs_per_iter: operator new calls per iteration (0 is the target on a hit).
 #include "support/alloc_counter.hpp"
+#include "support/counters.hpp"
 #include "support/op_table.hpp"
 #include "support/stand_in_hash.hpp"
 #include "support/workload_code.hpp"
@@ -54,16 +55,6 @@ using evmalloc::bench::WorkloadContract;
 const Frame::OpTable& op_table()
 {
     return evmalloc::test::distinct_op_table();
-}
-
-void set_counters(
-    benchmark::State& state, std::uint64_t before, const std::vector<std::uint8_t>& code)
-{
-    const auto iterations = static_cast<double>(state.iterations());
-    state.counters["allocs_per_iter"] =
-        iterations == 0 ? 0.0 : static_cast<double>(new_calls() - before) / iterations;
-    state.SetBytesProcessed(
-        static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(code.size()));
 }
 
 /// The code set, plus 128 KiB of generated code (the largest a default pool takes).
@@ -113,7 +104,7 @@ void shared_hit(benchmark::State& state, const WorkloadContract* contract)
         auto frame = shared_init<K>(code, hash, pool, cache);
         benchmark::DoNotOptimize(frame);
     }
-    set_counters(state, before, code);
+    evmalloc::bench::set_call_setup_counters(state, before, code);
     if (cache.misses() != 1 || cache.entries() != 1)
         state.SkipWithError("not every timed call was a hit");
 }
@@ -135,7 +126,7 @@ void init_prepare(benchmark::State& state, const WorkloadContract* contract)
         benchmark::DoNotOptimize(prepared);
         benchmark::DoNotOptimize(frame->metadata().data());
     }
-    set_counters(state, before, code);
+    evmalloc::bench::set_call_setup_counters(state, before, code);
 }
 
 void bare_init(benchmark::State& state, const WorkloadContract* contract)
@@ -153,7 +144,7 @@ void bare_init(benchmark::State& state, const WorkloadContract* contract)
         auto frame = Frame::init(code.size(), pool);
         benchmark::DoNotOptimize(frame);
     }
-    set_counters(state, before, code);
+    evmalloc::bench::set_call_setup_counters(state, before, code);
 }
 
 template <bool PooledUpstream>
@@ -178,7 +169,7 @@ void shared_miss(benchmark::State& state, const WorkloadContract* contract)
         auto frame = shared_init<Key::verified>(code, hash, pool, cache);
         benchmark::DoNotOptimize(frame);
     }
-    set_counters(state, before, code);
+    evmalloc::bench::set_call_setup_counters(state, before, code);
     if (cache.hits() != 0 || cache.entries() != 0)
         state.SkipWithError("a call hit: max_bytes 0 should keep nothing");
 }

@@ -13,6 +13,7 @@
 // Counter allocs_per_iter: operator new calls per iteration (malloc is not counted).
 #include "support/alloc_counter.hpp"
 #include "support/baseline_frames.hpp"
+#include "support/counters.hpp"
 #include "support/op_table.hpp"
 #include "support/workload_code.hpp"
 
@@ -33,26 +34,12 @@ using evmalloc::Tier;
 using Frame = evmalloc::StackFrame<>;
 using Pool = evmalloc::FramePool<>;
 using evmalloc::bench::new_calls;
+using evmalloc::bench::set_allocs;
+using evmalloc::bench::set_call_setup_counters;
 
 const Frame::OpTable& op_table()
 {
     return evmalloc::test::distinct_op_table();
-}
-
-void set_allocs(benchmark::State& state, std::uint64_t before)
-{
-    const auto iterations = static_cast<double>(state.iterations());
-    state.counters["allocs_per_iter"] =
-        iterations == 0 ? 0.0 : static_cast<double>(new_calls() - before) / iterations;
-}
-
-/// allocs_per_iter, and the bytes of code per iteration so the report shows MB/s.
-void set_call_setup_counters(
-    benchmark::State& state, std::uint64_t before, const std::vector<std::uint8_t>& code)
-{
-    set_allocs(state, before);
-    state.SetBytesProcessed(
-        static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(code.size()));
 }
 
 // --- frame_setup ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 //   reused buffer): what the padded copy costs per call, inside the call setup above.
 // Counters: allocs_per_iter (operator new calls per iteration), bytes processed = code size.
 #include "support/alloc_counter.hpp"
+#include "support/counters.hpp"
 #include "support/workload_code.hpp"
 
 #include <benchmark/benchmark.h>
@@ -27,16 +28,6 @@ using JumpdestFrame = evmalloc::StackFrame<evmalloc::JumpdestTraits>;
 using JumpdestPool = evmalloc::FramePool<evmalloc::JumpdestTraits>;
 using evmalloc::bench::new_calls;
 
-void set_counters(
-    benchmark::State& state, std::uint64_t before, const std::vector<std::uint8_t>& code)
-{
-    const auto iterations = static_cast<double>(state.iterations());
-    state.counters["allocs_per_iter"] =
-        iterations == 0 ? 0.0 : static_cast<double>(new_calls() - before) / iterations;
-    state.SetBytesProcessed(
-        static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(code.size()));
-}
-
 void call_setup_jumpdest(benchmark::State& state, const std::vector<std::uint8_t>* code)
 {
     JumpdestPool pool;
@@ -54,7 +45,7 @@ void call_setup_jumpdest(benchmark::State& state, const std::vector<std::uint8_t
         benchmark::DoNotOptimize(prepared);
         benchmark::DoNotOptimize(frame->analysis().code().data());
     }
-    set_counters(state, before, *code);
+    evmalloc::bench::set_call_setup_counters(state, before, *code);
 }
 
 void padded_copy(benchmark::State& state, const std::vector<std::uint8_t>* code)
@@ -67,7 +58,7 @@ void padded_copy(benchmark::State& state, const std::vector<std::uint8_t>* code)
         benchmark::DoNotOptimize(copy.data());
         benchmark::ClobberMemory();
     }
-    set_counters(state, before, *code);
+    evmalloc::bench::set_call_setup_counters(state, before, *code);
 }
 
 [[maybe_unused]] const bool registered = [] {
