@@ -181,17 +181,17 @@ CodeSpans<Traits> carve_code(Bump& bump, std::size_t n) noexcept
 }
 
 /// Fills a carved code part for `code` (code.size() <= what it was carved for): the padded
-/// copy, then the analysis of that copy (and, in an instruction frame, ops and metadata
-/// through `table`, which a jumpdest frame does not take).
+/// copy and the analysis of that copy (in an instruction frame, also ops and metadata through
+/// `table`, which a jumpdest frame does not take; a jumpdest frame does all in one pass).
 template <class Traits, class... Table>
 Result<FrameAnalysis<Traits>> prepare_code(const CodeSpans<Traits>& spans,
     std::span<const std::uint8_t> code, const Table&... table) noexcept
 {
-    const std::span<const std::uint8_t> padded = PaddedCode::copy(code, spans.padded_code);
     if constexpr (is_instruction_frame<Traits>)
-        return Analysis::prepare(padded, spans.analysis, table..., spans.ops, spans.metadata);
+        return Analysis::prepare(PaddedCode::copy(code, spans.padded_code), spans.analysis,
+            table..., spans.ops, spans.metadata);
     else
-        return JumpdestAnalysis::prepare(padded, spans.jumpdest_bits);
+        return JumpdestAnalysis::prepare(code, spans.padded_code, spans.jumpdest_bits);
 }
 template <class Traits>
 inline constexpr std::array<std::size_t, tier_count> frame_buffer_sizes = [] {

@@ -7,6 +7,12 @@
 //   jumpdest_words(n) == (n + 64) / 64  std::uint64_t
 // in a buffer the caller provides (calculate_allocation(n)); nothing is allocated.
 //
+// prepare(code, padded_code, bits) is the jumpdest frame's whole setup in one pass: it copies the
+// code into its padded buffer (PaddedCode: the code, then 33 zero bytes) while it finds the
+// bits, and the analysis views the copy. Both prepare()s run the jumpdest scan of
+// include/evmalloc/jumpdest_scan.hpp on the path chosen for this CPU (analysis_path()); the
+// bits are the same on every path.
+//
 // A JumpdestAnalysis is a small trivially copyable value that views the code and the bits:
 // both must outlive it.
 #pragma once
@@ -18,7 +24,8 @@
 
 #include "allocation.hpp"
 #include "analysis.hpp"
-#include "opcodes.hpp"
+#include "jumpdest_scan.hpp"
+#include "padded_code.hpp"
 #include "result.hpp"
 
 namespace evmalloc
@@ -51,9 +58,33 @@ public:
             return Errc::code_too_large;
         if (jumpdest_bits.size() < jumpdest_words(code.size()))
             return Errc::buffer_too_small;
-        mark_jumpdests(code.data(), code.size(), jumpdest_bits.data());
+        detail::scan_jumpdests(code.data(), code.size(), jumpdest_bits.data(), nullptr);
         JumpdestAnalysis a;
         a.code_ = code;
+        a.jumpdest_bits_ = jumpdest_bits.data();
+        return a;
+    }
+
+    /// The same bits, and in the same pass over the code its padded copy: padded_code[0 ..
+    /// code.size()) = code, then PaddedCode::padding zero bytes; nothing else is written, and
+    /// nothing at all on error; never allocates. The analysis views the copy (code() is
+    /// padded_code's first code.size() bytes), so `code` need not outlive this call.
+    /// \returns Errc::code_too_large when code.size() > Analysis::max_analysable_size (checked
+    /// first), else Errc::buffer_too_small when padded_code holds fewer than
+    /// code.size() + PaddedCode::padding bytes or jumpdest_bits fewer than
+    /// jumpdest_words(code.size()) words.
+    /// \requires padded_code and jumpdest_bits do not overlap `code` or each other.
+    [[nodiscard]] static Result<JumpdestAnalysis> prepare(std::span<const std::uint8_t> code,
+        std::span<std::uint8_t> padded_code, std::span<std::uint64_t> jumpdest_bits) noexcept
+    {
+        if (code.size() > Analysis::max_analysable_size)
+            return Errc::code_too_large;
+        if (padded_code.size() < code.size() + PaddedCode::padding ||
+            jumpdest_bits.size() < jumpdest_words(code.size()))
+            return Errc::buffer_too_small;
+        detail::scan_jumpdests(code.data(), code.size(), jumpdest_bits.data(), padded_code.data());
+        JumpdestAnalysis a;
+        a.code_ = padded_code.first(code.size());
         a.jumpdest_bits_ = jumpdest_bits.data();
         return a;
     }
@@ -78,29 +109,6 @@ public:
     }
 
 private:
-    // Writes every one of the jumpdest_words(n) words once, each built in a register: no
-    // clearing pass and no read-modify-write per JUMPDEST. A PUSH may skip into a later word;
-    // the words it skips over entirely are written as zero.
-    static void mark_jumpdests(
-        const std::uint8_t* code, std::size_t n, std::uint64_t* bits) noexcept
-    {
-        std::size_t pc = 0;
-        for (std::size_t w = 0, words = jumpdest_words(n); w < words; ++w)
-        {
-            const std::size_t word_end = (w + 1) * 64 < n ? (w + 1) * 64 : n;
-            std::uint64_t word = 0;
-            for (; pc < word_end; ++pc)
-            {
-                const std::uint8_t op = code[pc];
-                if (op == OP_JUMPDEST)
-                    word |= std::uint64_t{1} << (pc % 64);
-                else if (is_push(op))
-                    pc += push_size(op);
-            }
-            bits[w] = word;
-        }
-    }
-
     std::span<const std::uint8_t> code_{};
     const std::uint64_t* jumpdest_bits_ = nullptr;
 };
