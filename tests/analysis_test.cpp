@@ -1,10 +1,12 @@
 // Analysis: prepare() against a plain reference decoder (random code across every tier
 // boundary, truncated PUSHes, all-JUMPDEST and all-PUSH32 code), the corpus counts from
-// MANIFEST.tsv, buffer_too_small / code_too_large with the buffers untouched, and carve().
+// MANIFEST.tsv, buffer_too_small / code_too_large with the buffers untouched, carve(), and runs
+// without a PUSH (the bulk path) of every length at every offset.
 #include <evmalloc/analysis.hpp>
 #include <evmalloc/tier.hpp>
 
 #include "catch.hpp"
+#include "support/attack_shapes.hpp"
 #include "support/corpus.hpp"
 #include "support/reference_analysis.hpp"
 
@@ -759,4 +761,45 @@ TEST_CASE("Analysis with instruction arrays: short arrays are buffer_too_small, 
     CHECK(a.error() == Errc::code_too_large);
     CHECK(t.untouched());
     CHECK(x.untouched_from(0));
+}
+
+TEST_CASE(
+    "Analysis: runs without a PUSH (written in bulk) give the reference's tables", "[analysis]")
+{
+    // Runs of every length around the bulk threshold (16) and the 64-byte step, at every start
+    // offset, between PUSHes of every size, with and without the instruction arrays.
+    std::mt19937_64 rng{0xb01c};
+    std::size_t checked = 0;
+    for (const std::size_t run : {0U, 1U, 15U, 16U, 17U, 40U, 63U, 64U, 65U, 127U, 128U, 200U})
+        for (std::size_t lead = 0; lead < 70; lead += 3)
+            for (const int k : {1, 2, 4, 9, 32})
+            {
+                std::vector<std::uint8_t> code = random_code(rng, lead);
+                code.push_back(op_push(k));
+                code.insert(code.end(), static_cast<std::size_t>(k), OP_JUMPDEST);
+                for (std::size_t i = 0; i < run; ++i)  // JUMPDEST and other plain opcodes
+                    code.push_back(
+                        i % 3 == 0 ? OP_JUMPDEST : static_cast<std::uint8_t>(0x01 + i % 0x50));
+                code.push_back(op_push(k));
+                code.insert(code.end(), static_cast<std::size_t>(k), OP_PUSH1);
+                const auto more = random_code(rng, 150);
+                code.insert(code.end(), more.begin(), more.end());
+                if (!matches_reference(code) || !fused_matches_reference(code))
+                    FAIL("run of " << run << " after " << lead << " bytes, PUSH" << k);
+                ++checked;
+            }
+    // Whole codes without a PUSH, and the attack shapes.
+    for (const std::size_t n : {0U, 63U, 64U, 65U, 106U, 107U, 200U, 4096U, 24576U})
+    {
+        CHECK(matches_reference(std::vector<std::uint8_t>(n, OP_JUMPDEST)));
+        CHECK(fused_matches_reference(std::vector<std::uint8_t>(n, 0)));
+        ++checked;
+    }
+    for (const auto& shape : evmalloc::test::code_shapes())
+    {
+        INFO(shape.name);
+        CHECK(matches_reference(shape.code));
+        CHECK(fused_matches_reference(shape.code));
+    }
+    CHECK(checked == 12 * 24 * 5 + 9);
 }

@@ -1,6 +1,8 @@
 // JumpdestAnalysis: prepare() against the reference decoder (random code of every size to 200
 // and larger, truncated PUSHes, 6 MB), the same bits as Analysis, huge pcs, the corpus counts
-// from MANIFEST.tsv, buffer_too_small / code_too_large with the buffer untouched, empty code.
+// from MANIFEST.tsv, buffer_too_small / code_too_large with the buffer untouched, empty code;
+// prepare with the padded copy: the same bits, the copy and its zeros, code() on the copy, a
+// short copy or bit buffer and too much code with nothing written.
 #include <evmalloc/analysis.hpp>
 #include <evmalloc/jumpdest_analysis.hpp>
 
@@ -288,4 +290,73 @@ TEST_CASE("JumpdestAnalysis: 6 MB of random code", "[jumpdest_analysis]")
     const auto code = random_code(rng, 6 * 1024 * 1024);
     CHECK(matches_reference(code));
     CHECK(analysis_bits(code) == reference_jumpdest_bits(reference_analysis(code)));
+}
+
+TEST_CASE("JumpdestAnalysis: prepare with the padded copy gives the same bits and views the copy",
+    "[jumpdest_analysis]")
+{
+    std::mt19937_64 rng{0xc0de};
+    for (const std::size_t n : {0U, 1U, 33U, 63U, 64U, 65U, 300U, 4096U, 24576U})
+    {
+        INFO("size " << n);
+        const auto code = random_code(rng, n);
+        std::vector<std::uint64_t> bits(JumpdestAnalysis::jumpdest_words(n), sentinel64);
+        std::vector<std::uint8_t> padded(n + evmalloc::PaddedCode::padding + 2, 0xA5);
+        const auto a = JumpdestAnalysis::prepare(
+            code, std::span{padded}.first(n + evmalloc::PaddedCode::padding), bits);
+        REQUIRE(a.has_value());
+        CHECK(bits == reference_jumpdest_bits(reference_analysis(code)));
+        CHECK(a->code().data() == padded.data());
+        CHECK(a->code().size() == n);
+        CHECK(std::equal(code.begin(), code.end(), padded.begin()));
+        for (std::size_t i = n; i < n + evmalloc::PaddedCode::padding; ++i)
+            CHECK(padded[i] == 0);
+        CHECK(padded[n + evmalloc::PaddedCode::padding] == 0xA5);  // nothing past the span
+        CHECK(padded[n + evmalloc::PaddedCode::padding + 1] == 0xA5);
+        for (std::size_t pc = 0; pc < n; ++pc)
+            if (a->is_jumpdest(pc) != (((bits[pc / 64] >> (pc % 64)) & 1U) != 0))
+                FAIL("is_jumpdest at " << pc);
+    }
+}
+
+TEST_CASE(
+    "JumpdestAnalysis: prepare with the padded copy: a short buffer or too much code, nothing "
+    "written",
+    "[jumpdest_analysis]")
+{
+    const std::vector<std::uint8_t> code(100, OP_JUMPDEST);
+    const std::size_t words = JumpdestAnalysis::jumpdest_words(code.size());
+    const std::size_t bytes = code.size() + evmalloc::PaddedCode::padding;
+    const auto untouched = [](const auto& v, auto value) {
+        return std::ranges::all_of(v, [value](auto x) { return x == value; });
+    };
+    {
+        std::vector<std::uint64_t> bits(words, sentinel64);
+        std::vector<std::uint8_t> padded(bytes - 1, 0xA5);  // one byte short
+        const auto a = JumpdestAnalysis::prepare(code, padded, bits);
+        REQUIRE_FALSE(a.has_value());
+        CHECK(a.error() == Errc::buffer_too_small);
+        CHECK(untouched(bits, sentinel64));
+        CHECK(untouched(padded, std::uint8_t{0xA5}));
+    }
+    {
+        std::vector<std::uint64_t> bits(words - 1, sentinel64);  // one word short
+        std::vector<std::uint8_t> padded(bytes, 0xA5);
+        const auto a = JumpdestAnalysis::prepare(code, padded, bits);
+        REQUIRE_FALSE(a.has_value());
+        CHECK(a.error() == Errc::buffer_too_small);
+        CHECK(untouched(bits, sentinel64));
+        CHECK(untouched(padded, std::uint8_t{0xA5}));
+    }
+    {
+        // Over the limit: checked first, so the bytes past the small buffer are never read.
+        const std::span<const std::uint8_t> too_big{code.data(), Analysis::max_analysable_size + 1};
+        std::vector<std::uint64_t> bits(words, sentinel64);
+        std::vector<std::uint8_t> padded(bytes, 0xA5);
+        const auto a = JumpdestAnalysis::prepare(too_big, padded, bits);
+        REQUIRE_FALSE(a.has_value());
+        CHECK(a.error() == Errc::code_too_large);
+        CHECK(untouched(bits, sentinel64));
+        CHECK(untouched(padded, std::uint8_t{0xA5}));
+    }
 }

@@ -40,6 +40,7 @@
 
 #include "allocation.hpp"
 #include "config.hpp"
+#include "jumpdest_scan.hpp"
 #include "opcodes.hpp"
 #include "result.hpp"
 
@@ -69,6 +70,7 @@ inline constexpr std::array<std::uint8_t, 33> push_value_shift = [] {
 }();
 
 /// What the analysis pass writes besides its three tables, in two steps per instruction:
+/// `fill.run(i, code, count)` for a run of instructions without immediates, else
 /// `auto h = fill.load(opcode)` as soon as the opcode is read, then `fill.store(i, h, value)`
 /// with its push value once it is decoded, or for the two instructions of a main-loop
 /// iteration `fill.store(i, h, value, h2, value2)` (entries i and i + 1), which writes the two
@@ -76,6 +78,7 @@ inline constexpr std::array<std::uint8_t, 33> push_value_shift = [] {
 /// NoInstructionFill writes nothing: Analysis::prepare(code, buffers).
 struct NoInstructionFill
 {
+    static constexpr void run(std::uint32_t, const std::uint8_t*, std::size_t) noexcept {}
     static constexpr int load(std::uint8_t) noexcept { return 0; }
     static constexpr void store(std::uint32_t, int, std::uint64_t) noexcept {}
     static constexpr void store(std::uint32_t, int, std::uint64_t, int, std::uint64_t) noexcept {}
@@ -89,6 +92,15 @@ struct InstructionFill
     Op* ops;
     Metadata* metadata;
 
+    /// Entries i .. i + count - 1 for `count` instructions without immediates at `code`.
+    void run(std::uint32_t i, const std::uint8_t* code, std::size_t count) const noexcept
+    {
+        for (std::size_t k = 0; k < count; ++k)
+        {
+            ops[i + k] = table[code[k]];
+            metadata[i + k] = Metadata{};
+        }
+    }
     Op load(std::uint8_t opcode) const noexcept { return table[opcode]; }
     void store(std::uint32_t i, const Op& op, std::uint64_t value) const noexcept
     {
@@ -293,6 +305,25 @@ private:
             pc_to_inst[d] = no_instruction;
     }
 
+    // A run of `count` (<= 64) instructions without immediates at code[pc ..] (their JUMPDEST
+    // bytes in `jumpdests`, bit k for byte pc + k): every table entry in bulk, no decode.
+    template <class Fill>
+    static void run(const std::uint8_t* code, std::size_t pc, std::size_t count,
+        std::uint64_t jumpdests, std::uint32_t inst, std::uint32_t* inst_to_pc,
+        std::uint32_t* pc_to_inst, std::uint64_t* jumpdest_bits, const Fill& fill) noexcept
+    {
+        for (std::size_t k = 0; k < count; ++k)
+        {
+            inst_to_pc[inst + k] = static_cast<std::uint32_t>(pc + k);
+            pc_to_inst[pc + k] = static_cast<std::uint32_t>(inst + k);
+        }
+        const std::size_t shift = pc % 64;
+        jumpdest_bits[pc / 64] |= jumpdests << shift;
+        if (shift != 0 && (jumpdests >> (64 - shift)) != 0)
+            jumpdest_bits[pc / 64 + 1] |= jumpdests >> (64 - shift);
+        fill.run(inst, code + pc, count);
+    }
+
     std::span<const std::uint8_t> code_{};
     const std::uint32_t* inst_to_pc_ = nullptr;
     const std::uint32_t* pc_to_inst_ = nullptr;
@@ -306,9 +337,13 @@ static_assert(std::is_trivially_copyable_v<Analysis>);
 // The pass: step() per instruction writes pc_to_inst for its bytes and its jumpdest bit; the
 // loops write inst_to_pc[i] and, through the fill, ops[i] and metadata[i].
 //
-// Main loop: two instructions per iteration while 42 bytes are left (the second starts at most
-// 33 bytes after the first, and step() reads 9 bytes and stores 4 entries from its pc), then
-// one at a time while 9 are left, on the code and pc_to_inst in place. A step's 16-byte store
+// Main loop: 64 bytes at a time while 64 + 42 are left. A run of at least 16 bytes without a
+// PUSH byte from pc (one mask, detail::block_masks) is written in bulk: each byte is an
+// instruction, so inst_to_pc and pc_to_inst count up, the jumpdest bits are the mask's, and
+// the fill writes table[opcode] and 0. Otherwise two instructions per iteration until pc has
+// passed those 64 bytes (the second starts at most 33 bytes after the first, and step() reads 9
+// bytes and stores 4 entries from its pc). Then pairs while 42 bytes are left, one at a time
+// while 9 are left, on the code and pc_to_inst in place. A step's 16-byte store
 // may write no_instruction into the entries of the next instructions; they store after it,
 // each from its own pc, so every entry ends as its own instruction wrote it. The ops table is
 // read as soon as the opcode is, and the stores of a pair come last: stores bind this loop.
@@ -323,8 +358,39 @@ inline std::uint32_t Analysis::analyse(const std::uint8_t* const __restrict code
     constexpr std::size_t step_room = 9;  // bytes step() reads from its pc
     constexpr std::size_t pair_room = 33 + step_room;
     std::memset(bits, 0, jumpdest_words(n) * sizeof(std::uint64_t));
+    constexpr std::size_t run_room = 64 + pair_room;
+    constexpr std::size_t min_run = 16;  // shorter runs before a PUSH are decoded as usual
     std::size_t pc = 0;
     std::uint32_t inst = 0;
+    // The main loop, 64 bytes at a time: a run of bytes without PUSH goes in bulk (one mask
+    // per 64 bytes, so code with a PUSH every few bytes pays one mask test per 64 bytes).
+    while (pc + run_room <= n)
+    {
+        const detail::BlockMasks m = detail::block_masks(code + pc);
+        const auto plain = static_cast<std::size_t>(std::countr_zero(m.pushes));  // 64 if none
+        if (plain >= min_run)
+        {
+            const std::uint64_t jumpdests =
+                plain == 64 ? m.jumpdests : m.jumpdests & ((std::uint64_t{1} << plain) - 1);
+            run(code, pc, plain, jumpdests, inst, i2p, p2i, bits, fill);
+            pc += plain;
+            inst += static_cast<std::uint32_t>(plain);
+            continue;
+        }
+        for (const std::size_t end = pc + 64; pc < end;)
+        {
+            const auto pc_a = static_cast<std::uint32_t>(pc);
+            const auto op_a = fill.load(code[pc]);
+            const std::uint64_t value_a = step(code, p2i, pc, n, inst, bits, 0);
+            const auto pc_b = static_cast<std::uint32_t>(pc);
+            const auto op_b = fill.load(code[pc]);
+            const std::uint64_t value_b = step(code, p2i, pc, n, inst + 1, bits, 0);
+            i2p[inst] = pc_a;
+            i2p[inst + 1] = pc_b;
+            fill.store(inst, op_a, value_a, op_b, value_b);
+            inst += 2;
+        }
+    }
     while (pc + pair_room <= n)
     {
         const auto pc_a = static_cast<std::uint32_t>(pc);

@@ -337,6 +337,42 @@ inline void scan_word(const u8* code, std::size_t n, u64* bits, u8* padded) noex
         scan_word_impl<false>(code, n, bits, nullptr);
 }
 
+/// The JUMPDEST and PUSH1..PUSH32 bytes of the 64 bytes at p, bit k for byte k: the masks every
+/// path starts from, here on the baseline of the build (SSE2 on x86-64, 8-byte words elsewhere)
+/// for Analysis's search for PUSH-free runs.
+struct BlockMasks
+{
+    u64 jumpdests;
+    u64 pushes;
+};
+
+inline BlockMasks block_masks(const u8* p) noexcept
+{
+    BlockMasks m{0, 0};
+#if EVMALLOC_SCAN_X86
+    const __m128i jumpdest = _mm_set1_epi8(static_cast<char>(OP_JUMPDEST));
+    const __m128i below_push = _mm_set1_epi8(static_cast<char>(OP_PUSH1 - 1));
+    for (std::size_t k = 0; k < 4; ++k)
+    {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k));
+        m.jumpdests |=
+            u64{static_cast<std::uint16_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, jumpdest)))}
+            << (16 * k);
+        m.pushes |=
+            u64{static_cast<std::uint16_t>(_mm_movemask_epi8(_mm_cmpgt_epi8(v, below_push)))}
+            << (16 * k);
+    }
+#else
+    for (std::size_t k = 0; k < 8; ++k)
+    {
+        const u64 w = load_word(p + 8 * k);
+        m.jumpdests |= gather_flags(jumpdest_bytes(w)) << (8 * k);
+        m.pushes |= gather_flags(push_bytes(w)) << (8 * k);
+    }
+#endif
+    return m;
+}
+
 #if EVMALLOC_SCAN_X86
 // --- sse2 -------------------------------------------------------------------------------------
 
