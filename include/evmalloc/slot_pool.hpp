@@ -117,13 +117,9 @@ public:
     /// \throws std::bad_alloc when the pool must grow and upstream fails; nothing changes then.
     [[nodiscard]] void* acquire()
     {
-        void* slot = try_acquire();
+        void* const slot = acquire_or_null();
         if (slot == nullptr) [[unlikely]]
-        {
-            slot = acquire_slow();
-            if (slot == nullptr)
-                detail::throw_bad_alloc(detail::upstream_failed);
-        }
+            detail::throw_bad_alloc(detail::upstream_failed);
         return slot;
     }
 

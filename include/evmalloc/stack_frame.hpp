@@ -154,7 +154,20 @@ public:
 
     /// Takes everything `other` owns (buffer, Memory, pinned entry, analysis); `other` owns
     /// nothing after (see the top of this header; its destructor is a no-op).
-    StackFrame(StackFrame&& other) noexcept { take(other); }
+    StackFrame(StackFrame&& other) noexcept
+      : pool_{other.pool_},
+        lease_{other.lease_},
+        stack_{other.stack_},
+        analysis_{other.analysis_},
+        ops_{other.ops_},
+        metadata_{other.metadata_},
+        pin_{other.pin_},
+        code_capacity_{other.code_capacity_},
+        tier_{other.tier_},
+        prepared_{other.prepared_}
+    {
+        other.disown();
+    }
 
     /// Releases this frame's buffer, Memory and pinned entry, then takes `other`'s. A move onto
     /// itself changes nothing.
@@ -163,7 +176,17 @@ public:
         if (this != &other)
         {
             release();
-            take(other);
+            pool_ = other.pool_;
+            lease_ = other.lease_;
+            stack_ = other.stack_;
+            analysis_ = other.analysis_;
+            ops_ = other.ops_;
+            metadata_ = other.metadata_;
+            pin_ = other.pin_;
+            code_capacity_ = other.code_capacity_;
+            tier_ = other.tier_;
+            prepared_ = other.prepared_;
+            other.disown();
         }
         return *this;
     }
@@ -272,19 +295,17 @@ private:
         poison_unused<Traits>({lease.buffer, lease.bytes}, {}, 0);  // nothing prepared yet
     }
 
-    /// Takes what `other` owns; `other` is left owning nothing.
-    void take(StackFrame& other) noexcept
+    /// What a move leaves behind: a frame that owns nothing (what it owned went elsewhere). The
+    /// analysis and the instruction arrays stay as they were, unreachable: not prepared.
+    void disown() noexcept
     {
-        pool_ = std::exchange(other.pool_, nullptr);
-        lease_ = std::exchange(other.lease_, Lease{});
-        stack_ = std::exchange(other.stack_, Stack<Word>{});
-        analysis_ = std::exchange(other.analysis_, AnalysisType{});
-        ops_ = std::exchange(other.ops_, nullptr);
-        metadata_ = std::exchange(other.metadata_, nullptr);
-        pin_ = std::exchange(other.pin_, {});
-        code_capacity_ = std::exchange(other.code_capacity_, 0);
-        tier_ = other.tier_;
-        prepared_ = std::exchange(other.prepared_, false);
+        pool_ = nullptr;
+        lease_.buffer = nullptr;
+        lease_.bytes = 0;
+        stack_ = Stack<Word>{};
+        pin_ = {};
+        code_capacity_ = 0;
+        prepared_ = false;
     }
 
     template <class Cache, class... Table>
