@@ -795,6 +795,20 @@ TEST_CASE(
         CHECK(fused_matches_reference(std::vector<std::uint8_t>(n, 0)));
         ++checked;
     }
+    // One PUSH in plain code, at every offset of codes ending at every distance from a 64-byte
+    // block: push data running into a plain block, plain blocks near the end of the code.
+    std::size_t single = 0;
+    for (std::size_t n = 64; n <= 260; n += 7)
+        for (const int k : {1, 7, 32})
+            for (std::size_t at = 0; at < n; ++at)
+            {
+                std::vector<std::uint8_t> code(n, OP_JUMPDEST);
+                code[at] = op_push(k);
+                if (!matches_reference(code))
+                    FAIL(n << " bytes, PUSH" << k << " at " << at);
+                ++single;
+            }
+    CHECK(single == 3 * 4698);
     for (const auto& shape : evmalloc::test::code_shapes())
     {
         INFO(shape.name);

@@ -373,6 +373,25 @@ inline BlockMasks block_masks(const u8* p) noexcept
     return m;
 }
 
+/// True iff one of the 64 bytes at p is a PUSH1..PUSH32 (block_masks(p).pushes != 0, cheaper).
+inline bool has_push(const u8* p) noexcept
+{
+#if EVMALLOC_SCAN_X86
+    const __m128i below_push = _mm_set1_epi8(static_cast<char>(OP_PUSH1 - 1));
+    __m128i any = _mm_setzero_si128();
+    for (std::size_t k = 0; k < 4; ++k)
+        any = _mm_or_si128(
+            any, _mm_cmpgt_epi8(
+                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k)), below_push));
+    return _mm_movemask_epi8(any) != 0;
+#else
+    u64 pushes = 0;
+    for (std::size_t k = 0; k < 8; ++k)
+        pushes |= push_bytes(load_word(p + 8 * k));
+    return pushes != 0;
+#endif
+}
+
 #if EVMALLOC_SCAN_X86
 // --- sse2 -------------------------------------------------------------------------------------
 
