@@ -14,6 +14,7 @@
 #include "support/alloc_counter.hpp"
 #include "support/baseline_frames.hpp"
 #include "support/counters.hpp"
+#include "support/jumpdest_floor.hpp"
 #include "support/op_table.hpp"
 #include "support/workload_code.hpp"
 
@@ -24,7 +25,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -140,35 +140,14 @@ void call_setup_evmone(benchmark::State& state, const std::vector<std::uint8_t>*
     });
 }
 
-// The floor: only the jumpdest bitmap, PUSH immediates skipped, into a reused buffer.
-[[gnu::noinline]] std::size_t jumpdest_bitmap(
-    const std::vector<std::uint8_t>& code, std::uint64_t* bits)
-{
-    const std::size_t n = code.size();
-    const std::uint8_t* const c = code.data();
-    std::memset(bits, 0, (n + 64) / 64 * sizeof(std::uint64_t));
-    std::size_t count = 0;
-    for (std::size_t pc = 0; pc < n; ++pc)
-    {
-        const std::uint8_t op = c[pc];
-        if (op == evmalloc::OP_JUMPDEST)
-        {
-            bits[pc / 64] |= std::uint64_t{1} << (pc % 64);
-            ++count;
-        }
-        else if (evmalloc::is_push(op))  // skip the immediate
-            pc += evmalloc::push_size(op);
-    }
-    return count;
-}
-
 void call_setup_floor(benchmark::State& state, const std::vector<std::uint8_t>* code)
 {
     std::vector<std::uint64_t> bits((code->size() + 64) / 64);
     const auto before = new_calls();
     for (auto _ : state)
     {
-        benchmark::DoNotOptimize(jumpdest_bitmap(*code, bits.data()));
+        benchmark::DoNotOptimize(
+            evmalloc::bench::jumpdest_bitmap(code->data(), code->size(), bits.data()));
         benchmark::ClobberMemory();
     }
     set_call_setup_counters(state, before, *code);

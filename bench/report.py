@@ -33,8 +33,18 @@ import sys
 from collections import OrderedDict
 
 REFERENCE_FLOORS = {"jumpdest_floor"}
+# attack_shapes cases with a target of their own (bench/jumpdest_scan_bench.cpp).
+ATTACK_SHAPES = ["devnet8_64k", "devnet8_24k", "zeros_64k", "jumpdest_stop_64k"]
+WORST_SHAPES = ["push1_dense_64k", "push_per_64_64k", "push32_dense_64k", "random_64k"]
+# Published figures of other clients for the attack shapes (theirs, not measured here).
+CLIENT_FIGURES = [
+    ("Nethermind", "PR 8725", "Vector128/Vector512 analysis: 10–100× its scalar loop on such code"),
+    ("Erigon", "PR 21954", "PUSH-free 8-byte words skipped: 2.3–3.2×"),
+    ("Besu", "PR 11322", "PUSH-free 8-byte words skipped: 2.3–3.2×; JUMPDEST analysis was 45% of block import"),
+]
 # Report order of the workloads (common.md); others follow in order of appearance.
-WORKLOAD_ORDER = ["pools", "arena", "frame_setup", "call_setup", "padded_copy", "shared_hit", "shared_miss",
+WORKLOAD_ORDER = ["pools", "arena", "frame_setup", "call_setup", "padded_copy", "attack_shapes", "scan_corpus",
+                  "shared_hit", "shared_miss",
                   "memory", "call_storm", "call_storm_zipf", "cache_threads", "footprint", "allocator"]
 # The reference impl of a workload whose rows are all evmalloc paths (default: `evmalloc`).
 WORKLOAD_REFERENCE = {"shared_hit": "trusted", "cache_threads": "threads:1", "footprint": "shared"}
@@ -43,6 +53,8 @@ WORKLOAD_KINDS = {
     "shared_hit": {"verified": "variant", "bare_init": "floor"},
     "cache_threads": {"threads:2": "variant"},
     "footprint": {"per_frame": "variant"},
+    "attack_shapes": {"memcpy": "floor"},
+    "scan_corpus": {"memcpy": "floor"},
 }
 # Workloads that report counters, not times.
 COUNTER_WORKLOADS = {"footprint"}
@@ -367,6 +379,31 @@ def targets_section(tree):
             text += (f", {low[1] * 100:.0f}% ({low[0]}) to {high[1] * 100:.0f}% ({high[0]}) of the jumpdest "
                      "frame's call setup")
         lines.append(f"- padded code copy (reported, no target): {text}.")
+    # The jumpdest scan (attack_shapes, scan_corpus): the dispatched path against the floor.
+    rows = case_rows(tree, "attack_shapes", "evmalloc", "floor", "memcpy")
+    for case, (ev, floor, copy) in rows:
+        if case not in ATTACK_SHAPES:
+            continue
+        need = 20.0 if case.startswith("devnet8") else 10.0
+        speedup = floor["_ns"] / ev["_ns"]
+        lines.append(target_line(f"attack_shapes/{case}: ≥ {need:g}× the floor", f"{speedup:.1f}×",
+                                 speedup >= need))
+        of_copy = ev["_ns"] / copy["_ns"]
+        lines.append(target_line(f"attack_shapes/{case}: within 1.5× of a bare memcpy", f"{of_copy:.2f}×",
+                                 of_copy <= 1.5, f"{fmt_time(ev['_ns'])} against {fmt_time(copy['_ns'])}"))
+    worst = [(c, f["_ns"] / e["_ns"]) for c, (e, f, _) in rows if c in WORST_SHAPES]
+    if worst:
+        low = min(worst, key=lambda p: p[1])
+        lines.append(target_line("worst cases (PUSH1-dense, PUSH per 64 bytes, PUSH32-dense, random) ≥ 1.0× the floor",
+                                 f"at least {low[1]:.2f}× ({low[0]})", low[1] >= 1.0))
+    rows = case_rows(tree, "scan_corpus", "evmalloc", "floor")
+    if rows:
+        speedups = [(c, f["_ns"] / e["_ns"]) for c, (e, f) in rows]
+        gm = geomean([r for _, r in speedups])
+        low = min(speedups, key=lambda p: p[1])
+        lines.append(target_line("compiled contracts ≥ 1.5× the floor (geometric mean)",
+                                 f"{gm:.2f}× over {len(rows)} contracts", gm >= 1.5,
+                                 f"lowest {low[1]:.2f}× on {low[0]}"))
     # Shared analysis: hits and misses.
     rows = case_rows(tree, "shared_hit", "verified", "init_prepare")
     big = [(c, v, p) for c, (v, p) in rows if (code_bytes(p) or 0) >= 16384]
@@ -580,6 +617,7 @@ def write_times_report(context, entries, out_dir, compiler_arg):
         md += [f"- {e['run_name']}: {e.get('error_message', '')}" for e in errors] + [""]
 
     md += targets_section(tree)
+    md += attack_shapes_section(tree, out_dir)
 
     # One table per workload.
     for workload, cases in tree.items():
@@ -616,6 +654,101 @@ def write_times_report(context, entries, out_dir, compiler_arg):
         f.write("\n".join(md) + "\n")
     write_chart(chart_data, os.path.join(out_dir, "chart.png"),
                 f"{date[:10]} · {cpu_model()} · {context.get('code_source', '')}", chart_floors)
+
+
+def scan_paths(cases):
+    """The evmalloc.<path> impls of the scan workloads, in order of appearance."""
+    paths = []
+    for impls in cases.values():
+        paths += [i for i in impls if i.startswith("evmalloc.") and i not in paths]
+    return paths
+
+
+def gbps(e):
+    return e["bytes_per_second"] / 1e9 if e and e.get("bytes_per_second") and e.get("_ns") else None
+
+
+def attack_shapes_section(tree, out_dir):
+    """The jumpdest scan per shape and per path: GB/s, × the floor, × a bare memcpy's time; the
+    corpus geomeans per path; the chart attack_shapes.png."""
+    cases = tree.get("attack_shapes", {})
+    if not cases:
+        return []
+    paths = scan_paths(cases)
+    header = ["shape", "evmalloc GB/s", "× floor", "time / memcpy"] + [f"{p[len('evmalloc.'):]} GB/s (× floor)" for p in paths] + ["floor GB/s", "memcpy GB/s"]
+    rows, chart = [], OrderedDict()
+    for case, impls in cases.items():
+        ev, floor, copy = impls.get("evmalloc"), impls.get("floor"), impls.get("memcpy")
+        if not (ev and floor and copy and ev.get("_ns") and floor.get("_ns") and copy.get("_ns")):
+            continue
+        row = [case, fmt_sig(gbps(ev)), fmt_ratio(floor["_ns"] / ev["_ns"]), fmt_ratio(ev["_ns"] / copy["_ns"])]
+        for p in paths:
+            e = impls.get(p)
+            row.append(f"{fmt_sig(gbps(e))} ({fmt_ratio(floor['_ns'] / e['_ns'])})" if e and e.get("_ns") else "—")
+            if e and e.get("_ns"):
+                chart.setdefault(case, OrderedDict())[p[len("evmalloc."):]] = floor["_ns"] / e["_ns"]
+        chart.setdefault(case, OrderedDict())["memcpy (limit)"] = floor["_ns"] / copy["_ns"]
+        rows.append(row + [fmt_sig(gbps(floor)), fmt_sig(gbps(copy))])
+    md = ["## Attack shapes", "",
+          "The jumpdest frame's whole setup, `JumpdestAnalysis::prepare(code, padded_code, bits)`, on the "
+          "attack shapes and the worst cases (bench/jumpdest_scan_bench.cpp), side by side in one run with "
+          "the floor (a `memcpy` into a padded buffer, then the plain bitmap loop) and a bare padded `memcpy`. "
+          "`evmalloc` is the path chosen at run time; each path selected with `set_analysis_path()`. "
+          "× floor: floor time / evmalloc time (above 1: faster than the floor).", "",
+          md_table(header, rows), ""]
+    corpus = tree.get("scan_corpus", {})
+    if corpus:
+        per = []
+        for impl in ["evmalloc"] + scan_paths(corpus):
+            pairs = [(c, i["floor"]["_ns"] / i[impl]["_ns"]) for c, i in corpus.items()
+                     if i.get(impl, {}).get("_ns") and i.get("floor", {}).get("_ns")]
+            if pairs:
+                low = min(pairs, key=lambda p: p[1])
+                per.append([impl, len(pairs), fmt_ratio(geomean([r for _, r in pairs])),
+                            f"{fmt_ratio(low[1])} ({low[0]})"])
+        md += ["Compiled contracts of the corpus (scan_corpus), × the floor per path:", "",
+               md_table(["impl", "contracts", "geomean × floor", "lowest"], per), ""]
+    md += ["Published figures of other clients (theirs, on their machines and baselines; not measured here):", ""]
+    md += [f"- {who} ({ref}): {what}." for who, ref, what in CLIENT_FIGURES] + [""]
+    if chart:
+        write_scan_chart(chart, os.path.join(out_dir, "attack_shapes.png"))
+        md += ["![attack shapes: speed-up over the floor per path](attack_shapes.png)", ""]
+    return md
+
+
+def write_scan_chart(chart, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("report.py: warning: matplotlib is not installed; attack_shapes.png skipped", file=sys.stderr)
+        return
+    series = []
+    for per in chart.values():
+        series += [k for k in per if k not in series]
+    fig, ax = plt.subplots(figsize=(max(9.0, 1.4 * len(chart) + 3), 5.5), dpi=120)
+    width = 0.84 / max(len(series), 1)
+    palette = plt.get_cmap("tab10").colors
+    for k, name in enumerate(series):
+        xs = [x - 0.42 + width * (k + 0.5) for x, per in enumerate(chart.values()) if name in per]
+        ys = [per[name] for per in chart.values() if name in per]
+        ax.bar(xs, ys, width * 0.92, color=palette[k % 10], edgecolor="black", linewidth=0.4, label=name,
+               hatch="//" if name.startswith("memcpy") else None)
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="black", linewidth=1.0)
+    for level, text in ((10.0, "10×"), (20.0, "20×")):
+        ax.axhline(level, color="#888", linewidth=0.6, linestyle="--")
+    ax.set_xticks(range(len(chart)))
+    ax.set_xticklabels(list(chart), rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("floor time / path time (log scale)")
+    ax.set_title("jumpdest frame setup per path: speed-up over the floor (memcpy + plain bitmap loop)\n"
+                 "hatched: a bare memcpy, the physical limit; dashed: the 10× and 20× targets", fontsize=10)
+    ax.grid(axis="y", linestyle=":", linewidth=0.5)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def write_chart(chart_data, path, subtitle, floors=frozenset(REFERENCE_FLOORS)):

@@ -4,13 +4,19 @@
 // starts, pc_to_inst and the jumpdest bit words (padding zero) as whole tables, the
 // accessors at the edges, past the end and at huge pcs, ops from a table of distinct entries
 // and PUSH1..PUSH8 metadata (cut to the metadata type), entries past instruction_count()
-// untouched. JumpdestAnalysis::prepare gives the same bit words. Then each buffer one entry
-// short: buffer_too_small with nothing written.
+// untouched. JumpdestAnalysis::prepare gives the same bit words, and so does the jumpdest scan
+// on every path this CPU runs (scalar, word, sse2, avx2, avx512), with and without the padded
+// copy (checked byte for byte: the code, then PaddedCode::padding zeros), into exactly sized
+// heap blocks: every path equals the reference, so every path equals every other. The fused
+// prepare(code, padded_code, bits) the same. Then each buffer one entry short:
+// buffer_too_small with nothing written.
 #include "check.hpp"
 #include "reference.hpp"
 
 #include <evmalloc/analysis.hpp>
 #include <evmalloc/jumpdest_analysis.hpp>
+#include <evmalloc/jumpdest_scan.hpp>
+#include <evmalloc/padded_code.hpp>
 #include <evmalloc/tier.hpp>
 
 #include <array>
@@ -196,6 +202,64 @@ FUZZ_NO_COVERAGE void check_arrays(std::span<const std::uint8_t> code, const Ref
     }
 }
 
+// The padded copy: the code, then PaddedCode::padding zeros, and nothing after them.
+FUZZ_NO_COVERAGE bool padded_copy_ok(
+    std::span<const std::uint8_t> code, const std::uint8_t* padded, std::size_t size)
+{
+    const std::size_t n = code.size();
+    if (size != n + evmalloc::PaddedCode::padding ||
+        (n != 0 && std::memcmp(padded, code.data(), n) != 0))
+        return false;
+    for (std::size_t i = n; i < size; ++i)
+        if (padded[i] != 0)
+            return false;
+    return true;
+}
+
+// The scan on every path this CPU runs, with and without the padded copy: the reference's bit
+// words, and the copy, into blocks of exactly the size each needs.
+FUZZ_NO_COVERAGE void check_scan_paths(std::span<const std::uint8_t> code, const Reference& ref)
+{
+    const std::size_t n = code.size();
+    const std::size_t words = evmalloc::JumpdestAnalysis::jumpdest_words(n);
+    FUZZ_CHECK(words == ref.jumpdest_bits.size());
+    for (const evmalloc::AnalysisPath path : evmalloc::all_analysis_paths)
+    {
+        if (!evmalloc::analysis_path_supported(path))
+            continue;
+        Block<std::uint64_t> bits{words};
+        evmalloc::detail::scan_jumpdests(path, code.data(), n, bits.data(), nullptr);
+        FUZZ_CHECK(same_elements(bits.data(), ref.jumpdest_bits.data(), words));
+        Block<std::uint64_t> fused_bits{words};
+        Block<std::uint8_t> padded{n + evmalloc::PaddedCode::padding};
+        evmalloc::detail::scan_jumpdests(path, code.data(), n, fused_bits.data(), padded.data());
+        FUZZ_CHECK(same_elements(fused_bits.data(), ref.jumpdest_bits.data(), words));
+        FUZZ_CHECK(padded_copy_ok(code, padded.data(), n + evmalloc::PaddedCode::padding));
+    }
+}
+
+// The fused prepare on the path in use: the bits, the copy, code() viewing the copy; a padded
+// buffer one byte short is buffer_too_small with nothing written.
+FUZZ_NO_COVERAGE void check_fused(std::span<const std::uint8_t> code, const Reference& ref)
+{
+    const std::size_t n = code.size();
+    const std::size_t words = evmalloc::JumpdestAnalysis::jumpdest_words(n);
+    Block<std::uint64_t> bits{words};
+    Block<std::uint8_t> padded{n + evmalloc::PaddedCode::padding};
+    const auto a = evmalloc::JumpdestAnalysis::prepare(code, padded.span(), bits.span());
+    FUZZ_CHECK(a.has_value());
+    FUZZ_CHECK(a->code().data() == padded.data() && a->code().size() == n);
+    FUZZ_CHECK(same_elements(a->jumpdest_bits_span().data(), ref.jumpdest_bits.data(), words));
+    FUZZ_CHECK(padded_copy_ok(code, padded.data(), n + evmalloc::PaddedCode::padding));
+    check_jumpdests(*a, n, ref);
+    Block<std::uint64_t> untouched_bits{words};
+    Block<std::uint8_t> short_padded{n + evmalloc::PaddedCode::padding - 1};
+    const auto e =
+        evmalloc::JumpdestAnalysis::prepare(code, short_padded.span(), untouched_bits.span());
+    FUZZ_CHECK(!e.has_value() && e.error() == Errc::buffer_too_small);
+    FUZZ_CHECK(untouched_bits.untouched_from(0) && short_padded.untouched_from(0));
+}
+
 const char handlers[256] = {};
 
 const std::array<std::uint16_t, 256>& table16()
@@ -292,5 +356,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto short_result = evmalloc::JumpdestAnalysis::prepare(code, short_bits.span());
     FUZZ_CHECK(!short_result.has_value() && short_result.error() == Errc::buffer_too_small);
     FUZZ_CHECK(short_bits.untouched_from(0));
+
+    check_scan_paths(code, ref);
+    check_fused(code, ref);
     return 0;
 }
