@@ -25,6 +25,7 @@
 #include "analysis.hpp"
 #include "instruction_array.hpp"
 #include "jumpdest_analysis.hpp"
+#include "jumpdest_scan.hpp"
 #include "memory.hpp"
 #include "padded_code.hpp"
 #include "stack.hpp"
