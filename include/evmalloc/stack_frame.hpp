@@ -316,17 +316,29 @@ private:
             return Errc::code_too_large;
         if (pool.active() >= pool.config().max_frames) [[unlikely]]
             return Errc::call_depth_exceeded;
-        const Result<detail::PinnedEntry<Traits>> pinned = cache.pin(code, hash, table...);
+        Result<detail::PinnedEntry<Traits>> pinned = cache.pin(code, hash, table...);
         if (!pinned) [[unlikely]]
             return pinned.error();
+        if (pinned->entry == nullptr)  // not admitted: the per-frame path
+        {
+            Result<StackFrame> frame = init(code.size(), pool);
+            if (frame && !frame->prepare_with(code, table...)) [[unlikely]]
+                frame = Errc::code_too_large;  // not reachable: the tier fits code.size()
+            if (!frame) [[unlikely]]
+            {
+                cache.abandon(*pinned);
+                return frame.error();
+            }
+            cache.commit(*pinned);
+            return frame;
+        }
         const Result<Lease> lease = pool.acquire_stack();
         if (!lease) [[unlikely]]
         {
             cache.abandon(*pinned);
             return lease.error();
         }
-        cache.commit(*pinned);
-        const auto* const e = pinned->entry;
+        const auto* const e = cache.commit(*pinned);
         const Tier tier = code.size() <= max_code_size ? *select_tier(code.size()) : Tier::kb128;
         StackFrame frame{pool, *lease, tier, 0};
         frame.analysis_ = e->analysis;
