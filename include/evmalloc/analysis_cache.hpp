@@ -57,6 +57,7 @@
 #include "code_hash.hpp"
 #include "config.hpp"
 #include "frame_layout.hpp"
+#include "keyed_hash.hpp"
 #include "monotonic_arena.hpp"
 #include "result.hpp"
 #include "traits.hpp"
@@ -73,12 +74,12 @@ struct AnalysisCacheConfig
     Admission admission = Admission::tiny_lfu;
 };
 
-/// The verified key's default hash: code_fingerprint().
+/// The verified key's default hash: keyed_code_hash() (XXH3 under a per-process secret).
 struct CodeFingerprint
 {
     std::uint64_t operator()(std::span<const std::uint8_t> code) const noexcept
     {
-        return code_fingerprint(code);
+        return keyed_code_hash(code);
     }
 };
 
