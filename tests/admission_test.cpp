@@ -38,9 +38,9 @@ TEST_CASE("the history counts a code per slot, forgets it when another takes the
     for (int i = 0; i < 20; ++i)
         h.record(7);
     CHECK(h.count(7) == AdmissionHistory::max_count);  // saturates
-    // A key of the same slot (the slot index is the top 10 bits of key * 0x9e3779b1).
+    // A key of the same slot (the slot index is the top 12 bits of key * 0x9e3779b1).
     std::uint32_t other = 8;
-    while (((other * 0x9e3779b1U) >> 22) != ((7U * 0x9e3779b1U) >> 22))
+    while (((other * 0x9e3779b1U) >> 20) != ((7U * 0x9e3779b1U) >> 20))
         ++other;
     h.record(other);
     CHECK(h.count(7) == 0);
@@ -53,13 +53,13 @@ TEST_CASE("the history counts a code per slot, forgets it when another takes the
     CHECK(h.count(9) == 4);  // one epoch: halved
 }
 
-TEST_CASE(
-    "TinyLFU's decision: more than the victim, or seen before when nothing can go", "[admission]")
+TEST_CASE("TinyLFU's decision: seen before, and more than the victim", "[admission]")
 {
     using evmalloc::detail::admit_over;
     CHECK(admit_over(3, true, 2));
     CHECK(!admit_over(2, true, 2));  // a tie keeps the resident
     CHECK(!admit_over(1, false, 0));
+    CHECK(!admit_over(1, true, 0));  // seen once: never displaces anything
     CHECK(admit_over(2, false, 0));
 }
 

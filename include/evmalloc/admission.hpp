@@ -3,14 +3,14 @@
 // Plain LRU (every client's code cache) lets a sweep of code seen once evict the code that is
 // called again. The default policy here is TinyLFU's (Einziger, Friedman, Manes, "TinyLFU: A
 // Highly Efficient Cache Admission Policy", ACM ToS 2017; Caffeine's W-TinyLFU): a missed code
-// is admitted when there is room, and when admitting it would evict, only if it has been seen
-// more often, lately, than the entry it would evict (the least recently used unpinned one).
-// Ties keep the resident. A code not admitted runs on the per-frame path: no entry is built,
+// is admitted when there is room, and when admitting it would evict, only if it was seen before
+// (TinyLFU's doorkeeper: a code seen once never displaces anything) and more often, lately, than
+// the entry it would evict (the least recently used unpinned one). Ties keep the resident. A code not admitted runs on the per-frame path: no entry is built,
 // nothing is evicted (S3-FIFO's and 2Q's probationary queues would still build an entry for it,
 // which is the cost a sweep call must not pay; TinyLFU decides before anything is built).
 //
 // Frequencies. A cached entry keeps its own count; codes not cached are counted in a small
-// direct-mapped history (AdmissionHistory, 1024 slots of 8 bytes, one upstream block), the
+// direct-mapped history (AdmissionHistory, 4096 slots of 8 bytes, one 32 KiB upstream block), the
 // doorkeeper's and sketch's role in TinyLFU, exact per slot: a code whose slot another code
 // took counts as unseen. A count saturates at 15 (TinyLFU's 4-bit counters) and halves every
 // `window` recorded calls (TinyLFU's reset, applied lazily by epoch), so popularity ages out.
@@ -45,7 +45,7 @@ constexpr std::uint8_t aged_count(
 class AdmissionHistory
 {
 public:
-    static constexpr std::size_t slot_count = 1024;
+    static constexpr std::size_t slot_count = 4096;
     static constexpr std::uint8_t max_count = 15;
     /// Recorded calls per epoch (a count halves once per epoch).
     static constexpr std::uint32_t window = 8192;
@@ -118,20 +118,22 @@ private:
     {
         if (slots_ == nullptr)
             return nullptr;
-        return &slots_[(key * 0x9e3779b1U) >> (32 - 10)];  // 2^10 == slot_count
+        return &slots_[(key * 0x9e3779b1U) >> (32 - 12)];  // 2^12 == slot_count
     }
 
     Slot* slots_ = nullptr;
     std::uint32_t calls_ = 0;
     std::uint8_t epoch_ = 0;
 };
-static_assert(AdmissionHistory::slot_count == std::size_t{1} << 10);
+static_assert(AdmissionHistory::slot_count == std::size_t{1} << 12);
 
 /// TinyLFU's decision for a candidate seen `candidate` times lately (this call included) that
-/// would evict an entry seen `victim` times (`has_victim` false: nothing can be evicted).
+/// would evict an entry seen `victim` times (`has_victim` false: nothing can be evicted): seen
+/// before (the doorkeeper: a code seen once never displaces anything), and more often than the
+/// victim.
 constexpr bool admit_over(std::uint8_t candidate, bool has_victim, std::uint8_t victim) noexcept
 {
-    return has_victim ? candidate > victim : candidate > 1;
+    return candidate > 1 && (!has_victim || candidate > victim);
 }
 }  // namespace detail
 }  // namespace evmalloc

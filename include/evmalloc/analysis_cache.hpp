@@ -18,24 +18,43 @@
 // another entry (a jumpdest frame has no table). Two ways to find code, whose entries never
 // answer each other:
 //   trusted   by the CodeHash the caller has (it promises it is the hash of exactly these
-//             bytes): O(1) whatever the code size. An entry found under the hash with another
-//             code size is Errc::code_hash_mismatch (debug builds also compare the bytes).
-//   verified  by code_fingerprint() of the bytes (or the Fingerprint given), and the bytes
-//             compared on every hit: a collision costs a comparison, never a wrong analysis.
+//             bytes): O(1) whatever the code size. An entry found under the hash with other code
+//             is Errc::code_hash_mismatch: checked by the size and the first and last 32 bytes
+//             in every build (debug builds compare every byte).
+//   verified  by keyed_code_hash() of the bytes (XXH3 under a per-process random secret,
+//             keyed_hash.hpp; or the Fingerprint given), and the bytes compared on every hit: a
+//             collision costs a comparison, never a wrong analysis.
+//
+// Collisions cost a bounded amount. A verified lookup compares the bytes of at most
+// CacheCore::max_compared (4) entries of the same bucket hash, size and table; past them it
+// stops and the code is not admitted (it runs on the per-frame path, counted in not_admitted()).
+// So a lookup's worst cost is one hash of the code and 4 comparisons of code.size() bytes (plus
+// the bucket's other entries, rejected by their header's first line), whoever chose the codes.
+//
+// Admission (AnalysisCacheConfig::admission, admission.hpp). A miss asks the policy first:
+// Admission::tiny_lfu (the default) admits a code when there is room, or when it was seen before
+// and more often lately than the least recently used unpinned entry it would evict; a code seen
+// once never displaces code called again. Admission::always is 0.2.0's plain LRU. A code not
+// admitted runs on the per-frame path in the frame's own buffer: no entry is built, nothing is
+// evicted, not_admitted() counts it.
 //
 // Costs (n = code size). A hit: the bucket, the entry's header, the pin: O(1) with a trusted
-// key, O(n) hashing and comparing with a verified one (no allocation either way). A miss: one
-// upstream block and the analysis, as StackFrame::prepare; the bucket array doubles, on a miss,
-// when the entries outnumber the buckets. Recency is kept when a frame unpins its entry (it
-// moves to the newest end of an intrusive list: its header and its two neighbours'), so the
-// hit itself writes only the pin count, and a call that failed after its lookup leaves the
-// order as it was. Eviction walks from the oldest end and frees exactly the least recently
-// released unpinned entries (a pinned entry is in use: never a candidate).
+// key, O(n) hashing and comparing with a verified one (no allocation either way). An admitted
+// miss: one upstream block and the analysis, as StackFrame::prepare; the bucket array doubles,
+// on a miss, when the entries outnumber the buckets; the admission history (32 KiB) comes from
+// upstream on the first miss. A miss changes nothing until its frame has its stack buffer
+// (pin() builds and reserves, commit() links in): a call that fails leaves the cache exactly as
+// it was, bucket array and history included. Recency is kept when a frame unpins its entry (it
+// moves to the newest end of an intrusive list), so the hit itself writes only the pin count.
+// Only unpinned entries need be on that list: eviction takes a pinned entry it meets off the
+// list (it comes back, as the newest, when its last frame unpins it), so it never walks the same
+// pinned entry twice and insert and unpin stay O(1) amortised whatever is pinned (also with
+// max_bytes 0). Eviction frees exactly the least recently released unpinned entries.
 //
 // Budget: max_bytes bounds the entries' blocks. Over it, the least recently used unpinned
 // entries go (at a miss, and when a frame unpins). A pinned entry is never freed and a full
 // budget never fails a call: bytes() passes max_bytes only by entries that live frames pin.
-// max_bytes 0 keeps nothing that no frame pins: every call analyses afresh.
+// max_bytes 0 keeps nothing that no frame pins.
 //
 // AnalysisCache is for one thread, like FramePool. ConcurrentAnalysisCache (below) is shared.
 #pragma once

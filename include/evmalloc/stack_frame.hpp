@@ -105,12 +105,14 @@ public:
     /// A frame for `code` whose code part is the shared entry of `cache` (AnalysisCache or
     /// ConcurrentAnalysisCache): found by the trusted key `hash`, or built on a miss and
     /// inserted; pinned until the frame goes. The frame is_prepared() at once; its buffer holds
-    /// only the stack (a pooled stack-only buffer). Instruction frames take the op table the
-    /// entry is keyed by (the same code under another OpTable object is another entry).
+    /// only the stack (a pooled stack-only buffer). A miss the cache's admission policy does not
+    /// admit runs on the per-frame path instead (init(code.size(), pool) + prepare: the tier's
+    /// buffer, no entry). Instruction frames take the op table the entry is keyed by (the same
+    /// code under another OpTable object is another entry).
     /// \returns Errc::code_too_large when code.size() > pool.config().max_code_size;
     ///          Errc::call_depth_exceeded when pool already has max_frames alive;
-    ///          Errc::code_hash_mismatch when the entry under `hash` has another code size (in
-    ///          debug builds also other bytes);
+    ///          Errc::code_hash_mismatch when the entry under `hash` has other code (another
+    ///          size, or other first or last 32 bytes; in debug builds any other byte);
     ///          Errc::out_of_memory when an upstream failed (nothing inserted).
     ///          On error the pool and the cache are as they were.
     /// \requires `hash` is the keccak-256 of exactly `code`; `pool` and `cache` outlive the frame.

@@ -67,7 +67,7 @@ public:
         {
             const unsigned candidate = history_count(key) + 1U;
             const Item* v = victim();
-            admit = v != nullptr ? candidate > aged(v->count, v->stamp) : candidate > 1U;
+            admit = candidate > 1U && (v == nullptr || candidate > aged(v->count, v->stamp));
         }
         if (!admit)
         {
@@ -142,7 +142,7 @@ private:
     }
     void tick() { ++ticks_; }
 
-    static std::uint32_t slot_of(std::uint32_t key) { return (key * 0x9e3779b1U) >> 22; }
+    static std::uint32_t slot_of(std::uint32_t key) { return (key * 0x9e3779b1U) >> 20; }
     [[nodiscard]] unsigned history_count(std::uint32_t key) const
     {
         const auto it = history_.find(slot_of(key));
