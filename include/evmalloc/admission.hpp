@@ -83,7 +83,8 @@ public:
     /// A call of `key`, which has no entry, ran (not admitted). Ticks the clock.
     void record(std::uint32_t key) noexcept
     {
-        remember(key, static_cast<std::uint8_t>(count(key) + (count(key) < max_count ? 1 : 0)));
+        const std::uint8_t n = count(key);
+        remember(key, static_cast<std::uint8_t>(n + (n < max_count ? 1 : 0)));
         tick();
     }
 

@@ -510,6 +510,26 @@ public:
         return e;
     }
 
+    /// An admitted miss: builds the entry for `key` into `p` (owned by `owner`, let go through
+    /// `release_pin`), not linked in. \returns false when upstream failed (what `p` reserved is given
+    /// back). Touches no shared state but the upstream: callable without the cache's lock.
+    template <class... Table>
+    bool build_new(PinnedEntry<Traits>& p, const CacheKey& key, void* owner,
+        void (*release_pin)(void*) noexcept, const Table&... table) noexcept
+    {
+        Entry* const e = build(key, table...);
+        if (e == nullptr) [[unlikely]]
+        {
+            release(p.reserved);
+            return false;
+        }
+        e->owner = owner;
+        p.entry = e;
+        p.pin = {e, release_pin};
+        p.inserted = true;
+        return true;
+    }
+
     /// Frees an entry build() made that was never linked in.
     void free_entry(Entry* e) noexcept
     {
@@ -734,16 +754,8 @@ public:
             return Errc::out_of_memory;
         if (!admit)
             return p;
-        Entry* const e = core_.build(key, table...);
-        if (e == nullptr) [[unlikely]]
-        {
-            core_.release(p.reserved);
+        if (!core_.build_new(p, key, this, &unpin_entry, table...)) [[unlikely]]
             return Errc::out_of_memory;
-        }
-        e->owner = this;
-        p.entry = e;
-        p.pin = {e, &unpin_entry};
-        p.inserted = true;
         return p;
     }
 
@@ -883,16 +895,8 @@ public:
         }
         if (!admit)
             return p;
-        Entry* const e = s.core.build(key, table...);  // outside the lock
-        if (e == nullptr) [[unlikely]]
-        {
-            s.core.release(p.reserved);
+        if (!s.core.build_new(p, key, &s, &unpin_entry, table...)) [[unlikely]]  // unlocked
             return Errc::out_of_memory;
-        }
-        e->owner = &s;
-        p.entry = e;
-        p.pin = {e, &unpin_entry};
-        p.inserted = true;
         return p;
     }
 
