@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+using evmalloc::Admission;
 using evmalloc::AnalysisCache;
 using evmalloc::AnalysisCacheConfig;
 using evmalloc::CodeHash;
@@ -736,7 +737,8 @@ TEST_CASE(
                d = random_code(1000, 4);
     RecordingResource pool_upstream;
     AnalysisCache<> cache{std::pmr::new_delete_resource(),
-        AnalysisCacheConfig{.max_bytes = 3 * entry_bytes<DefaultTraits>(1000)}};
+        AnalysisCacheConfig{
+            .max_bytes = 3 * entry_bytes<DefaultTraits>(1000), .admission = Admission::always}};
     FramePool<> pool{&pool_upstream, FramePoolConfig{.retain_per_tier = 0}};
     const auto& table = evmalloc::test::distinct_op_table();
     for (const Code* code : {&a, &b, &c})
@@ -842,7 +844,8 @@ TEST_CASE("max_bytes 0 keeps nothing after the last frame goes, also an entry th
 {
     // Regression, through the budget: the newest entry, hit while pinned, goes at its last unpin.
     RecordingResource upstream;
-    AnalysisCache<JumpdestTraits> cache{&upstream, AnalysisCacheConfig{.max_bytes = 0}};
+    AnalysisCache<JumpdestTraits> cache{
+        &upstream, AnalysisCacheConfig{.max_bytes = 0, .admission = Admission::always}};
     FramePool<JumpdestTraits> pool;
     const Code a = random_code(5000, 1);
     {
@@ -861,7 +864,8 @@ TEST_CASE("eviction while entries are pinned: bytes pass max_bytes only by pinne
 {
     RecordingResource upstream;
     const std::size_t one = entry_bytes<DefaultTraits>(6000);
-    AnalysisCache<> cache{&upstream, AnalysisCacheConfig{.max_bytes = one}};
+    AnalysisCache<> cache{
+        &upstream, AnalysisCacheConfig{.max_bytes = one, .admission = Admission::always}};
     FramePool<> pool;
     const auto& table = evmalloc::test::distinct_op_table();
     std::vector<Code> codes;
@@ -903,7 +907,8 @@ TEST_CASE(
                d = random_code(1000, 4);
     const std::size_t one = entry_bytes<DefaultTraits>(1000);
     RecordingResource upstream;
-    AnalysisCache<> cache{&upstream, AnalysisCacheConfig{.max_bytes = 3 * one}};
+    AnalysisCache<> cache{
+        &upstream, AnalysisCacheConfig{.max_bytes = 3 * one, .admission = Admission::always}};
     FramePool<> pool;
     const auto& table = evmalloc::test::distinct_op_table();
     const auto use = [&](const Code& code) {
@@ -940,8 +945,8 @@ TEST_CASE("LRU order is exact: after a, c, d are hit in that order, a new entry 
     const Code a = random_code(1000, 1), b = random_code(1000, 2), c = random_code(1000, 3),
                d = random_code(1000, 4);
     const std::size_t one = entry_bytes<DefaultTraits>(1000);
-    AnalysisCache<> cache{
-        std::pmr::new_delete_resource(), AnalysisCacheConfig{.max_bytes = 3 * one}};
+    AnalysisCache<> cache{std::pmr::new_delete_resource(),
+        AnalysisCacheConfig{.max_bytes = 3 * one, .admission = Admission::always}};
     FramePool<> pool;
     const auto& table = evmalloc::test::distinct_op_table();
     const auto use = [&](const Code& code) {
@@ -965,7 +970,8 @@ TEST_CASE("LRU order is exact: after a, c, d are hit in that order, a new entry 
 
 TEST_CASE("moves of a frame move its pin; a moved-from frame pins nothing", "[analysis_cache]")
 {
-    AnalysisCache<> cache{std::pmr::new_delete_resource(), AnalysisCacheConfig{.max_bytes = 0}};
+    AnalysisCache<> cache{std::pmr::new_delete_resource(),
+        AnalysisCacheConfig{.max_bytes = 0, .admission = Admission::always}};
     FramePool<> pool;
     const auto& table = evmalloc::test::distinct_op_table();
     const Code a = random_code(800, 1), b = random_code(800, 2);
@@ -1000,7 +1006,8 @@ TEST_CASE("moves of a frame move its pin; a moved-from frame pins nothing", "[an
 TEST_CASE("max_bytes 0 keeps nothing after the last frame goes", "[analysis_cache]")
 {
     RecordingResource upstream;
-    AnalysisCache<JumpdestTraits> cache{&upstream, AnalysisCacheConfig{.max_bytes = 0}};
+    AnalysisCache<JumpdestTraits> cache{
+        &upstream, AnalysisCacheConfig{.max_bytes = 0, .admission = Admission::always}};
     FramePool<JumpdestTraits> pool;
     const Code a = random_code(5000, 1), b = random_code(6000, 2);
     {

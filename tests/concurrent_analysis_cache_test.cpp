@@ -145,7 +145,7 @@ void four_threads_with_evictions()
     CHECK(mismatches.load() == 0);
     CHECK(errors.load() == 0);
     CHECK(cache.pinned() == 0);
-    CHECK(cache.hits() + cache.misses() == 4 * calls);
+    CHECK(cache.hits() + cache.misses() + cache.not_admitted() == 4 * calls);
     CHECK(cache.evictions() > 0);
     CHECK(cache.hits() > 0);
     const auto blocks = live_blocks(upstream, entry_alignment);
@@ -262,4 +262,66 @@ TEST_CASE("the concurrent cache: bad input and a failing upstream change nothing
     CHECK(image_of(*fa2) == reference_image<DefaultTraits>(a2, table));
     CHECK(cache.entries() == 3);
     CHECK(cache.bytes() == live_blocks(upstream, entry_alignment).bytes);
+}
+
+TEST_CASE("four threads: TinyLFU admission and eviction race with pins and clear()",
+    "[concurrent_analysis_cache][analysis_cache][threads]")
+{
+    const auto& table = evmalloc::test::distinct_op_table();
+    std::vector<Code> codes;
+    std::vector<FrameImage> refs;
+    for (std::uint32_t i = 0; i < 40; ++i)
+    {
+        codes.push_back(random_code(200 + 150 * (i % 9), 300 + i));
+        refs.push_back(reference_image<DefaultTraits>(codes.back(), table));
+    }
+    RecordingResource upstream;
+    ConcurrentAnalysisCache<> cache{
+        &upstream, evmalloc::AnalysisCacheConfig{.max_bytes = 6 * entry_bytes<DefaultTraits>(1000),
+                       .admission = evmalloc::Admission::tiny_lfu}};
+    std::atomic<std::size_t> mismatches{0}, errors{0};
+    constexpr std::size_t calls = 600;
+    {
+        std::vector<std::thread> threads;
+        for (std::uint32_t t = 0; t < 4; ++t)
+        {
+            threads.emplace_back([&, t] {
+                FramePool<> pool;
+                std::mt19937 rng{77 + t};
+                std::geometric_distribution<std::size_t> pick{0.15};
+                std::vector<StackFrame<>> kept;
+                for (std::size_t c = 0; c < calls; ++c)
+                {
+                    if (t == 0 && c % 25 == 0)
+                        cache.clear();
+                    const std::size_t i = std::min<std::size_t>(pick(rng), codes.size() - 1);
+                    auto f = StackFrame<>::init(codes[i], table, pool, cache);
+                    if (!f)
+                    {
+                        ++errors;
+                        continue;
+                    }
+                    if (image_of(*f) != refs[i])
+                        ++mismatches;
+                    if (rng() % 3 == 0)
+                        kept.push_back(std::move(*f));
+                    if (kept.size() > 3 || rng() % 4 == 0)
+                        kept.clear();
+                }
+            });
+        }
+        for (auto& th : threads)
+            th.join();
+    }
+    CHECK(mismatches.load() == 0);
+    CHECK(errors.load() == 0);
+    CHECK(cache.pinned() == 0);
+    CHECK(cache.hits() + cache.misses() + cache.not_admitted() == 4 * calls);
+    CHECK(cache.not_admitted() > 0);
+    CHECK(cache.hits() > 0);
+    const auto blocks = live_blocks(upstream, entry_alignment);
+    CHECK(cache.entries() == blocks.count);
+    CHECK(cache.bytes() == blocks.bytes);
+    CHECK(cache.misses() == cache.entries() + cache.evictions());
+    CHECK(upstream.errors().empty());
 }

@@ -18,24 +18,43 @@
 // another entry (a jumpdest frame has no table). Two ways to find code, whose entries never
 // answer each other:
 //   trusted   by the CodeHash the caller has (it promises it is the hash of exactly these
-//             bytes): O(1) whatever the code size. An entry found under the hash with another
-//             code size is Errc::code_hash_mismatch (debug builds also compare the bytes).
-//   verified  by code_fingerprint() of the bytes (or the Fingerprint given), and the bytes
-//             compared on every hit: a collision costs a comparison, never a wrong analysis.
+//             bytes): O(1) whatever the code size. An entry found under the hash with other code
+//             is Errc::code_hash_mismatch: checked by the size and the first and last 32 bytes
+//             in every build (debug builds compare every byte).
+//   verified  by keyed_code_hash() of the bytes (XXH3 under a per-process random secret,
+//             keyed_hash.hpp; or the Fingerprint given), and the bytes compared on every hit: a
+//             collision costs a comparison, never a wrong analysis.
+//
+// Collisions cost a bounded amount. A verified lookup compares the bytes of at most
+// CacheCore::max_compared (4) entries of the same bucket hash, size and table; past them it
+// stops and the code is not admitted (it runs on the per-frame path, counted in not_admitted()).
+// So a lookup's worst cost is one hash of the code and 4 comparisons of code.size() bytes (plus
+// the bucket's other entries, rejected by their header's first line), whoever chose the codes.
+//
+// Admission (AnalysisCacheConfig::admission, admission.hpp). A miss asks the policy first:
+// Admission::tiny_lfu (the default) admits a code when there is room, or when it was seen before
+// and more often lately than the least recently used unpinned entry it would evict; a code seen
+// once never displaces code called again. Admission::always is 0.2.0's plain LRU. A code not
+// admitted runs on the per-frame path in the frame's own buffer: no entry is built, nothing is
+// evicted, not_admitted() counts it.
 //
 // Costs (n = code size). A hit: the bucket, the entry's header, the pin: O(1) with a trusted
-// key, O(n) hashing and comparing with a verified one (no allocation either way). A miss: one
-// upstream block and the analysis, as StackFrame::prepare; the bucket array doubles, on a miss,
-// when the entries outnumber the buckets. Recency is kept when a frame unpins its entry (it
-// moves to the newest end of an intrusive list: its header and its two neighbours'), so the
-// hit itself writes only the pin count, and a call that failed after its lookup leaves the
-// order as it was. Eviction walks from the oldest end and frees exactly the least recently
-// released unpinned entries (a pinned entry is in use: never a candidate).
+// key, O(n) hashing and comparing with a verified one (no allocation either way). An admitted
+// miss: one upstream block and the analysis, as StackFrame::prepare; the bucket array doubles,
+// on a miss, when the entries outnumber the buckets; the admission history (32 KiB) comes from
+// upstream on the first miss. A miss changes nothing until its frame has its stack buffer
+// (pin() builds and reserves, commit() links in): a call that fails leaves the cache exactly as
+// it was, bucket array and history included. Recency is kept when a frame unpins its entry (it
+// moves to the newest end of an intrusive list), so the hit itself writes only the pin count.
+// Only unpinned entries need be on that list: eviction takes a pinned entry it meets off the
+// list (it comes back, as the newest, when its last frame unpins it), so it never walks the same
+// pinned entry twice and insert and unpin stay O(1) amortised whatever is pinned (also with
+// max_bytes 0). Eviction frees exactly the least recently released unpinned entries.
 //
 // Budget: max_bytes bounds the entries' blocks. Over it, the least recently used unpinned
 // entries go (at a miss, and when a frame unpins). A pinned entry is never freed and a full
 // budget never fails a call: bytes() passes max_bytes only by entries that live frames pin.
-// max_bytes 0 keeps nothing that no frame pins: every call analyses afresh.
+// max_bytes 0 keeps nothing that no frame pins.
 //
 // AnalysisCache is for one thread, like FramePool. ConcurrentAnalysisCache (below) is shared.
 #pragma once
@@ -52,10 +71,12 @@
 #include <span>
 #include <utility>
 
+#include "admission.hpp"
 #include "analysis.hpp"
 #include "code_hash.hpp"
 #include "config.hpp"
 #include "frame_layout.hpp"
+#include "keyed_hash.hpp"
 #include "monotonic_arena.hpp"
 #include "result.hpp"
 #include "traits.hpp"
@@ -67,14 +88,17 @@ struct AnalysisCacheConfig
 {
     /// The budget of cached entries (analysis buffers, ops, metadata, the code copy, headers).
     std::size_t max_bytes = std::size_t{64} << 20;
+    /// Which missed code gets an entry (admission.hpp): TinyLFU by default, so a code seen once
+    /// does not displace code called again; Admission::always is 0.2.0's plain LRU.
+    Admission admission = Admission::tiny_lfu;
 };
 
-/// The verified key's default hash: code_fingerprint().
+/// The verified key's default hash: keyed_code_hash() (XXH3 under a per-process secret).
 struct CodeFingerprint
 {
     std::uint64_t operator()(std::span<const std::uint8_t> code) const noexcept
     {
-        return code_fingerprint(code);
+        return keyed_code_hash(code);
     }
 };
 
@@ -106,8 +130,11 @@ struct CacheEntry
     // Bookkeeping.
     CacheEntry* newer;
     CacheEntry* older;
-    std::size_t bytes;  ///< the whole block
-    void* owner;        ///< the cache (shard) that unpins it
+    std::size_t bytes;   ///< the whole block
+    void* owner;         ///< the cache (shard) that unpins it
+    std::uint8_t count;  ///< calls seen lately (the admission policy's frequency)
+    std::uint8_t stamp;  ///< the admission epoch `count` was written in
+    bool listed;         ///< on the recency list (every unpinned entry is; a pinned one may not be)
 
     static constexpr std::size_t code_part_offset() noexcept
     {
@@ -143,16 +170,76 @@ struct CacheKey
     std::uint64_t bucket_hash;
 };
 
-/// The single-threaded engine of both caches: the bucket array, the recency list, the counters.
-/// Every function is for one thread at a time (ConcurrentAnalysisCache holds a lock around it).
+/// What find_and_pin() found: the entry, pinned, or nullptr; `crowded` when the lookup stopped
+/// at CacheCore::max_compared entries whose bytes it compared in vain (do not admit the code).
+template <class Entry>
+struct CacheLookup
+{
+    Entry* entry;
+    bool crowded;
+};
+
+/// What a miss reserves before anything changes, for commit() to install (or abandon() to free):
+/// a larger bucket array when the entries would outnumber the buckets, and the admission
+/// history's storage on first use.
+struct CacheReservation
+{
+    void* buckets = nullptr;
+    std::size_t bucket_count = 0;
+    void* history = nullptr;
+};
+
+/// What a cache hands a frame: the entry, pinned (nullptr: not admitted, the frame runs the
+/// per-frame path), whether it is new (built by this call, linked in by commit()), and what
+/// commit() installs.
+template <class Traits>
+struct PinnedEntry
+{
+    const CacheEntry<Traits>* entry;
+    CachePin pin;
+    bool inserted;
+    std::uint32_t key;  ///< the bucket hash's low 32 bits (the admission history's key)
+    CacheReservation reserved;
+    std::span<const std::uint8_t> code;  ///< a new entry's key, for the concurrent re-lookup
+    const CodeHash* hash;
+    std::uint32_t shard;
+
+    /// A hit on `e`, with `unpin` to let go of it.
+    static PinnedEntry hit(const CacheEntry<Traits>* e, void (*unpin)(void*) noexcept) noexcept
+    {
+        return {e, {const_cast<CacheEntry<Traits>*>(e), unpin}, false, 0, {}, {}, nullptr, 0};
+    }
+    /// A miss of `key` in `shard`, nothing reserved yet.
+    static PinnedEntry miss(const CacheKey& key, std::uint32_t shard) noexcept
+    {
+        return {nullptr, {}, false, static_cast<std::uint32_t>(key.bucket_hash), {}, key.code,
+            key.hash, shard};
+    }
+};
+
+/// The single-threaded engine of both caches: the bucket array, the recency list of unpinned
+/// entries, the admission history, the counters. Every function is for one thread at a time
+/// (ConcurrentAnalysisCache holds a lock around it).
+/// Invariants: every unpinned entry is on the recency list (`listed`), in the order its last
+/// frame released it; a pinned entry may be on it or not (eviction takes pinned entries it meets
+/// off the list, each once per pinning, so eviction never walks the same pinned entry twice and
+/// insert and unpin stay O(1) amortised whatever is pinned).
 template <class Traits>
 class CacheCore
 {
 public:
     using Entry = CacheEntry<Traits>;
+    using Lookup = CacheLookup<Entry>;
     static_assert(Entry::lookup_fits_one_line(), "a lookup reads one cache line of an entry");
 
-    explicit CacheCore(Upstream upstream) noexcept : upstream_{upstream} {}
+    /// The most entries a verified lookup compares the bytes of (same bucket hash, size, table):
+    /// past them it stops, and the code is not admitted. A lookup's worst cost is therefore
+    /// hashing the code once and max_compared comparisons of code.size() bytes.
+    static constexpr std::size_t max_compared = 4;
+
+    CacheCore(Upstream upstream, Admission admission) noexcept
+      : upstream_{upstream}, admission_{admission}
+    {}
     CacheCore(const CacheCore&) = delete;
     CacheCore& operator=(const CacheCore&) = delete;
 
@@ -167,14 +254,24 @@ public:
             free_entry(unlink(oldest_));
         if (buckets_ != nullptr)
             upstream_.deallocate(buckets_, bucket_count_ * sizeof(Entry*), alignof(Entry*));
+        if (history_.storage() != nullptr)
+            free_history(history_.storage());
+    }
+
+    /// The bytes of the entry for code of `n` bytes.
+    static constexpr std::size_t entry_bytes(std::size_t n) noexcept
+    {
+        return Entry::code_part_offset() + code_part_bytes<Traits>(n);
     }
 
     /// The entry for `key`, pinned, or nullptr when there is none.
-    /// \returns Errc::code_hash_mismatch when a trusted entry under key.hash has other code.
-    Result<Entry*> find_and_pin(const CacheKey& key) noexcept
+    /// \returns Errc::code_hash_mismatch when a trusted entry under key.hash has other code (its
+    /// size, its first or last 32 bytes; in debug builds any byte).
+    Result<Lookup> find_and_pin(const CacheKey& key) noexcept
     {
         if (buckets_ == nullptr)
-            return static_cast<Entry*>(nullptr);
+            return Lookup{nullptr, false};
+        std::size_t compared = 0;
         for (Entry* e = buckets_[key.bucket_hash & (bucket_count_ - 1)]; e != nullptr; e = e->chain)
         {
             if (e->bucket_hash != static_cast<std::uint32_t>(key.bucket_hash) ||
@@ -184,30 +281,107 @@ public:
             {
                 if (e->code_hash != *key.hash)
                     continue;
-                if (e->code_size != key.code.size() || (enable_asserts && !same_code(e, key.code)))
+                if (e->code_size != key.code.size() ||
+                    !(enable_asserts ? same_code(e, key.code) : same_ends(e, key.code)))
                     return Errc::code_hash_mismatch;
             }
-            else if (e->code_size != key.code.size() || !same_code(e, key.code))
+            else if (e->code_size != key.code.size())
                 continue;
+            else if (!same_code(e, key.code))
+            {
+                if (++compared == max_compared)
+                    return Lookup{nullptr, true};
+                continue;
+            }
             pin(e);
             ++hits_;
-            return e;
+            return Lookup{e, false};
         }
-        return static_cast<Entry*>(nullptr);
+        return Lookup{nullptr, false};
     }
 
-    /// Makes room in the bucket array for one more entry (doubling it, 64 buckets at first).
-    /// \returns false when there is no bucket array and upstream failed to give one; a failed
-    /// doubling keeps the old array (longer chains), which is still room.
-    bool reserve() noexcept
+    /// The admission policy's decision for a missed code (key: its bucket hash's low 32 bits)
+    /// whose entry would take `bytes`, when `over` says the budget would then be passed.
+    bool admit(std::uint32_t key, bool over) noexcept
     {
-        if (entries_ >= bucket_count_)
-            grow_buckets();
-        return buckets_ != nullptr;
+        if (admission_ == Admission::always || !over)
+            return true;
+        const auto candidate = static_cast<std::uint8_t>(history_.count(key) + 1);
+        const Entry* const v = victim();
+        return admit_over(candidate, v != nullptr, v != nullptr ? count_of(v) : std::uint8_t{0});
+    }
+
+    /// Reserves what inserting one more entry needs (see CacheReservation).
+    /// \returns false when upstream failed (nothing reserved).
+    bool reserve(CacheReservation& r, bool insert) noexcept
+    {
+        if (admission_ != Admission::always && history_.storage() == nullptr)
+        {
+            r.history =
+                upstream_.try_allocate(AdmissionHistory::storage_bytes, alignof(std::uint64_t));
+            if (r.history == nullptr && insert)
+                return false;  // a call not admitted runs without the history
+        }
+        if (insert && entries_ >= bucket_count_)
+        {
+            r.bucket_count = bucket_count_ == 0 ? 64 : 2 * bucket_count_;
+            r.buckets = upstream_.try_allocate(r.bucket_count * sizeof(Entry*), alignof(Entry*));
+            if (r.buckets == nullptr)
+            {
+                if (buckets_ != nullptr)
+                    r.bucket_count = 0;  // the old array is still room (longer chains)
+                else
+                {
+                    release(r);
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    /// Gives back what reserve() reserved and commit_reservation() did not install.
+    void release(CacheReservation& r) noexcept
+    {
+        if (r.buckets != nullptr)
+            upstream_.deallocate(r.buckets, r.bucket_count * sizeof(Entry*), alignof(Entry*));
+        if (r.history != nullptr)
+            free_history(r.history);
+        r = {};
+    }
+
+    /// Installs what reserve() reserved, where still needed (the rest is given back).
+    void install(CacheReservation& r) noexcept
+    {
+        if (r.history != nullptr && history_.storage() == nullptr)
+        {
+            history_.attach(r.history);
+            r.history = nullptr;
+        }
+        if (r.buckets != nullptr && r.bucket_count > bucket_count_)
+        {
+            rehash_into(static_cast<Entry**>(r.buckets), r.bucket_count);
+            r.buckets = nullptr;
+        }
+        release(r);
+    }
+
+    /// A larger bucket array when the entries outnumber the buckets, if upstream gives one (for
+    /// an insert whose reservation another thread's insert used up; the old array stays room).
+    void grow_if_crowded() noexcept
+    {
+        if (buckets_ == nullptr || entries_ < bucket_count_)
+            return;
+        CacheReservation r;
+        r.bucket_count = 2 * bucket_count_;
+        r.buckets = upstream_.try_allocate(r.bucket_count * sizeof(Entry*), alignof(Entry*));
+        if (r.buckets == nullptr)
+            r.bucket_count = 0;
+        install(r);
     }
 
     /// Links a built entry in, pinned, as the newest. Counts a miss.
-    /// \requires reserve() returned true since the last insert.
+    /// \requires install() gave the cache a bucket array.
     void insert_pinned(Entry* e) noexcept
     {
         EVMALLOC_ASSERT(buckets_ != nullptr);
@@ -217,52 +391,64 @@ public:
         e->pins = 0;
         pin(e);
         push_newest(e);
+        e->count = static_cast<std::uint8_t>(history_.take(e->bucket_hash));
+        e->stamp = history_.epoch();
         ++entries_;
         bytes_ += e->bytes;
         ++misses_;
     }
 
-    /// Undoes find_and_pin() or insert_pinned() of a call that did not go ahead: unpins (the
-    /// recency order stays), and an entry this call inserted that no other frame pins is
-    /// removed, the miss uncounted.
-    void abandon(Entry* e, bool inserted) noexcept
+    /// A call not admitted ran on the per-frame path.
+    void record_not_admitted(std::uint32_t key) noexcept
     {
-        drop_pin(e);
-        if (!inserted)
-            --hits_;
-        else if (e->pins == 0)
-        {
-            remove(e);
-            --misses_;
-        }
+        ++not_admitted_;
+        if (admission_ != Admission::always)
+            history_.record(key);
     }
 
-    /// A frame that ran `e` is done with it: unpins, and `e` becomes the most recently used.
-    /// \returns true when `e` is now unpinned.
+    /// Undoes find_and_pin() of a call that did not go ahead: unpins (the recency order stays),
+    /// the hit uncounted.
+    void abandon_hit(Entry* e) noexcept
+    {
+        if (drop_pin(e) && !e->listed)
+            push_newest(e);
+        --hits_;
+    }
+
+    /// A frame that ran `e` is done with it: unpins, counts the call, and `e` becomes the most
+    /// recently used. \returns true when `e` is now unpinned.
     bool unpin(Entry* e) noexcept
     {
-        if (e != newest_)
+        const std::uint8_t n = count_of(e);
+        e->count = static_cast<std::uint8_t>(n + (n < AdmissionHistory::max_count ? 1 : 0));
+        e->stamp = history_.epoch();
+        history_.tick();
+        if (e->listed && e != newest_)
         {
             unlink(e);
             push_newest(e);
         }
-        return drop_pin(e);
+        const bool last = drop_pin(e);
+        if (last && !e->listed)
+            push_newest(e);
+        return last;
     }
 
     /// Frees the least recently used unpinned entries while `over()` says the budget is passed.
     template <class Over>
     void evict_while(Over&& over) noexcept
     {
-        Entry* e = oldest_;
-        while (e != nullptr && over())
+        while (oldest_ != nullptr && over())
         {
-            Entry* const next = e->newer;
-            if (e->pins == 0)
+            Entry* const e = oldest_;
+            if (e->pins != 0)
             {
-                remove(e);
-                ++evictions_;
+                unlink(e);  // back on the list when its last frame unpins it
+                continue;
             }
-            e = next;
+            history_.remember(e->bucket_hash, count_of(e));
+            remove(e);
+            ++evictions_;
         }
     }
 
@@ -277,6 +463,7 @@ public:
     [[nodiscard]] std::size_t hits() const noexcept { return hits_; }
     [[nodiscard]] std::size_t misses() const noexcept { return misses_; }
     [[nodiscard]] std::size_t evictions() const noexcept { return evictions_; }
+    [[nodiscard]] std::size_t not_admitted() const noexcept { return not_admitted_; }
     [[nodiscard]] std::size_t pinned() const noexcept { return pinned_; }
     [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept
     {
@@ -323,6 +510,26 @@ public:
         return e;
     }
 
+    /// An admitted miss: builds the entry for `key` into `p` (owned by `owner`, let go through
+    /// `release_pin`), not linked in. \returns false when upstream failed (what `p` reserved is given
+    /// back). Touches no shared state but the upstream: callable without the cache's lock.
+    template <class... Table>
+    bool build_new(PinnedEntry<Traits>& p, const CacheKey& key, void* owner,
+        void (*release_pin)(void*) noexcept, const Table&... table) noexcept
+    {
+        Entry* const e = build(key, table...);
+        if (e == nullptr) [[unlikely]]
+        {
+            release(p.reserved);
+            return false;
+        }
+        e->owner = owner;
+        p.entry = e;
+        p.pin = {e, release_pin};
+        p.inserted = true;
+        return true;
+    }
+
     /// Frees an entry build() made that was never linked in.
     void free_entry(Entry* e) noexcept
     {
@@ -336,6 +543,35 @@ private:
     {
         return code.empty() ||
                std::memcmp(e->analysis.code().data(), code.data(), code.size()) == 0;
+    }
+
+    // The trusted key's release-build check: the first and the last 32 bytes (the size is
+    // checked before). \requires e->code_size == code.size().
+    bool same_ends(const Entry* e, std::span<const std::uint8_t> code) const noexcept
+    {
+        const std::size_t n = std::min<std::size_t>(code.size(), 32);
+        const std::uint8_t* const kept = e->analysis.code().data();
+        return n == 0 ||
+               (std::memcmp(kept, code.data(), n) == 0 &&
+                   std::memcmp(kept + code.size() - n, code.data() + code.size() - n, n) == 0);
+    }
+
+    std::uint8_t count_of(const Entry* e) const noexcept
+    {
+        return aged_count(e->count, e->stamp, history_.epoch());
+    }
+
+    // The least recently used unpinned entry (pinned ones met at the old end leave the list).
+    Entry* victim() noexcept
+    {
+        while (oldest_ != nullptr && oldest_->pins != 0)
+            unlink(oldest_);
+        return oldest_;
+    }
+
+    void free_history(void* storage) noexcept
+    {
+        upstream_.deallocate(storage, AdmissionHistory::storage_bytes, alignof(std::uint64_t));
     }
 
     void pin(Entry* e) noexcept
@@ -359,44 +595,40 @@ private:
         e->older = newest_;
         (newest_ != nullptr ? newest_->newer : oldest_) = e;
         newest_ = e;
+        e->listed = true;
     }
 
     Entry* unlink(Entry* e) noexcept
     {
         (e->older != nullptr ? e->older->newer : oldest_) = e->newer;
         (e->newer != nullptr ? e->newer->older : newest_) = e->older;
+        e->newer = e->older = nullptr;
+        e->listed = false;
         return e;
     }
 
     void remove(Entry* e) noexcept
     {
         EVMALLOC_ASSERT(e->pins == 0);
-        if (buckets_ != nullptr)
+        for (Entry** link = &buckets_[e->bucket_hash & (bucket_count_ - 1)]; *link != nullptr;
+             link = &(*link)->chain)
         {
-            for (Entry** link = &buckets_[e->bucket_hash & (bucket_count_ - 1)]; *link != nullptr;
-                 link = &(*link)->chain)
+            if (*link == e)
             {
-                if (*link == e)
-                {
-                    *link = e->chain;
-                    break;
-                }
+                *link = e->chain;
+                break;
             }
         }
-        unlink(e);
+        if (e->listed)
+            unlink(e);
         --entries_;
         bytes_ -= e->bytes;
         free_entry(e);
     }
 
-    // Doubles the bucket array (64 at first); keeps the old one when upstream fails.
-    void grow_buckets() noexcept
+    // Moves every entry into `fresh` (count buckets) and frees the old array.
+    void rehash_into(Entry** fresh, std::size_t count) noexcept
     {
-        const std::size_t count = bucket_count_ == 0 ? 64 : 2 * bucket_count_;
-        auto* const fresh =
-            static_cast<Entry**>(upstream_.try_allocate(count * sizeof(Entry*), alignof(Entry*)));
-        if (fresh == nullptr)
-            return;
         std::fill_n(fresh, count, nullptr);
         for (std::size_t b = 0; b < bucket_count_; ++b)
         {
@@ -416,16 +648,19 @@ private:
     }
 
     Upstream upstream_;
+    Admission admission_;
     Entry** buckets_ = nullptr;
     std::size_t bucket_count_ = 0;
     Entry* newest_ = nullptr;
     Entry* oldest_ = nullptr;
+    AdmissionHistory history_;
     std::size_t entries_ = 0;
     std::size_t bytes_ = 0;
     std::size_t pinned_ = 0;
     std::size_t hits_ = 0;
     std::size_t misses_ = 0;
     std::size_t evictions_ = 0;
+    std::size_t not_admitted_ = 0;
 };
 
 /// The bucket hash of a key: the trusted hash's first bytes or the verified fingerprint, mixed
@@ -453,15 +688,6 @@ const void* table_address(const Table& table) noexcept
 {
     return static_cast<const void*>(&table);
 }
-
-/// What a cache hands a frame: the entry, pinned, and whether this call inserted it.
-template <class Traits>
-struct PinnedEntry
-{
-    const CacheEntry<Traits>* entry;
-    CachePin pin;
-    bool inserted;
-};
 }  // namespace detail
 
 /// Analyses shared by the frames of one thread (see the top of this header).
@@ -471,11 +697,13 @@ template <class Traits = DefaultTraits, class Fingerprint = CodeFingerprint>
 class AnalysisCache
 {
 public:
+    using Entry = detail::CacheEntry<Traits>;
+
     /// \requires `upstream` outlives the cache; the cache outlives every frame that pins it
     /// (reported in debug builds).
     explicit AnalysisCache(Upstream upstream = std::pmr::new_delete_resource(),
         AnalysisCacheConfig config = {}) noexcept
-      : core_{upstream}, config_{config}
+      : core_{upstream, config.admission}, config_{config}
     {
         EVMALLOC_ASSERT(upstream.resource() != nullptr);
     }
@@ -485,8 +713,11 @@ public:
     /// Bytes of the entries' blocks.
     [[nodiscard]] std::size_t bytes() const noexcept { return core_.bytes(); }
     [[nodiscard]] std::size_t hits() const noexcept { return core_.hits(); }
+    /// Misses that were admitted (an entry was built).
     [[nodiscard]] std::size_t misses() const noexcept { return core_.misses(); }
     [[nodiscard]] std::size_t evictions() const noexcept { return core_.evictions(); }
+    /// Calls that ran on the per-frame path: not admitted by the policy, or past max_compared.
+    [[nodiscard]] std::size_t not_admitted() const noexcept { return core_.not_admitted(); }
     /// Entries that live frames pin.
     [[nodiscard]] std::size_t pinned() const noexcept { return core_.pinned(); }
     [[nodiscard]] const AnalysisCacheConfig& config() const noexcept { return config_; }
@@ -495,10 +726,13 @@ public:
     /// Drops every unpinned entry (pinned ones stay valid).
     void clear() noexcept { core_.clear(); }
 
-    /// For StackFrame::init: the entry for the code, pinned; built on a miss.
+    /// For StackFrame::init: the entry for the code, pinned (a hit), or built and not yet linked
+    /// in (an admitted miss: commit() links it), or none (not admitted: the frame runs the
+    /// per-frame path and calls commit() once it did). Nothing observable changes before
+    /// commit(); abandon() gives back what pin() took.
     /// \returns Errc::code_too_large (code above Analysis::max_analysable_size, nothing read),
     /// Errc::code_hash_mismatch (trusted key, other code), Errc::out_of_memory (upstream failed;
-    /// nothing inserted).
+    /// nothing changed).
     template <class... Table>
     Result<detail::PinnedEntry<Traits>> pin(
         std::span<const std::uint8_t> code, const CodeHash* hash, const Table&... table) noexcept
@@ -507,36 +741,56 @@ public:
             return Errc::code_too_large;
         const detail::CacheKey key =
             detail::make_key<Fingerprint>(code, hash, detail::table_address(table...));
-        const Result<Entry*> found = core_.find_and_pin(key);
+        const Result<detail::CacheLookup<Entry>> found = core_.find_and_pin(key);
         if (!found) [[unlikely]]
             return found.error();
-        if (*found != nullptr) [[likely]]
-            return detail::PinnedEntry<Traits>{*found, {*found, &unpin_entry}, false};
-        if (!core_.reserve()) [[unlikely]]
+        if (found->entry != nullptr) [[likely]]
+            return detail::PinnedEntry<Traits>::hit(found->entry, &unpin_entry);
+        detail::PinnedEntry<Traits> p = detail::PinnedEntry<Traits>::miss(key, 0);
+        const bool admit =
+            !found->crowded &&
+            core_.admit(p.key, core_.bytes() + Core::entry_bytes(code.size()) > config_.max_bytes);
+        if (!core_.reserve(p.reserved, admit)) [[unlikely]]
             return Errc::out_of_memory;
-        Entry* const e = core_.build(key, table...);
-        if (e == nullptr) [[unlikely]]
+        if (!admit)
+            return p;
+        if (!core_.build_new(p, key, this, &unpin_entry, table...)) [[unlikely]]
             return Errc::out_of_memory;
-        core_.insert_pinned(e);
-        e->owner = this;
-        return detail::PinnedEntry<Traits>{e, {e, &unpin_entry}, true};
+        return p;
     }
 
-    /// The frame went ahead: a new entry now counts against the budget.
-    void commit(const detail::PinnedEntry<Traits>& p) noexcept
+    /// The frame went ahead: a new entry is linked in (and counts against the budget), a call not
+    /// admitted is counted. \returns the entry the frame runs (nullptr: not admitted).
+    const Entry* commit(detail::PinnedEntry<Traits>& p) noexcept
     {
-        if (p.inserted)
-            evict_over_budget();
+        if (!p.inserted) [[likely]]
+        {
+            if (p.entry == nullptr)
+            {
+                core_.install(p.reserved);
+                core_.record_not_admitted(p.key);
+            }
+            return p.entry;
+        }
+        Entry* const e = const_cast<Entry*>(p.entry);
+        core_.install(p.reserved);
+        core_.insert_pinned(e);
+        evict_over_budget();
+        return e;
     }
 
     /// The frame did not go ahead: as if pin() had not been called.
-    void abandon(const detail::PinnedEntry<Traits>& p) noexcept
+    void abandon(detail::PinnedEntry<Traits>& p) noexcept
     {
-        core_.abandon(const_cast<Entry*>(p.entry), p.inserted);
+        core_.release(p.reserved);
+        if (p.inserted)
+            core_.free_entry(const_cast<Entry*>(p.entry));
+        else if (p.entry != nullptr)
+            core_.abandon_hit(const_cast<Entry*>(p.entry));
     }
 
 private:
-    using Entry = detail::CacheEntry<Traits>;
+    using Core = detail::CacheCore<Traits>;
 
     static void unpin_entry(void* p) noexcept
     {
@@ -551,7 +805,7 @@ private:
         core_.evict_while([this] { return core_.bytes() > config_.max_bytes; });
     }
 
-    detail::CacheCore<Traits> core_;
+    Core core_;
     AnalysisCacheConfig config_;
 };
 
@@ -560,21 +814,25 @@ private:
 /// engine under its own mutex, so hits on different threads do not serialise on one lock.
 /// max_bytes is one budget for the whole cache (an atomic total), not one per shard.
 /// Costs: a hit locks its shard twice (pin at init, unpin at release), the verified key's
-/// hash is computed outside the lock; a miss builds its entry outside the lock, then inserts
-/// it under the lock unless another thread inserted the same code meanwhile (then its entry
-/// is used and the new one freed: one entry per code); eviction locks one shard at a time.
-/// The counters are sums over the shards, read under each shard's lock.
+/// hash is computed outside the lock; a miss decides admission under the lock (against the
+/// shard's least recently used entry and the global total), builds its entry outside the lock,
+/// then inserts it under the lock at commit() unless another thread inserted the same code
+/// meanwhile (then its entry is used and the new one freed: one entry per code); eviction locks
+/// one shard at a time. The counters are sums over the shards, read under each shard's lock.
 /// \requires the upstream resource is thread-safe (new_delete_resource, or a Synchronized one).
 template <class Traits = DefaultTraits, class Fingerprint = CodeFingerprint>
 class ConcurrentAnalysisCache
 {
 public:
+    using Entry = detail::CacheEntry<Traits>;
+
     static constexpr std::size_t shard_count = 16;
 
     /// \requires as AnalysisCache's.
     explicit ConcurrentAnalysisCache(Upstream upstream = std::pmr::new_delete_resource(),
         AnalysisCacheConfig config = {}) noexcept
-      : shards_{make_shards(upstream, std::make_index_sequence<shard_count>{})}, config_{config}
+      : shards_{make_shards(upstream, config.admission, std::make_index_sequence<shard_count>{})},
+        config_{config}
     {
         EVMALLOC_ASSERT(upstream.resource() != nullptr);
         for (Shard& s : shards_)
@@ -589,6 +847,7 @@ public:
     [[nodiscard]] std::size_t hits() const noexcept { return sum(&Core::hits); }
     [[nodiscard]] std::size_t misses() const noexcept { return sum(&Core::misses); }
     [[nodiscard]] std::size_t evictions() const noexcept { return sum(&Core::evictions); }
+    [[nodiscard]] std::size_t not_admitted() const noexcept { return sum(&Core::not_admitted); }
     [[nodiscard]] std::size_t pinned() const noexcept { return sum(&Core::pinned); }
     [[nodiscard]] const AnalysisCacheConfig& config() const noexcept { return config_; }
     [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept
@@ -617,62 +876,94 @@ public:
             return Errc::code_too_large;
         const detail::CacheKey key =
             detail::make_key<Fingerprint>(code, hash, detail::table_address(table...));
-        Shard& s = shards_[key.bucket_hash >> 60];
+        const auto shard = static_cast<std::uint32_t>(key.bucket_hash >> 60);
+        Shard& s = shards_[shard];
+        detail::PinnedEntry<Traits> p = detail::PinnedEntry<Traits>::miss(key, shard);
+        bool admit = false;
         {
             const std::lock_guard lock{s.mutex};
-            const Result<Entry*> found = s.core.find_and_pin(key);
+            const Result<detail::CacheLookup<Entry>> found = s.core.find_and_pin(key);
             if (!found) [[unlikely]]
                 return found.error();
-            if (*found != nullptr) [[likely]]
-                return detail::PinnedEntry<Traits>{*found, {*found, &unpin_entry}, false};
+            if (found->entry != nullptr) [[likely]]
+                return detail::PinnedEntry<Traits>::hit(found->entry, &unpin_entry);
+            admit =
+                !found->crowded &&
+                s.core.admit(p.key, bytes() + Core::entry_bytes(code.size()) > config_.max_bytes);
+            if (!s.core.reserve(p.reserved, admit)) [[unlikely]]
+                return Errc::out_of_memory;
         }
-        Entry* const e = s.core.build(key, table...);  // outside the lock
-        if (e == nullptr) [[unlikely]]
+        if (!admit)
+            return p;
+        if (!s.core.build_new(p, key, &s, &unpin_entry, table...)) [[unlikely]]  // unlocked
             return Errc::out_of_memory;
-        Result<Entry*> found = static_cast<Entry*>(nullptr);
-        {
-            const std::lock_guard lock{s.mutex};
-            found = s.core.find_and_pin(key);  // another thread may have inserted it meanwhile
-            if (found && *found == nullptr && !s.core.reserve()) [[unlikely]]
-                found = Errc::out_of_memory;
-            else if (found && *found == nullptr)
-            {
-                s.core.insert_pinned(e);
-                e->owner = &s;
-                bytes_.fetch_add(e->bytes, std::memory_order_relaxed);
-                return detail::PinnedEntry<Traits>{e, {e, &unpin_entry}, true};
-            }
-        }
-        s.core.free_entry(e);
-        if (!found)
-            return found.error();
-        return detail::PinnedEntry<Traits>{*found, {*found, &unpin_entry}, false};
+        return p;
     }
 
     /// As AnalysisCache::commit.
-    void commit(const detail::PinnedEntry<Traits>& p) noexcept
+    const Entry* commit(detail::PinnedEntry<Traits>& p) noexcept
     {
-        if (p.inserted)
-            evict_over_budget(static_cast<Shard*>(p.entry->owner));
+        if (!p.inserted) [[likely]]
+        {
+            if (p.entry == nullptr)
+            {
+                Shard& s = shards_[p.shard];
+                const std::lock_guard lock{s.mutex};
+                s.core.install(p.reserved);
+                s.core.record_not_admitted(p.key);
+            }
+            return p.entry;
+        }
+        Entry* const e = const_cast<Entry*>(p.entry);
+        Shard& s = *static_cast<Shard*>(e->owner);
+        Entry* other = nullptr;
+        {
+            const std::lock_guard lock{s.mutex};
+            // Another thread may have inserted the same code meanwhile: then its entry is used.
+            const detail::CacheKey key{p.code, p.hash, e->table, e->bucket_hash};
+            const Result<detail::CacheLookup<Entry>> found = s.core.find_and_pin(key);
+            s.core.install(p.reserved);
+            if (found && found->entry != nullptr)
+                other = found->entry;
+            else
+            {
+                s.core.grow_if_crowded();
+                s.core.insert_pinned(e);
+                bytes_.fetch_add(e->bytes, std::memory_order_relaxed);
+            }
+        }
+        if (other != nullptr)
+        {
+            s.core.free_entry(e);
+            p.pin = {other, &unpin_entry};
+            return other;
+        }
+        evict_over_budget(&s);
+        return e;
     }
 
     /// As AnalysisCache::abandon.
-    void abandon(const detail::PinnedEntry<Traits>& p) noexcept
+    void abandon(detail::PinnedEntry<Traits>& p) noexcept
     {
+        if (p.inserted || p.entry == nullptr)
+        {
+            Core& core = shards_[p.shard].core;  // upstream calls only: no lock
+            core.release(p.reserved);
+            if (p.inserted)
+                core.free_entry(const_cast<Entry*>(p.entry));
+            return;
+        }
         Shard& s = *static_cast<Shard*>(p.entry->owner);
         const std::lock_guard lock{s.mutex};
-        const std::size_t before = s.core.bytes();
-        s.core.abandon(const_cast<Entry*>(p.entry), p.inserted);
-        bytes_.fetch_sub(before - s.core.bytes(), std::memory_order_relaxed);
+        s.core.abandon_hit(const_cast<Entry*>(p.entry));
     }
 
 private:
-    using Entry = detail::CacheEntry<Traits>;
     using Core = detail::CacheCore<Traits>;
 
     struct alignas(64) Shard
     {
-        explicit Shard(Upstream upstream) noexcept : core{upstream} {}
+        Shard(Upstream upstream, Admission admission) noexcept : core{upstream, admission} {}
         std::mutex mutex;
         Core core;
         ConcurrentAnalysisCache* cache = nullptr;
@@ -680,9 +971,9 @@ private:
 
     template <std::size_t... I>
     static std::array<Shard, shard_count> make_shards(
-        Upstream upstream, std::index_sequence<I...>) noexcept
+        Upstream upstream, Admission admission, std::index_sequence<I...>) noexcept
     {
-        return {{Shard{((void)I, upstream)}...}};
+        return {{Shard{((void)I, upstream), admission}...}};
     }
 
     std::size_t sum(std::size_t (Core::*counter)() const noexcept) const noexcept

@@ -105,12 +105,14 @@ public:
     /// A frame for `code` whose code part is the shared entry of `cache` (AnalysisCache or
     /// ConcurrentAnalysisCache): found by the trusted key `hash`, or built on a miss and
     /// inserted; pinned until the frame goes. The frame is_prepared() at once; its buffer holds
-    /// only the stack (a pooled stack-only buffer). Instruction frames take the op table the
-    /// entry is keyed by (the same code under another OpTable object is another entry).
+    /// only the stack (a pooled stack-only buffer). A miss the cache's admission policy does not
+    /// admit runs on the per-frame path instead (init(code.size(), pool) + prepare: the tier's
+    /// buffer, no entry). Instruction frames take the op table the entry is keyed by (the same
+    /// code under another OpTable object is another entry).
     /// \returns Errc::code_too_large when code.size() > pool.config().max_code_size;
     ///          Errc::call_depth_exceeded when pool already has max_frames alive;
-    ///          Errc::code_hash_mismatch when the entry under `hash` has another code size (in
-    ///          debug builds also other bytes);
+    ///          Errc::code_hash_mismatch when the entry under `hash` has other code (another
+    ///          size, or other first or last 32 bytes; in debug builds any other byte);
     ///          Errc::out_of_memory when an upstream failed (nothing inserted).
     ///          On error the pool and the cache are as they were.
     /// \requires `hash` is the keccak-256 of exactly `code`; `pool` and `cache` outlive the frame.
@@ -316,17 +318,29 @@ private:
             return Errc::code_too_large;
         if (pool.active() >= pool.config().max_frames) [[unlikely]]
             return Errc::call_depth_exceeded;
-        const Result<detail::PinnedEntry<Traits>> pinned = cache.pin(code, hash, table...);
+        Result<detail::PinnedEntry<Traits>> pinned = cache.pin(code, hash, table...);
         if (!pinned) [[unlikely]]
             return pinned.error();
+        if (pinned->entry == nullptr)  // not admitted: the per-frame path
+        {
+            Result<StackFrame> frame = init(code.size(), pool);
+            if (frame && !frame->prepare_with(code, table...)) [[unlikely]]
+                frame = Errc::code_too_large;  // not reachable: the tier fits code.size()
+            if (!frame) [[unlikely]]
+            {
+                cache.abandon(*pinned);
+                return frame.error();
+            }
+            cache.commit(*pinned);
+            return frame;
+        }
         const Result<Lease> lease = pool.acquire_stack();
         if (!lease) [[unlikely]]
         {
             cache.abandon(*pinned);
             return lease.error();
         }
-        cache.commit(*pinned);
-        const auto* const e = pinned->entry;
+        const auto* const e = cache.commit(*pinned);
         const Tier tier = code.size() <= max_code_size ? *select_tier(code.size()) : Tier::kb128;
         StackFrame frame{pool, *lease, tier, 0};
         frame.analysis_ = e->analysis;

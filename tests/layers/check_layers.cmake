@@ -10,7 +10,8 @@ cmake_minimum_required(VERSION 3.25)
 
 # Lowest first. A name with no header (yet) is allowed: the table may place a header before it lands.
 set(layers core resources components frame composition tools)
-set(layer_core config result allocation tier traits sanitizer opcodes upstream intrusive_list code_hash)
+set(layer_core config result allocation tier traits sanitizer opcodes upstream intrusive_list code_hash
+    admission keyed_hash)
 set(layer_resources monotonic_arena slot_pool object_pool buffer_pool synchronized statistics
     transaction_arena)
 set(layer_components stack analysis jumpdest_scan jumpdest_analysis instruction_array memory padded_code)
