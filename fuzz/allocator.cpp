@@ -66,9 +66,11 @@ struct Live
 class Harness
 {
 public:
-    Harness(RecordingResource& rec, const AllocatorConfig& config) : rec_{rec}, config_{config}
+    Harness(
+        RecordingResource& rec, evmalloc::test::FailureStyle style, const AllocatorConfig& config)
+      : rec_{rec}, config_{config}
     {
-        a_.emplace(config, &rec);
+        a_.emplace(config, rec.upstream(style));
         max_pooled_ = !config.enable_pool_allocation  ? 0
                       : config.alignment_optimization ? 64
                                                       : alignof(std::max_align_t);
@@ -434,13 +436,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FuzzedDataProvider in{data, size};
     RecordingResource rec{&evmalloc::fuzz::CachingResource::instance()};
     const AllocatorConfig config = pick_config(in);
+    const evmalloc::test::FailureStyle style = evmalloc::fuzz::pick_failure_style(in);
     // Construction with the upstream failing at its k-th allocation: bad_alloc, nothing held.
     if (in.ConsumeIntegral<std::uint8_t>() < 32)
     {
         rec.fail_after(in.ConsumeIntegralInRange<std::size_t>(0, 6));
         try
         {
-            EvmAllocator a{config, &rec};
+            EvmAllocator a{config, rec.upstream(style)};
         }
         catch (const std::bad_alloc&)
         {}
@@ -448,7 +451,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(rec.live_count() == 0);
     }
     {
-        Harness h{rec, config};
+        Harness h{rec, style, config};
         for (int steps = 0; steps < max_steps && in.remaining_bytes() != 0; ++steps)
             h.step(in);
     }

@@ -7,16 +7,20 @@
 // where the input says. Against a model of the pool: every failure is the Errc it must be
 // (code_too_large, call_depth_exceeded, out_of_memory) with the pool's state unchanged;
 // active / peak / buffers_allocated / retained per tier / retained Memory objects and their
-// bytes / bytes_retained exact; buffers and Memory objects reused LIFO, a Memory keeping its
-// capacity within the budget; oversize buffers never retained; trim() (and auto_trim when the
-// last frame goes) keeping the most recent ones; retained buffers poisoned; each frame's stack
+// bytes / bytes_retained exact; buffers reused LIFO, free Memory objects with storage handed
+// out before those without (each LIFO), a Memory keeping its capacity within the budget or
+// taking the storage of smaller free ones on top; oversize buffers never retained; trim() (and
+// auto_trim when the last frame goes) keeping the most recent buffers and the Memory objects
+// with storage first; retained buffers poisoned, a live frame's code part poisoned but for what
+// its prepared code uses; max_code_size clamped to 2^32 - 2; each frame's stack
 // and memory its own (patterns kept); every prepared frame's padded code, analysis, ops and
 // metadata equal to the reference decoder's; the upstream holding exactly what the frames and
 // the pool hold. The input's first bytes are the code the calls run (a contract from the
 // corpus is a good seed). Frames on a shared analysis (AnalysisCache, the verified key) run
 // beside them: their analysis, ops and metadata equal the per-frame path's reference, their
 // stack-only buffers are pooled like the others, a failing cache upstream inserts nothing, and
-// prepare() on them is code_too_large.
+// prepare() on them is code_too_large. The upstreams fail in the style the input picks (a
+// nullptr from a FallibleResource, or std::bad_alloc from a plain std::pmr::memory_resource).
 #include "caching_resource.hpp"
 #include "check.hpp"
 #include "reference.hpp"
@@ -84,9 +88,17 @@ class Harness
     static constexpr bool instruction_frame = evmalloc::is_instruction_frame<Traits>;
 
 public:
-    Harness(RecordingResource& rec, FramePoolConfig config, std::span<const std::uint8_t> code)
-      : rec_{rec}, config_{config}, code_{code}, pool_{&rec, config}, cache_{&cache_rec_}
-    {}
+    Harness(RecordingResource& rec, evmalloc::test::FailureStyle style, FramePoolConfig config,
+        std::span<const std::uint8_t> code)
+      : rec_{rec},
+        config_{Pool::clamped(config)},
+        code_{code},
+        pool_{rec.upstream(style), config},
+        cache_{cache_rec_.upstream(style)}
+    {
+        FUZZ_CHECK(pool_.config().max_code_size == config_.max_code_size &&
+                   config_.max_code_size <= evmalloc::Analysis::max_analysable_size);
+    }
 
     ~Harness()
     {
@@ -201,7 +213,7 @@ private:
             expected = Errc::code_too_large;
         else if (calls_.size() >= config_.max_frames)
             expected = Errc::call_depth_exceeded;
-        else if (failing && (oversize || buffers_[t].empty() || memories_.empty()))
+        else if (failing && (oversize || buffers_[t].empty() || no_free_memory()))
             expected = Errc::out_of_memory;
         else
             fails = false;
@@ -221,7 +233,11 @@ private:
         auto* const buffer = reinterpret_cast<std::uint8_t*>(frame->stack().data());
         FUZZ_CHECK(
             reinterpret_cast<std::uintptr_t>(buffer) % evmalloc::frame_buffer_alignment == 0);
-        FUZZ_CHECK(!__asan_region_is_poisoned(buffer, frame->buffer_size()));
+        // The stack is addressable; the code part is poisoned until prepare().
+        constexpr std::size_t stack_bytes = evmalloc::detail::code_part_offset<Traits>;
+        FUZZ_CHECK(!__asan_region_is_poisoned(buffer, stack_bytes));
+        FUZZ_CHECK(__asan_region_is_poisoned(buffer + stack_bytes,
+                       frame->buffer_size() - stack_bytes) == buffer + stack_bytes);
         if (!oversize && !buffers_[t].empty())
         {
             FUZZ_CHECK(buffers_[t].back() == buffer);  // LIFO: the one released last
@@ -231,14 +247,7 @@ private:
             ++allocated_;
         const Memory& m = frame->memory();
         FUZZ_CHECK(m.size() == 0 && m.limit() == config_.memory_limit);
-        if (!memories_.empty())
-        {
-            FUZZ_CHECK(memories_.back().memory == nullptr || memories_.back().memory == &m);
-            FUZZ_CHECK(m.capacity() == memories_.back().capacity);
-            memories_.pop_back();
-        }
-        else
-            FUZZ_CHECK(m.capacity() == 0);
+        take_memory(m);
         peak_ = std::max(peak_, calls_.size() + 1);
 
         const std::uint8_t tag = static_cast<std::uint8_t>(++tags_);
@@ -275,7 +284,7 @@ private:
             expected = Errc::code_too_large;
         else if (calls_.size() >= config_.max_frames)
             expected = Errc::call_depth_exceeded;
-        else if ((cache_failing && !cached) || (failing && (stacks_.empty() || memories_.empty())))
+        else if ((cache_failing && !cached) || (failing && (stacks_.empty() || no_free_memory())))
             expected = Errc::out_of_memory;
         else
             fails = false;
@@ -298,15 +307,7 @@ private:
         }
         else
             ++allocated_;
-        const Memory& m = frame->memory();
-        if (!memories_.empty())
-        {
-            FUZZ_CHECK(memories_.back().memory == nullptr || memories_.back().memory == &m);
-            FUZZ_CHECK(m.capacity() == memories_.back().capacity);
-            memories_.pop_back();
-        }
-        else
-            FUZZ_CHECK(m.capacity() == 0);
+        take_memory(frame->memory());
         cached_.insert(key);
         FUZZ_CHECK(cache_.entries() == cached_.size());
         peak_ = std::max(peak_, calls_.size() + 1);
@@ -365,6 +366,14 @@ private:
         FUZZ_CHECK(a.code().size() == n && a.code().data() != c.code.data());
         FUZZ_CHECK(same_elements(a.code().data(), c.code.data(), n));
         FUZZ_CHECK(filled(a.code().data() + n, evmalloc::PaddedCode::padding, 0));
+        if (c.frame.code_capacity() != 0)  // the frame's own code part (not a shared entry)
+        {
+            // What the code uses is addressable, the byte after its padding is not.
+            FUZZ_CHECK(!__asan_region_is_poisoned(
+                const_cast<std::uint8_t*>(a.code().data()), n + evmalloc::PaddedCode::padding));
+            FUZZ_CHECK(
+                __asan_address_is_poisoned(a.code().data() + n + evmalloc::PaddedCode::padding));
+        }
         FUZZ_CHECK(a.jumpdest_bits_span().size() == ref.jumpdest_bits.size());
         FUZZ_CHECK(same_elements(
             a.jumpdest_bits_span().data(), ref.jumpdest_bits.data(), ref.jumpdest_bits.size()));
@@ -523,18 +532,65 @@ private:
             FUZZ_CHECK(__asan_address_is_poisoned(buffer) &&
                        __asan_address_is_poisoned(buffer + size - 1));
         }
-        // The memory budget: a Memory keeps its capacity while the free ones stay within it.
-        const std::size_t kept =
-            capacity > config_.memory_retain_bytes - memory_bytes() ? 0 : capacity;
-        memories_.push_back({memory, kept});
+        give_memory(memory, capacity);
         if (calls_.empty() && config_.auto_trim)
             trim_model();
+    }
+
+    bool no_free_memory() const { return warm_.empty() && bare_.empty(); }
+
+    // The Memory a new frame gets: the free one with storage released last, else the one
+    // without released last, else a new one.
+    FUZZ_NO_COVERAGE void take_memory(const Memory& m)
+    {
+        std::vector<FreeMemory>& list = !warm_.empty() ? warm_ : bare_;
+        if (list.empty())
+        {
+            FUZZ_CHECK(m.capacity() == 0);
+            return;
+        }
+        FUZZ_CHECK(list.back().memory == nullptr || list.back().memory == &m);
+        FUZZ_CHECK(m.capacity() == list.back().capacity);
+        list.pop_back();
+    }
+
+    // The memory budget: a released Memory keeps its capacity while the free ones stay within
+    // it; else the free ones with storage on top that are smaller give theirs if that makes
+    // room; else it gives back its own.
+    FUZZ_NO_COVERAGE void give_memory(const Memory* memory, std::size_t capacity)
+    {
+        const std::size_t budget = config_.memory_retain_bytes;
+        bool keep = capacity != 0 && capacity <= budget - memory_bytes();
+        if (capacity != 0 && !keep && capacity <= budget)
+        {
+            std::size_t room = budget - memory_bytes();
+            std::size_t taken = 0;
+            for (auto it = warm_.rbegin(); room < capacity; ++it, ++taken)
+            {
+                if (it == warm_.rend() || it->capacity >= capacity)
+                    break;
+                room += it->capacity;
+            }
+            if (room >= capacity)
+            {
+                for (; taken != 0; --taken)
+                {
+                    bare_.push_back({warm_.back().memory, 0});
+                    warm_.pop_back();
+                }
+                keep = true;
+            }
+        }
+        if (keep)
+            warm_.push_back({memory, capacity});
+        else
+            bare_.push_back({memory, 0});
     }
 
     std::size_t memory_bytes() const
     {
         std::size_t bytes = 0;
-        for (const FreeMemory& f : memories_)
+        for (const FreeMemory& f : warm_)
             bytes += f.capacity;
         return bytes;
     }
@@ -554,9 +610,13 @@ private:
             if (list.size() > config_.retain_per_tier)
                 list.erase(list.begin(),
                     list.end() - static_cast<std::ptrdiff_t>(config_.retain_per_tier));
-        if (memories_.size() > config_.retain_per_tier)
-            memories_.erase(memories_.begin(),
-                memories_.end() - static_cast<std::ptrdiff_t>(config_.retain_per_tier));
+        // Memory objects: those with storage first, the most recently released of each list.
+        const std::size_t keep_warm = std::min(config_.retain_per_tier, warm_.size());
+        const std::size_t keep_bare = config_.retain_per_tier - keep_warm;
+        if (warm_.size() > keep_warm)
+            warm_.erase(warm_.begin(), warm_.end() - static_cast<std::ptrdiff_t>(keep_warm));
+        if (bare_.size() > keep_bare)
+            bare_.erase(bare_.begin(), bare_.end() - static_cast<std::ptrdiff_t>(keep_bare));
     }
 
     FUZZ_NO_COVERAGE void check() const
@@ -573,18 +633,19 @@ private:
             bytes += list.size() * evmalloc::frame_buffer_size<Traits>(t);
             live += list.size();
         }
-        FUZZ_CHECK(pool_.retained_memories() == memories_.size());
+        FUZZ_CHECK(pool_.retained_memories() == warm_.size() + bare_.size());
         FUZZ_CHECK(pool_.retained_stacks() == stacks_.size());
         bytes += stacks_.size() * evmalloc::stack_buffer_size<Traits>();
         live += stacks_.size();
         FUZZ_CHECK(cache_.pinned() == shared_frames());
         FUZZ_CHECK(pool_.memory_bytes_retained() == memory_bytes());
         FUZZ_CHECK(memory_bytes() <= config_.memory_retain_bytes);
-        for (const FreeMemory& f : memories_)
-        {
-            bytes += sizeof(typename Pool::MemorySlot) + f.capacity;
-            live += 1 + (f.capacity != 0 ? 1 : 0);
-        }
+        for (const auto* list : {&warm_, &bare_})
+            for (const FreeMemory& f : *list)
+            {
+                bytes += sizeof(typename Pool::MemorySlot) + f.capacity;
+                live += 1 + (f.capacity != 0 ? 1 : 0);
+            }
         FUZZ_CHECK(pool_.bytes_retained() == bytes);
         // The upstream holds the live frames' buffers, Memory slots and storage, and what the
         // pool retains: nothing else.
@@ -607,7 +668,8 @@ private:
     RecordingResource cache_rec_;  // the cache's own upstream: not part of the pool's accounting
     evmalloc::AnalysisCache<Traits> cache_;
     std::set<std::vector<std::uint8_t>> cached_;
-    std::vector<FreeMemory> memories_;
+    std::vector<FreeMemory> warm_;  // free Memory objects with storage, the top last
+    std::vector<FreeMemory> bare_;  // free ones without storage, the top last
     std::size_t peak_ = 0;
     std::size_t allocated_ = 0;
     unsigned tags_ = 0;
@@ -621,8 +683,8 @@ FramePoolConfig pick_config(FuzzedDataProvider& in)
                        : in.ConsumeIntegralInRange<std::size_t>(0, 24);
     c.retain_per_tier = in.ConsumeIntegralInRange<std::size_t>(0, 4);
     constexpr std::size_t code_limits[] = {evmalloc::max_code_size, evmalloc::max_code_size, 4096,
-        20000, evmalloc::max_code_size + 70000};
-    c.max_code_size = code_limits[in.ConsumeIntegralInRange<std::size_t>(0, 4)];
+        20000, evmalloc::max_code_size + 70000, SIZE_MAX};  // SIZE_MAX: clamped to 2^32 - 2
+    c.max_code_size = code_limits[in.ConsumeIntegralInRange<std::size_t>(0, 5)];
     constexpr std::size_t retain[] = {
         0, 4096, 8192, 20000, 64 * 1024, 1 << 20, std::size_t{32} << 20};
     c.memory_retain_bytes = retain[in.ConsumeIntegralInRange<std::size_t>(0, 6)];
@@ -645,8 +707,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             0, std::min<std::size_t>(in.remaining_bytes(), evmalloc::max_code_size)));
     RecordingResource rec{&evmalloc::fuzz::CachingResource::instance()};
     const FramePoolConfig config = pick_config(in);
+    const evmalloc::test::FailureStyle style = evmalloc::fuzz::pick_failure_style(in);
     const auto run = [&](auto* traits) {
-        Harness<std::remove_pointer_t<decltype(traits)>> h{rec, config, code};
+        Harness<std::remove_pointer_t<decltype(traits)>> h{rec, style, config, code};
         for (int steps = 0; steps < max_steps && in.remaining_bytes() != 0; ++steps)
             h.step(in);
     };

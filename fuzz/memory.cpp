@@ -218,7 +218,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     rec.fail_above(upstream_cap);
     Model model;
     model.limit = pick_limit(in);
-    Memory m{&rec, model.limit};
+    Memory m{rec.upstream(evmalloc::fuzz::pick_failure_style(in)), model.limit};
     check_state(m, model, rec);
 
     for (int steps = 0; steps < max_steps && in.remaining_bytes() != 0; ++steps)

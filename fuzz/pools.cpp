@@ -104,7 +104,8 @@ public:
             return Pool::block_size;
     }();
 
-    Lane(RecordingResource& rec, Blocks& blocks, std::size_t initial, bool fail_first)
+    Lane(RecordingResource& rec, evmalloc::test::FailureStyle style, Blocks& blocks,
+        std::size_t initial, bool fail_first)
       : rec_{rec}, blocks_{blocks}
     {
         if (initial != 0 && fail_first)
@@ -114,7 +115,7 @@ public:
             bool threw = false;
             try
             {
-                pool_.emplace(&rec, initial);
+                pool_.emplace(rec.upstream(style), initial);
             }
             catch (const std::bad_alloc&)
             {
@@ -123,7 +124,7 @@ public:
             rec.set_failing(false);
             FUZZ_CHECK(threw && !pool_ && rec.live_count() == live);
         }
-        pool_.emplace(&rec, initial);
+        pool_.emplace(rec.upstream(style), initial);
         capacity_ = initial;
         next_chunk_ = initial != 0 ? 2 * initial : Pool::Engine::default_first_chunk;
         check();
@@ -384,6 +385,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 {
     FuzzedDataProvider in{data, size};
     RecordingResource rec;
+    const evmalloc::test::FailureStyle style = evmalloc::fuzz::pick_failure_style(in);
     {
         Blocks blocks;
         const auto initial = [&] {
@@ -391,15 +393,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                     : in.ConsumeIntegralInRange<std::size_t>(0, 12);
         };
         const auto fail_first = [&] { return in.ConsumeIntegral<std::uint8_t>() < 16; };
-        Lane<evmalloc::ObjectPool<Obj<3, 1>>, true> tiny{rec, blocks, initial(), fail_first()};
-        Lane<evmalloc::ObjectPool<Obj<20, 4>>, true> address{rec, blocks, initial(), fail_first()};
-        Lane<evmalloc::ObjectPool<Obj<32, 32>>, true> word{rec, blocks, initial(), fail_first()};
-        Lane<evmalloc::ObjectPool<Obj<200, 128>>, true> wide{rec, blocks, initial(), fail_first()};
+        Lane<evmalloc::ObjectPool<Obj<3, 1>>, true> tiny{
+            rec, style, blocks, initial(), fail_first()};
+        Lane<evmalloc::ObjectPool<Obj<20, 4>>, true> address{
+            rec, style, blocks, initial(), fail_first()};
+        Lane<evmalloc::ObjectPool<Obj<32, 32>>, true> word{
+            rec, style, blocks, initial(), fail_first()};
+        Lane<evmalloc::ObjectPool<Obj<200, 128>>, true> wide{
+            rec, style, blocks, initial(), fail_first()};
         Lane<evmalloc::ObjectPool<Obj<4096, 64>>, true> page_object{
-            rec, blocks, initial(), fail_first()};
-        Lane<evmalloc::BufferPool<24>, false> b24{rec, blocks, initial(), fail_first()};
-        Lane<evmalloc::BufferPool<256>, false> b256{rec, blocks, initial(), fail_first()};
-        Lane<evmalloc::BufferPool<4096>, false> b4096{rec, blocks, initial(), fail_first()};
+            rec, style, blocks, initial(), fail_first()};
+        Lane<evmalloc::BufferPool<24>, false> b24{rec, style, blocks, initial(), fail_first()};
+        Lane<evmalloc::BufferPool<256>, false> b256{rec, style, blocks, initial(), fail_first()};
+        Lane<evmalloc::BufferPool<4096>, false> b4096{rec, style, blocks, initial(), fail_first()};
 
         const auto reserved = [&] {
             return tiny.bytes_reserved() + address.bytes_reserved() + word.bytes_reserved() +

@@ -12,6 +12,8 @@
 #include <evmalloc/analysis_cache.hpp>
 #include <evmalloc/stack_frame.hpp>
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -308,6 +310,94 @@ TEST_CASE("code above the pool's max_code_size: code_too_large, nothing inserted
     auto fits =
         StackFrame<>::init(random_code(4096, 3), evmalloc::test::distinct_op_table(), pool, cache);
     CHECK(fits.has_value());
+}
+
+namespace
+{
+/// Address space that no one may read (PROT_NONE): a code span of `n` bytes that faults on any
+/// access, to show a path never reads the code.
+class Unreadable
+{
+public:
+    explicit Unreadable(std::size_t n)
+      : n_{n}, p_{::mmap(nullptr, n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)}
+    {
+        REQUIRE(p_ != MAP_FAILED);
+    }
+    ~Unreadable() { ::munmap(p_, n_); }
+    Unreadable(const Unreadable&) = delete;
+    Unreadable& operator=(const Unreadable&) = delete;
+    std::span<const std::uint8_t> first(std::size_t n) const
+    {
+        return {static_cast<const std::uint8_t*>(p_), n};
+    }
+
+private:
+    std::size_t n_;
+    void* p_;
+};
+
+template <class Traits, class Cache>
+void check_code_above_analysable(const Unreadable& code)
+{
+    constexpr std::size_t top = evmalloc::Analysis::max_analysable_size;
+    RecordingResource upstream;
+    upstream.fail_above(std::size_t{1} << 30);  // no test machine gives ~100 GiB
+    Cache cache{&upstream};
+    FramePool<Traits> pool{&upstream, FramePoolConfig{.max_code_size = SIZE_MAX}};
+    REQUIRE(pool.config().max_code_size == top);  // clamped
+    const CodeHash h = hash_of(9);
+    for (const std::size_t n : {top + 1, top + 2})
+    {
+        INFO(n);
+        CHECK(init_cached<Traits>(code.first(n), &h, pool, cache).error() == Errc::code_too_large);
+        CHECK(init_cached<Traits>(code.first(n), nullptr, pool, cache).error() ==
+              Errc::code_too_large);
+        // The cache checks on its own too (a caller without a pool).
+        const auto pinned = [&] {
+            if constexpr (evmalloc::is_instruction_frame<Traits>)
+                return cache.pin(code.first(n), &h, table_for<Traits>());
+            else
+                return cache.pin(code.first(n), &h);
+        }();
+        CHECK(pinned.error() == Errc::code_too_large);
+    }
+    CHECK(cache.entries() == 0);
+    CHECK(cache.misses() == 0);
+    CHECK(pool.active() == 0);
+    CHECK(upstream.allocations() == 0);
+    CHECK(upstream.failures() == 0);
+}
+}  // namespace
+
+TEST_CASE("code above 2^32 - 2: code_too_large before a byte is read or anything allocated, "
+          "whatever max_code_size says",
+    "[analysis_cache]")
+{
+    const Unreadable code{evmalloc::Analysis::max_analysable_size + 2};
+    check_code_above_analysable<DefaultTraits, AnalysisCache<DefaultTraits>>(code);
+    check_code_above_analysable<JumpdestTraits, AnalysisCache<JumpdestTraits>>(code);
+    check_code_above_analysable<DefaultTraits, evmalloc::ConcurrentAnalysisCache<DefaultTraits>>(
+        code);
+}
+
+TEST_CASE(
+    "what a lookup reads of an entry lies in the header's first cache line", "[analysis_cache]")
+{
+    const auto check = []<class Traits>(Traits*) {
+        using Entry = evmalloc::detail::CacheEntry<Traits>;
+        STATIC_REQUIRE(Entry::lookup_fits_one_line());
+        CHECK(offsetof(Entry, bucket_hash) + sizeof(Entry::bucket_hash) <= 64);
+        CHECK(offsetof(Entry, chain) + sizeof(Entry::chain) <= 64);
+        CHECK(offsetof(Entry, table) + sizeof(Entry::table) <= 64);
+        CHECK(offsetof(Entry, code_size) + sizeof(Entry::code_size) <= 64);
+        CHECK(offsetof(Entry, trusted) + sizeof(Entry::trusted) <= 64);
+        CHECK(offsetof(Entry, code_hash) + sizeof(CodeHash) <= 64);
+        CHECK(offsetof(Entry, pins) + sizeof(Entry::pins) <= 64);
+        CHECK(Entry::code_part_offset() == 192);  // the header's size is unchanged
+    };
+    check(static_cast<DefaultTraits*>(nullptr));
+    check(static_cast<JumpdestTraits*>(nullptr));
 }
 
 TEST_CASE("a trusted hash cached for code of another size: code_hash_mismatch, nothing changed",

@@ -3,6 +3,7 @@
 #include "support/pool_state.hpp"
 #include "support/recording_resource.hpp"
 
+#include <evmalloc/analysis.hpp>
 #include <evmalloc/frame_pool.hpp>
 #include <evmalloc/sanitizer.hpp>
 
@@ -20,7 +21,9 @@ using evmalloc::Errc;
 using evmalloc::frame_buffer_size;
 using evmalloc::FramePool;
 using evmalloc::FramePoolConfig;
+using evmalloc::Memory;
 using evmalloc::Tier;
+using evmalloc::test::FailureStyle;
 using evmalloc::test::RecordingResource;
 
 namespace
@@ -144,16 +147,13 @@ TEST_CASE("FramePool reports out_of_memory when upstream throws or returns nullp
     "[frame_pool]")
 {
     RecordingResource upstream;
-    // An upstream returning nullptr breaks libstdc++'s returns_nonnull allocate(): UBSan (the
-    // asan preset) reports it, so the sanitized build tries only the throwing upstream.
-#if EVMALLOC_HAS_ASAN
-    const bool returns_nullptr = false;
+#if defined(__cpp_exceptions)
+    const FailureStyle style = GENERATE(FailureStyle::returns_nullptr, FailureStyle::throws);
 #else
-    const bool returns_nullptr = GENERATE(false, true);
+    const FailureStyle style = FailureStyle::returns_nullptr;
 #endif
-    CAPTURE(returns_nullptr);
-    upstream.return_nullptr_on_failure(returns_nullptr);
-    Pool pool{&upstream};
+    CAPTURE(evmalloc::test::name_of(style));
+    Pool pool{upstream.upstream(style)};
 
     SECTION("the buffer allocation fails")
     {
@@ -236,6 +236,54 @@ TEST_CASE("FramePool: after a 1025-deep burst, trim() bounds retention by retain
     CHECK(upstream.live_bytes() == expected);
 }
 
+TEST_CASE("FramePoolConfig: max_code_size above 2^32 - 2 is clamped when the pool is built",
+    "[frame_pool]")
+{
+    constexpr std::size_t top = evmalloc::Analysis::max_analysable_size;
+    STATIC_REQUIRE(top == 0xFFFFFFFE);
+    STATIC_REQUIRE(Pool::clamped(FramePoolConfig{.max_code_size = SIZE_MAX}).max_code_size == top);
+    const std::size_t max_code_size = GENERATE(top + 1, top + 2, SIZE_MAX);  // 2^32 - 1, 2^32
+    CAPTURE(max_code_size);
+    RecordingResource upstream;
+    Pool pool{&upstream, FramePoolConfig{.max_code_size = max_code_size}};
+    CHECK(pool.config().max_code_size == top);
+    // Above the clamp: code_too_large, nothing asked of upstream.
+    for (const std::size_t size : {top + 1, top + 2, SIZE_MAX})
+        CHECK(pool.acquire_oversize(size).error() == Errc::code_too_large);
+    CHECK(upstream.allocations() == 0);
+    // At it: allowed, and an upstream that cannot give ~100 GiB says so; nothing lost.
+    upstream.fail_above(std::size_t{1} << 30);
+    const PoolState before = state_of(pool);
+    CHECK(pool.acquire_oversize(top).error() == Errc::out_of_memory);
+    CHECK(state_of(pool) == before);
+    CHECK(upstream.live_count() == 0);
+    // The other fields take any value as given.
+    const Pool edges{&upstream, FramePoolConfig{.max_frames = 0,
+                                    .retain_per_tier = SIZE_MAX,
+                                    .max_code_size = top,
+                                    .memory_retain_bytes = SIZE_MAX,
+                                    .memory_limit = SIZE_MAX}};
+    CHECK(edges.config().max_frames == 0);
+    CHECK(edges.config().max_code_size == top);
+    CHECK(edges.config().memory_limit == SIZE_MAX);
+}
+
+TEST_CASE("FramePoolConfig edges: max_frames 0 refuses every frame, memory_limit 0 lets nothing "
+          "grow",
+    "[frame_pool]")
+{
+    RecordingResource upstream;
+    Pool none{&upstream, FramePoolConfig{.max_frames = 0}};
+    CHECK(none.acquire(Tier::kb4).error() == Errc::call_depth_exceeded);
+    CHECK(none.acquire_stack().error() == Errc::call_depth_exceeded);
+    CHECK(upstream.allocations() == 0);
+    Pool fixed{&upstream, FramePoolConfig{.memory_limit = 0}};
+    const Lease a = take(fixed, Tier::kb4);
+    CHECK(a.memory->memory.expand(0, 1).error() == Errc::memory_limit_exceeded);
+    CHECK(a.memory->memory.expand(0, 0).has_value());
+    fixed.release(a);
+}
+
 TEST_CASE("FramePool trim() with retain_per_tier 0 gives everything free back", "[frame_pool]")
 {
     RecordingResource upstream;
@@ -291,6 +339,142 @@ TEST_CASE("FramePool keeps Memory capacity within memory_retain_bytes, a budget 
     }
     CHECK(pool.memory_bytes_retained() == 3 * kept);  // 3 MiB of budget, 1 MiB each
     CHECK(pool.retained_memories() == 6);             // the objects stay, some without storage
+    CHECK(upstream.live_bytes() == pool.bytes_retained());
+}
+
+TEST_CASE("FramePool: after a 1024-deep burst, the next top-level call's 1 MiB costs no "
+          "allocation, and the memory budget holds",
+    "[frame_pool]")
+{
+    // The burst's inner frames use 64 KiB each: 1023 of them would keep twice the 32 MiB budget,
+    // so on the way out they fill it before depth 0 is released.
+    const bool depth0_uses_memory = GENERATE(true, false);
+    CAPTURE(depth0_uses_memory);
+    RecordingResource upstream;
+    Pool pool{&upstream};
+    REQUIRE(pool.config().auto_trim);
+    const std::size_t budget = pool.config().memory_retain_bytes;
+    constexpr std::uint64_t mib = 1u << 20;
+
+    // A top-level call that uses 1 MiB of memory.
+    Lease call = take(pool, Tier::kb4);
+    REQUIRE(call.memory->memory.expand(0, mib).has_value());
+    pool.release(call);
+
+    // The burst: depth 0 (1 MiB, or nothing more), then 1023 frames of 64 KiB each.
+    std::vector<Lease> burst;
+    for (std::size_t depth = 0; depth < 1024; ++depth)
+    {
+        burst.push_back(take(pool, Tier::kb4));
+        const std::uint64_t use = depth == 0 ? (depth0_uses_memory ? mib : 0) : 64u << 10;
+        REQUIRE(burst.back().memory->memory.expand(0, use).has_value());
+    }
+    for (auto it = burst.rbegin(); it != burst.rend(); ++it)
+    {
+        pool.release(*it);
+        REQUIRE(pool.memory_bytes_retained() <= budget);  // the budget holds at every step
+    }
+    CHECK(pool.active() == 0);
+    CHECK(pool.retained_memories() <= pool.config().retain_per_tier);
+    CHECK(upstream.live_bytes() == pool.bytes_retained());  // and nothing is held beyond it
+
+    // The next top-level call with 1 MiB of memory: no upstream allocation at all.
+    const std::size_t allocations = upstream.allocations();
+    call = take(pool, Tier::kb4);
+    CHECK(call.memory->memory.capacity() >= mib);
+    REQUIRE(call.memory->memory.expand(0, mib).has_value());
+    CHECK(upstream.allocations() == allocations);
+    pool.release(call);
+    CHECK(upstream.errors().empty());
+}
+
+TEST_CASE("FramePool: a released Memory over the budget takes the storage of smaller free ones, "
+          "else gives back its own",
+    "[frame_pool]")
+{
+    constexpr std::size_t kib = 1024;
+    RecordingResource upstream;
+    // A fresh pool with a 4 MiB budget; frames whose new Memory grows to each of `sizes` (KiB:
+    // the first growth takes exactly that), all alive at once, then released in order.
+    const auto released = [&](std::initializer_list<std::size_t> sizes) {
+        auto pool = std::make_unique<Pool>(
+            &upstream, FramePoolConfig{.memory_retain_bytes = 4096 * kib, .auto_trim = false});
+        std::vector<Lease> frames;
+        for (const std::size_t size : sizes)
+        {
+            frames.push_back(take(*pool, Tier::kb4));
+            REQUIRE(frames.back().memory->memory.expand(0, size * kib).has_value());
+            REQUIRE(frames.back().memory->memory.capacity() == size * kib);
+        }
+        for (const Lease& l : frames)
+            pool->release(l);
+        CHECK(pool->memory_bytes_retained() <= 4096 * kib);
+        CHECK(pool->retained_memories() == sizes.size());
+        return pool;
+    };
+    const auto next_capacity = [](Pool& pool) {
+        const Lease l = take(pool, Tier::kb4);
+        const std::size_t capacity = l.memory->memory.capacity();
+        pool.release(l);
+        return capacity;
+    };
+    SECTION("smaller free ones on top make room: they give their storage, the larger stays")
+    {
+        auto pool = released({1024, 1024, 1024, 2048});
+        CHECK(pool->memory_bytes_retained() == 4096 * kib);  // 1 + 1 + 2: the top 1 MiB went
+        CHECK(next_capacity(*pool) == 2048 * kib);           // the larger one comes out first
+    }
+    SECTION("only as many as it takes, and only when they suffice")
+    {
+        auto pool = released({2560, 512, 512, 1536});  // 1.5 MiB: both 512 KiB ones go
+        CHECK(pool->memory_bytes_retained() == 4096 * kib);
+        CHECK(next_capacity(*pool) == 1536 * kib);
+        auto blocked = released({2560, 512, 512, 2048});        // 2 MiB: they do not suffice
+        CHECK(blocked->memory_bytes_retained() == 3584 * kib);  // 2.5 + 0.5 + 0.5, untouched
+        CHECK(next_capacity(*blocked) == 512 * kib);
+    }
+    SECTION("a larger free one on top: the smaller released one gives back its own")
+    {
+        auto pool = released({1024, 2048, 1536});
+        CHECK(pool->memory_bytes_retained() == 3072 * kib);
+        CHECK(next_capacity(*pool) == 2048 * kib);  // at least what was released last
+    }
+    SECTION("larger than the whole budget: never kept, the free ones stay")
+    {
+        auto pool = released({1024, 5120});
+        CHECK(pool->memory_bytes_retained() == 1024 * kib);
+        CHECK(next_capacity(*pool) == 1024 * kib);
+    }
+    CHECK(upstream.errors().empty());
+}
+
+TEST_CASE("FramePool trim() keeps the free Memory objects that hold storage, most recent first",
+    "[frame_pool]")
+{
+    RecordingResource upstream;
+    Pool pool{&upstream, FramePoolConfig{.retain_per_tier = 2, .auto_trim = false}};
+    // Four frames, released with and without memory in turn: two keep storage, two have none.
+    std::vector<Lease> frames;
+    for (int i = 0; i < 4; ++i)
+    {
+        frames.push_back(take(pool, Tier::kb4));
+        if (i % 2 == 0)
+            REQUIRE(frames.back().memory->memory.expand(0, 4096u << i).has_value());
+    }
+    for (const Lease& l : frames)
+        pool.release(l);
+    CHECK(pool.retained_memories() == 4);
+    const std::size_t retained = pool.memory_bytes_retained();
+    CHECK(retained == 4096 + (4096u << 2));
+    pool.trim();
+    CHECK(pool.retained_memories() == 2);
+    CHECK(pool.memory_bytes_retained() == retained);  // the two without storage went
+    const Lease a = take(pool, Tier::kb4);
+    const Lease b = take(pool, Tier::kb4);
+    CHECK(a.memory->memory.capacity() == 4096u << 2);  // released last
+    CHECK(b.memory->memory.capacity() == 4096);
+    pool.release(b);
+    pool.release(a);
     CHECK(upstream.live_bytes() == pool.bytes_retained());
 }
 

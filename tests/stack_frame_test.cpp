@@ -4,7 +4,13 @@
 #include "support/pool_state.hpp"
 #include "support/recording_resource.hpp"
 
+#include <evmalloc/analysis_cache.hpp>
+#include <evmalloc/sanitizer.hpp>
 #include <evmalloc/stack_frame.hpp>
+
+#if EVMALLOC_HAS_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include <algorithm>
 #include <cstddef>
@@ -407,6 +413,146 @@ TEST_CASE("StackFrame gives its buffer back on destruction and move, LIFO", "[st
     CHECK(upstream.errors().empty());
 }
 
+namespace
+{
+// JUMPDEST at 0: a frame prepared with it says is_jumpdest(0).
+const Code jumpdest_code{0x5B, 0x60, 0x01, 0x00};
+const Code other_code{0x00, 0x00, 0x00, 0x00};
+
+template <class Traits>
+evmalloc::Result<void> prepare_any(evmalloc::StackFrame<Traits>& f, const Code& code)
+{
+    if constexpr (evmalloc::is_instruction_frame<Traits>)
+        return f.prepare(code, op_table());
+    else
+        return f.prepare(code);
+}
+
+// A frame moved from (by construction or assignment) owns nothing, and prepare() on it is
+// Errc::buffer_too_small that writes nothing: the frame moved to keeps its code. Debug builds
+// stop at the assertion instead (tests/death/contracts.cpp), so this part runs where assertions
+// are compiled out (evmalloc_tests_no_asserts, and the release preset).
+template <class Traits>
+void check_prepare_on_moved_from()
+{
+    using F = evmalloc::StackFrame<Traits>;
+    RecordingResource upstream;
+    FramePool<Traits> pool{&upstream};
+    auto made = F::init(jumpdest_code.size(), pool);
+    REQUIRE(made.has_value());
+    REQUIRE(prepare_any(*made, jumpdest_code).has_value());
+    F& source = *made;
+    F target = std::move(source);
+    CHECK(prepare_any(source, other_code).error() == Errc::buffer_too_small);
+    CHECK(prepare_any(source, {}).error() == Errc::buffer_too_small);
+    REQUIRE(target.is_prepared());
+    CHECK(target.analysis().code()[0] == 0x5B);
+    CHECK(target.analysis().is_jumpdest(0));
+    // Its stack has no storage: nothing lands in the target's.
+    CHECK(source.stack().push(Word::from(1)).error() == Errc::stack_overflow);
+    CHECK(target.stack().empty());
+
+    auto other = F::init(10, pool);
+    REQUIRE(other.has_value());
+    *other = std::move(target);
+    CHECK(prepare_any(target, other_code).error() == Errc::buffer_too_small);
+    CHECK(other->analysis().code()[0] == 0x5B);
+    *other = std::move(source);  // a frame that owns nothing, onto a live one
+    CHECK(pool.active() == 0);
+    CHECK(prepare_any(*other, jumpdest_code).error() == Errc::buffer_too_small);
+    CHECK(upstream.errors().empty());
+}
+
+template <class Traits>
+void check_moved_from_owns_nothing()
+{
+    using F = evmalloc::StackFrame<Traits>;
+    RecordingResource upstream;
+    FramePool<Traits> pool{&upstream};
+    evmalloc::AnalysisCache<Traits> cache{&upstream};
+    auto made = F::init(jumpdest_code.size(), pool);
+    REQUIRE(made.has_value());
+    REQUIRE(prepare_any(*made, jumpdest_code).has_value());
+    const std::size_t buffer_bytes = made->buffer_size();
+
+    // Move construction: everything goes to the new frame.
+    F a = std::move(*made);
+    CHECK(pool.active() == 1);
+    CHECK_FALSE(made->is_prepared());
+    CHECK(made->code_capacity() == 0);
+    CHECK(made->buffer_size() == 0);
+    CHECK(a.is_prepared());
+    CHECK(a.buffer_size() == buffer_bytes);
+    CHECK(a.code_capacity() == code_capacity(Tier::kb4));
+    CHECK(a.analysis().is_jumpdest(0));
+
+    // A frame on a shared entry: the pin moves with it, once.
+    auto shared = [&] {
+        if constexpr (evmalloc::is_instruction_frame<Traits>)
+            return F::init(jumpdest_code, op_table(), pool, cache);
+        else
+            return F::init(jumpdest_code, pool, cache);
+    }();
+    REQUIRE(shared.has_value());
+    CHECK(cache.pinned() == 1);
+    {
+        F s = std::move(*shared);
+        CHECK(cache.pinned() == 1);
+        CHECK_FALSE(shared->is_prepared());
+        CHECK(shared->buffer_size() == 0);
+        CHECK(s.is_prepared());
+        CHECK(s.analysis().is_jumpdest(0));
+        // Move assignment releases what the target held: a's buffer and Memory go back.
+        F b = std::move(s);
+        CHECK(pool.active() == 2);
+        b = std::move(a);
+        CHECK(pool.active() == 1);
+        CHECK(cache.pinned() == 0);  // the shared entry b held is unpinned
+        CHECK(pool.retained_stacks() == 1);
+        CHECK(b.is_prepared());
+        CHECK(b.buffer_size() == buffer_bytes);
+        CHECK_FALSE(a.is_prepared());
+        CHECK(a.buffer_size() == 0);
+        // A move onto itself changes nothing.
+        F& alias = b;
+        b = std::move(alias);
+        CHECK(pool.active() == 1);
+        CHECK(b.is_prepared());
+        CHECK(b.analysis().is_jumpdest(0));
+        CHECK(b.stack().empty());
+        // A frame that owns nothing, moved onto a live one: that one is released.
+        b = std::move(s);
+        CHECK(pool.active() == 0);
+        CHECK_FALSE(b.is_prepared());
+        CHECK(b.buffer_size() == 0);
+    }
+    CHECK(pool.active() == 0);
+    CHECK(cache.pinned() == 0);
+    CHECK(upstream.errors().empty());
+}
+}  // namespace
+
+TEST_CASE("A moved-from StackFrame owns nothing: no buffer, no pin, no capacity, not prepared",
+    "[stack_frame]")
+{
+    check_moved_from_owns_nothing<evmalloc::DefaultTraits>();
+    check_moved_from_owns_nothing<evmalloc::JumpdestTraits>();
+}
+
+TEST_CASE("prepare() on a moved-from StackFrame is buffer_too_small, the frame moved to unchanged",
+    "[stack_frame]")
+{
+    if constexpr (evmalloc::enable_asserts)
+    {
+        EVMALLOC_SKIP("a debug build stops at the assertion (tests/death/contracts.cpp)");
+    }
+    else
+    {
+        check_prepare_on_moved_from<evmalloc::DefaultTraits>();
+        check_prepare_on_moved_from<evmalloc::JumpdestTraits>();
+    }
+}
+
 TEST_CASE("StackFrame stack and memory work in the frame", "[stack_frame]")
 {
     Pool pool;
@@ -593,3 +739,124 @@ TEST_CASE("Oversize frames at every depth with the upstream failing: out_of_memo
     CHECK(upstream.live_bytes() == pool.bytes_retained());
     CHECK(upstream.errors().empty());
 }
+
+TEST_CASE("Code sizes above 2^32 - 2 are code_too_large whatever max_code_size says, before any "
+          "allocation",
+    "[stack_frame]")
+{
+    constexpr std::size_t top = evmalloc::Analysis::max_analysable_size;
+    RecordingResource upstream;
+    upstream.fail_above(std::size_t{1} << 30);  // no test machine gives ~100 GiB
+    Pool pool{&upstream, FramePoolConfig{.max_code_size = SIZE_MAX}};
+    JumpdestPool jpool{&upstream, FramePoolConfig{.max_code_size = SIZE_MAX}};
+    for (const std::size_t size : {top + 1, top + 2, top + 3, SIZE_MAX})
+    {
+        INFO(size);
+        CHECK(Frame::init(size, pool).error() == Errc::code_too_large);
+        CHECK(JumpdestFrame::init(size, jpool).error() == Errc::code_too_large);
+    }
+    CHECK(upstream.allocations() == 0);
+    CHECK(upstream.failures() == 0);
+    // 2^32 - 2 itself is allowed: the upstream is asked, and fails.
+    CHECK(Frame::init(top, pool).error() == Errc::out_of_memory);
+    CHECK(JumpdestFrame::init(top, jpool).error() == Errc::out_of_memory);
+    CHECK(pool.active() == 0);
+    CHECK(upstream.live_count() == 0);
+}
+
+#if EVMALLOC_HAS_ASAN
+namespace
+{
+template <class T>
+bool addressable(const T* p, std::size_t count)
+{
+    return __asan_region_is_poisoned(const_cast<T*>(p), count * sizeof(T)) == nullptr;
+}
+template <class T>
+bool poisoned_at(const T* p)
+{
+    return __asan_address_is_poisoned(p) != 0;
+}
+
+// A part of `capacity` elements at p, of which code of n bytes uses `used`: those addressable,
+// the next one (when the part has one) poisoned, unless it shares its 8-byte ASan granule with
+// the part after (`last` says there is none): a granule is addressable from its start or not.
+template <class T>
+void check_part(const T* p, std::size_t used, std::size_t capacity, bool last = false)
+{
+    CHECK(addressable(p, used));
+    if (used < capacity && (last || (capacity - used) * sizeof(T) >= 8))
+        CHECK(poisoned_at(p + used));
+}
+
+// What the code of `n` bytes may be read at is addressable; the first byte past each part's
+// need, and the buffer's tail after the last part, are not.
+template <class Traits>
+void check_poisoning(const evmalloc::StackFrame<Traits>& f, std::size_t n)
+{
+    const std::size_t cap = f.code_capacity();
+    const auto& a = f.analysis();
+    const std::uint8_t* const code = a.code().data();
+    constexpr std::size_t padding = evmalloc::PaddedCode::padding;
+    check_part(code, n + padding, cap + padding + 1, true);  // the tail follows the last part
+    check_part(a.jumpdest_bits_span().data(), evmalloc::JumpdestAnalysis::jumpdest_words(n),
+        evmalloc::JumpdestAnalysis::jumpdest_words(cap));
+    if constexpr (evmalloc::is_instruction_frame<Traits>)
+    {
+        check_part(a.inst_to_pc_span().data(), n + 1, cap + 1);
+        check_part(a.pc_to_inst_span().data(), n + 1, cap + 1);
+        check_part(f.ops().data(), n + 1, cap + 1);
+        check_part(f.metadata().data(), n + 1, cap + 1);
+    }
+    // The tail after the last part carved for the frame's capacity, to the buffer's end.
+    const auto* const begin = reinterpret_cast<const std::uint8_t*>(f.stack().data());
+    const std::uint8_t* const tail = code + cap + padding;
+    for (const std::uint8_t* p = tail; p < begin + f.buffer_size(); ++p)
+        REQUIRE(poisoned_at(p));
+    // The stack is all addressable.
+    CHECK(addressable(f.stack().data(), evmalloc::Stack<typename Traits::Word>::capacity));
+    // The interpreter's reads: every pc, the whole padded code.
+    std::size_t jumpdests = 0;
+    for (std::size_t pc = 0; pc <= n + evmalloc::PaddedCode::padding; ++pc)
+        jumpdests += a.is_jumpdest(pc) ? 1U : 0U;
+    CHECK(jumpdests <= n);
+}
+}  // namespace
+
+TEST_CASE("Under ASan a frame's bytes that no part uses are poisoned while the frame lives",
+    "[stack_frame]")
+{
+    std::mt19937 rng{5};
+    Pool pool;
+    JumpdestPool jpool;
+    // Before prepare(): the whole code part.
+    Frame f = make(4096, pool);
+    const auto* const base = reinterpret_cast<const std::uint8_t*>(f.stack().data());
+    const std::size_t stack_bytes = evmalloc::Stack<>::capacity * sizeof(Word);
+    CHECK(addressable(base, stack_bytes));
+    CHECK(__asan_region_is_poisoned(const_cast<std::uint8_t*>(base) + stack_bytes,
+              f.buffer_size() - stack_bytes) == base + stack_bytes);
+    for (const std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{100}, std::size_t{4095},
+             std::size_t{4096}, std::size_t{7}})
+    {
+        INFO(n);
+        const Code code = random_code(rng, n);
+        REQUIRE(f.prepare(code, op_table()).has_value());
+        check_poisoning(f, n);
+        auto j = JumpdestFrame::init(n, jpool);
+        REQUIRE(j.has_value());
+        REQUIRE(j->prepare(code).has_value());
+        check_poisoning(*j, n);
+    }
+    // A frame above the largest tier: the same, and its buffer goes back upstream unpoisoned.
+    RecordingResource upstream;
+    Pool big{&upstream, FramePoolConfig{.max_code_size = 1u << 20}};
+    {
+        const std::size_t n = evmalloc::max_code_size + 100;
+        Frame o = make(n, big);
+        REQUIRE(o.prepare(random_code(rng, n - 50), op_table()).has_value());
+        check_poisoning(o, n - 50);
+    }
+    CHECK(upstream.errors().empty());
+}
+#endif

@@ -6,7 +6,8 @@
 // built once, read-only after that, and pinned by every frame that runs it; such a frame's own
 // buffer holds only the stack (StackFrame::init(code, ..., pool, cache)).
 //
-// One entry is one block from the upstream resource: a header (192 bytes), then the code part
+// One entry is one block from the upstream resource: a header (192 bytes; what a lookup reads is
+// in its first 64, a cache line, checked at compile time), then the code part
 // carved for the code's real length (code_part_bytes(n), not its tier). Per code byte that is
 //   instruction frame, DefaultTraits:  4 (inst_to_pc) + 4 (pc_to_inst) + 1/8 (jumpdest bits)
 //                                      + 8 (ops) + 8 (metadata) + 1 (code)  ~ 25.1 bytes
@@ -51,6 +52,7 @@
 #include <span>
 #include <utility>
 
+#include "analysis.hpp"
 #include "code_hash.hpp"
 #include "config.hpp"
 #include "frame_layout.hpp"
@@ -89,11 +91,12 @@ struct CachePin
 template <class Traits>
 struct CacheEntry
 {
-    // What a lookup reads (the first cache line).
-    std::uint64_t bucket_hash;
-    CacheEntry* chain;  ///< the next entry in the same bucket
-    const void* table;  ///< the OpTable object; nullptr in a jumpdest frame
+    // What a lookup reads (find_and_pin): the first cache line (checked below).
+    std::uint32_t bucket_hash;  ///< the key's bucket hash, its low 32 bits
     std::uint32_t code_size;
+    CacheEntry* chain;   ///< the next entry in the same bucket
+    const void* table;   ///< the OpTable object; nullptr in a jumpdest frame
+    CodeHash code_hash;  ///< trusted entries only
     std::uint32_t pins;  ///< frames alive that run it
     bool trusted;        ///< found by CodeHash (else by the bytes)
     // What a frame reads.
@@ -101,7 +104,6 @@ struct CacheEntry
     const typename Traits::Metadata* metadata;
     FrameAnalysis<Traits> analysis;
     // Bookkeeping.
-    CodeHash code_hash;  ///< trusted entries only
     CacheEntry* newer;
     CacheEntry* older;
     std::size_t bytes;  ///< the whole block
@@ -115,6 +117,20 @@ struct CacheEntry
     {
         return {
             reinterpret_cast<std::byte*>(this) + code_part_offset(), bytes - code_part_offset()};
+    }
+
+    /// True when every field find_and_pin() reads lies in the header's first 64 bytes (an entry
+    /// starts 64-byte aligned: one cache line).
+    static constexpr bool lookup_fits_one_line() noexcept
+    {
+        constexpr std::size_t line = frame_buffer_alignment;
+        return offsetof(CacheEntry, bucket_hash) + sizeof(bucket_hash) <= line &&
+               offsetof(CacheEntry, code_size) + sizeof(code_size) <= line &&
+               offsetof(CacheEntry, chain) + sizeof(chain) <= line &&
+               offsetof(CacheEntry, table) + sizeof(table) <= line &&
+               offsetof(CacheEntry, code_hash) + sizeof(code_hash) <= line &&
+               offsetof(CacheEntry, pins) + sizeof(pins) <= line &&
+               offsetof(CacheEntry, trusted) + sizeof(trusted) <= line;
     }
 };
 
@@ -134,8 +150,9 @@ class CacheCore
 {
 public:
     using Entry = CacheEntry<Traits>;
+    static_assert(Entry::lookup_fits_one_line(), "a lookup reads one cache line of an entry");
 
-    explicit CacheCore(std::pmr::memory_resource* upstream) noexcept : upstream_{upstream} {}
+    explicit CacheCore(Upstream upstream) noexcept : upstream_{upstream} {}
     CacheCore(const CacheCore&) = delete;
     CacheCore& operator=(const CacheCore&) = delete;
 
@@ -149,7 +166,7 @@ public:
         while (oldest_ != nullptr)
             free_entry(unlink(oldest_));
         if (buckets_ != nullptr)
-            upstream_->deallocate(buckets_, bucket_count_ * sizeof(Entry*), alignof(Entry*));
+            upstream_.deallocate(buckets_, bucket_count_ * sizeof(Entry*), alignof(Entry*));
     }
 
     /// The entry for `key`, pinned, or nullptr when there is none.
@@ -160,8 +177,8 @@ public:
             return static_cast<Entry*>(nullptr);
         for (Entry* e = buckets_[key.bucket_hash & (bucket_count_ - 1)]; e != nullptr; e = e->chain)
         {
-            if (e->bucket_hash != key.bucket_hash || e->table != key.table ||
-                e->trusted != (key.hash != nullptr))
+            if (e->bucket_hash != static_cast<std::uint32_t>(key.bucket_hash) ||
+                e->table != key.table || e->trusted != (key.hash != nullptr))
                 continue;
             if (key.hash != nullptr)
             {
@@ -261,21 +278,27 @@ public:
     [[nodiscard]] std::size_t misses() const noexcept { return misses_; }
     [[nodiscard]] std::size_t evictions() const noexcept { return evictions_; }
     [[nodiscard]] std::size_t pinned() const noexcept { return pinned_; }
-    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept { return upstream_; }
+    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept
+    {
+        return upstream_.resource();
+    }
 
     /// A new entry for `key`, built from upstream (not linked in): the padded code copy and its
     /// analysis (with ops and metadata through `table` in an instruction frame).
-    /// \returns nullptr when upstream fails.
+    /// \returns nullptr when upstream fails, or when the analysis fails (code above
+    /// Analysis::max_analysable_size: the caches refuse it before they get here).
     template <class... Table>
     Entry* build(const CacheKey& key, const Table&... table) noexcept
     {
         const std::size_t n = key.code.size();
+        if (n > Analysis::max_analysable_size) [[unlikely]]
+            return nullptr;
         const std::size_t bytes = Entry::code_part_offset() + code_part_bytes<Traits>(n);
-        void* const block = try_allocate_from(upstream_, bytes, frame_buffer_alignment);
+        void* const block = upstream_.try_allocate(bytes, frame_buffer_alignment);
         if (block == nullptr)
             return nullptr;
         Entry* const e = ::new (block) Entry{};
-        e->bucket_hash = key.bucket_hash;
+        e->bucket_hash = static_cast<std::uint32_t>(key.bucket_hash);
         e->table = key.table;
         e->code_size = static_cast<std::uint32_t>(n);
         e->trusted = key.hash != nullptr;
@@ -284,7 +307,14 @@ public:
         e->bytes = bytes;
         MonotonicArena arena{e->code_part()};
         const CodeSpans<Traits> spans = carve_code<Traits>(arena, n);
-        e->analysis = *prepare_code<Traits>(spans, key.code, table...);  // sized for n: cannot fail
+        const Result<FrameAnalysis<Traits>> analysis =
+            prepare_code<Traits>(spans, key.code, table...);
+        if (!analysis) [[unlikely]]  // not reachable: sized for n, and n checked above
+        {
+            free_entry(e);
+            return nullptr;
+        }
+        e->analysis = *analysis;
         if constexpr (is_instruction_frame<Traits>)
         {
             e->ops = spans.ops.data();
@@ -298,7 +328,7 @@ public:
     {
         const std::size_t bytes = e->bytes;
         e->~Entry();
-        upstream_->deallocate(e, bytes, frame_buffer_alignment);
+        upstream_.deallocate(e, bytes, frame_buffer_alignment);
     }
 
 private:
@@ -363,8 +393,8 @@ private:
     void grow_buckets() noexcept
     {
         const std::size_t count = bucket_count_ == 0 ? 64 : 2 * bucket_count_;
-        auto* const fresh = static_cast<Entry**>(
-            try_allocate_from(upstream_, count * sizeof(Entry*), alignof(Entry*)));
+        auto* const fresh =
+            static_cast<Entry**>(upstream_.try_allocate(count * sizeof(Entry*), alignof(Entry*)));
         if (fresh == nullptr)
             return;
         std::fill_n(fresh, count, nullptr);
@@ -380,12 +410,12 @@ private:
             }
         }
         if (buckets_ != nullptr)
-            upstream_->deallocate(buckets_, bucket_count_ * sizeof(Entry*), alignof(Entry*));
+            upstream_.deallocate(buckets_, bucket_count_ * sizeof(Entry*), alignof(Entry*));
         buckets_ = fresh;
         bucket_count_ = count;
     }
 
-    std::pmr::memory_resource* upstream_;
+    Upstream upstream_;
     Entry** buckets_ = nullptr;
     std::size_t bucket_count_ = 0;
     Entry* newest_ = nullptr;
@@ -443,11 +473,11 @@ class AnalysisCache
 public:
     /// \requires `upstream` outlives the cache; the cache outlives every frame that pins it
     /// (reported in debug builds).
-    explicit AnalysisCache(std::pmr::memory_resource* upstream = std::pmr::new_delete_resource(),
+    explicit AnalysisCache(Upstream upstream = std::pmr::new_delete_resource(),
         AnalysisCacheConfig config = {}) noexcept
       : core_{upstream}, config_{config}
     {
-        EVMALLOC_ASSERT(upstream != nullptr);
+        EVMALLOC_ASSERT(upstream.resource() != nullptr);
     }
 
     /// Entries held (pinned or not).
@@ -466,12 +496,15 @@ public:
     void clear() noexcept { core_.clear(); }
 
     /// For StackFrame::init: the entry for the code, pinned; built on a miss.
-    /// \returns Errc::code_hash_mismatch (trusted key, other code), Errc::out_of_memory
-    /// (upstream failed; nothing inserted).
+    /// \returns Errc::code_too_large (code above Analysis::max_analysable_size, nothing read),
+    /// Errc::code_hash_mismatch (trusted key, other code), Errc::out_of_memory (upstream failed;
+    /// nothing inserted).
     template <class... Table>
     Result<detail::PinnedEntry<Traits>> pin(
         std::span<const std::uint8_t> code, const CodeHash* hash, const Table&... table) noexcept
     {
+        if (code.size() > Analysis::max_analysable_size) [[unlikely]]
+            return Errc::code_too_large;
         const detail::CacheKey key =
             detail::make_key<Fingerprint>(code, hash, detail::table_address(table...));
         const Result<Entry*> found = core_.find_and_pin(key);
@@ -539,12 +572,11 @@ public:
     static constexpr std::size_t shard_count = 16;
 
     /// \requires as AnalysisCache's.
-    explicit ConcurrentAnalysisCache(
-        std::pmr::memory_resource* upstream = std::pmr::new_delete_resource(),
+    explicit ConcurrentAnalysisCache(Upstream upstream = std::pmr::new_delete_resource(),
         AnalysisCacheConfig config = {}) noexcept
       : shards_{make_shards(upstream, std::make_index_sequence<shard_count>{})}, config_{config}
     {
-        EVMALLOC_ASSERT(upstream != nullptr);
+        EVMALLOC_ASSERT(upstream.resource() != nullptr);
         for (Shard& s : shards_)
             s.cache = this;
     }
@@ -581,6 +613,8 @@ public:
     Result<detail::PinnedEntry<Traits>> pin(
         std::span<const std::uint8_t> code, const CodeHash* hash, const Table&... table) noexcept
     {
+        if (code.size() > Analysis::max_analysable_size) [[unlikely]]
+            return Errc::code_too_large;
         const detail::CacheKey key =
             detail::make_key<Fingerprint>(code, hash, detail::table_address(table...));
         Shard& s = shards_[key.bucket_hash >> 60];
@@ -638,7 +672,7 @@ private:
 
     struct alignas(64) Shard
     {
-        explicit Shard(std::pmr::memory_resource* upstream) noexcept : core{upstream} {}
+        explicit Shard(Upstream upstream) noexcept : core{upstream} {}
         std::mutex mutex;
         Core core;
         ConcurrentAnalysisCache* cache = nullptr;
@@ -646,7 +680,7 @@ private:
 
     template <std::size_t... I>
     static std::array<Shard, shard_count> make_shards(
-        std::pmr::memory_resource* upstream, std::index_sequence<I...>) noexcept
+        Upstream upstream, std::index_sequence<I...>) noexcept
     {
         return {{Shard{((void)I, upstream)}...}};
     }

@@ -4,8 +4,9 @@
 // to `alignment` (64 when N >= 64, a cache line; else 16), release() gives them back, LIFO.
 // The standard sizes are standard_buffer_sizes: 256, 1024 and 4096 bytes.
 //
-// As a std::pmr::memory_resource it serves requests with size <= slot_size and alignment <=
-// alignment from the pool and forwards the rest to upstream, on allocate and deallocate alike.
+// As a std::pmr::memory_resource (a FallibleResource: try_allocate() fails with nullptr, see
+// upstream.hpp) it serves requests with size <= slot_size and alignment <= alignment from the
+// pool and forwards the rest to upstream, on allocate and deallocate alike.
 // Not thread-safe: see Synchronized.
 #pragma once
 
@@ -14,6 +15,7 @@
 #include <memory_resource>
 
 #include "slot_pool.hpp"
+#include "upstream.hpp"
 
 namespace evmalloc
 {
@@ -38,8 +40,8 @@ public:
 
     /// \requires upstream is not null and outlives the pool.
     /// \throws std::bad_alloc when initial_capacity > 0 and upstream fails.
-    explicit BufferPool(std::pmr::memory_resource* upstream = std::pmr::new_delete_resource(),
-        std::size_t initial_capacity = 0)
+    explicit BufferPool(
+        Upstream upstream = std::pmr::new_delete_resource(), std::size_t initial_capacity = 0)
       : Base{upstream, initial_capacity}
     {}
 

@@ -8,6 +8,9 @@
 //   - the FramePool (frames()) that StackFrame::init takes frame buffers and Memory from;
 //   - statistics of every request that came through its std::pmr face.
 //
+// It is a FallibleResource (upstream.hpp): try_allocate() takes the same routes as allocate()
+// and returns nullptr where allocate() throws std::bad_alloc, statistics unchanged either way.
+//
 // Routing. A request is routed by (size, alignment) alone, so a deallocation, which carries
 // the same pair, always reaches the pool that served it:
 //
@@ -166,7 +169,7 @@ inline constexpr std::array<const char*, pooled_route_count + 1> route_names{
 }  // namespace detail
 
 template <StatisticsPolicy Stats, class Traits = DefaultTraits>
-class BasicEvmAllocator : public std::pmr::memory_resource
+class BasicEvmAllocator : public FallibleResource
 {
 public:
     using Word = typename Traits::Word;
@@ -190,7 +193,7 @@ public:
     /// \throws std::bad_alloc when upstream fails the pool preallocation or the arena's
     /// first chunk.
     explicit BasicEvmAllocator(AllocatorConfig config = AllocatorConfig::optimized(),
-        std::pmr::memory_resource* upstream = std::pmr::new_delete_resource())
+        Upstream upstream = std::pmr::new_delete_resource())
       : upstream_{upstream},
         config_{config},
         max_pooled_alignment_{!config.enable_pool_allocation  ? 0
@@ -202,7 +205,7 @@ public:
         frames_{upstream, frame_config(config)},
         analyses_{upstream, AnalysisCacheConfig{.max_bytes = config.analysis_cache_bytes}}
     {
-        EVMALLOC_ASSERT(upstream != nullptr);
+        EVMALLOC_ASSERT(upstream.resource() != nullptr);
     }
 
     BasicEvmAllocator(const BasicEvmAllocator&) = delete;
@@ -269,33 +272,23 @@ public:
     /// True when requests are being counted (CountingStatistics and enable_statistics).
     [[nodiscard]] bool counting() const noexcept { return counting_; }
     [[nodiscard]] const AllocatorConfig& config() const noexcept { return config_; }
-    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept { return upstream_; }
+    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept
+    {
+        return upstream_.resource();
+    }
 
 protected:
     /// \throws std::bad_alloc when upstream fails (a pool that must grow, or a request routed
     /// upstream); statistics and pool counts are unchanged then.
     void* do_allocate(std::size_t bytes, std::size_t alignment) override
     {
-        return dispatch(bytes, alignment, [this, bytes, alignment](auto to) -> void* {
-            constexpr Route r = decltype(to)::value;
-            if constexpr (enable_asserts)
-                return this->template allocate_slow<r>(bytes, alignment);
-            else if constexpr (r == Route::upstream)
-            {
-                if (Stats::compiled_in && counting_)
-                    return allocate_slow<r>(bytes, alignment);
-                return detail::allocate_from(
-                    upstream_, bytes, alignment);  // as minimal() does: nothing added
-            }
-            else
-            {
-                void* const p = pool<r>().try_acquire();
-                if (p == nullptr) [[unlikely]]
-                    return allocate_slow<r>(bytes, alignment);
-                record_allocation(bytes, reserved_for<r>(bytes));
-                return p;
-            }
-        });
+        return allocate_impl<true>(bytes, alignment);
+    }
+
+    /// As do_allocate(), nullptr where it throws.
+    void* do_try_allocate(std::size_t bytes, std::size_t alignment) noexcept override
+    {
+        return allocate_impl<false>(bytes, alignment);
     }
 
     /// \requires (bytes, alignment) are those p was allocated with (checked in debug builds:
@@ -321,12 +314,40 @@ private:
     template <Route R>
     using RouteTag = std::integral_constant<Route, R>;
 
+    /// Both faces, written once: Throwing turns a failure (nullptr) into std::bad_alloc.
+    template <bool Throwing>
+    void* allocate_impl(std::size_t bytes, std::size_t alignment) noexcept(!Throwing)
+    {
+        return dispatch(bytes, alignment, [this, bytes, alignment](auto to) -> void* {
+            constexpr Route r = decltype(to)::value;
+            if constexpr (enable_asserts)
+                return this->template allocate_slow<r, Throwing>(bytes, alignment);
+            else if constexpr (r == Route::upstream)
+            {
+                if (Stats::compiled_in && counting_)
+                    return allocate_slow<r, Throwing>(bytes, alignment);
+                void* const p = upstream_.try_allocate(bytes, alignment);  // as minimal() does
+                if (Throwing && p == nullptr) [[unlikely]]
+                    detail::throw_bad_alloc(detail::upstream_failed);
+                return p;
+            }
+            else
+            {
+                void* const p = pool<r>().try_acquire();
+                if (p == nullptr) [[unlikely]]
+                    return allocate_slow<r, Throwing>(bytes, alignment);
+                record_allocation(bytes, reserved_for<r>(bytes));
+                return p;
+            }
+        });
+    }
+
     /// The route table: one pool per pooled route, in Route order (the typed pools, then a
     /// BufferPool per standard_buffer_sizes). Routing, pool<R>(), buffer_pool<N>(), the
     /// give-back path, the slot sizes and the statistics rows all read it.
     struct PoolSeed
     {
-        std::pmr::memory_resource* upstream;
+        Upstream upstream;
         const AllocatorConfig* config;
     };
     /// One pool, built from the seed (std::tuple cannot pass a pool two arguments in place).
@@ -481,17 +502,28 @@ private:
 
     /// Everything but a pool's free-list pop: upstream requests, a pool that must carve or
     /// grow, and (debug builds) every request, for the side table. Out of line, so that the
-    /// inline path calls nothing and saves no register.
-    template <Route R>
-    [[gnu::noinline]] void* allocate_slow(std::size_t bytes, std::size_t alignment)
+    /// inline path calls nothing and saves no register. nullptr when upstream fails (Throwing:
+    /// std::bad_alloc), nothing recorded then.
+    template <Route R, bool Throwing>
+    [[gnu::noinline]] void* allocate_slow(std::size_t bytes, std::size_t alignment) noexcept(
+        !Throwing)
     {
         void* p;
         if constexpr (R == Route::upstream)
-            p = detail::allocate_from(upstream_, bytes, alignment);  // never nullptr
+            p = upstream_.try_allocate(bytes, alignment);
         else
-            p = pool<R>().acquire();
+            p = pool<R>().acquire_or_null();
         if constexpr (enable_asserts)
-            debug_track<R>(p, bytes, alignment);
+        {
+            if (p != nullptr && !debug_track<R>(p, bytes, alignment))
+                p = nullptr;
+        }
+        if (p == nullptr) [[unlikely]]
+        {
+            if constexpr (Throwing)
+                detail::throw_bad_alloc(detail::upstream_failed);
+            return nullptr;
+        }
         record_allocation(bytes, reserved_for<R>(bytes));
         return p;
     }
@@ -501,7 +533,7 @@ private:
     void give_back(void* p, std::size_t bytes, std::size_t alignment)
     {
         if constexpr (R == Route::upstream)
-            upstream_->deallocate(p, bytes, alignment);
+            upstream_.deallocate(p, bytes, alignment);
         else
         {
             using Pointer = decltype(pool<R>().acquire());  // Address*, Word* or std::byte*
@@ -520,19 +552,20 @@ private:
     {
     };
 
-    /// Records a new request; if the table cannot grow, the request is undone and bad_alloc
-    /// propagates with nothing changed.
+    /// Records a new request; if the table cannot grow, the request is given back and the
+    /// answer is false, nothing changed.
     template <Route R>
-    void debug_track(void* p, std::size_t bytes, std::size_t alignment)
+    bool debug_track(void* p, std::size_t bytes, std::size_t alignment) noexcept
     {
         if constexpr (enable_asserts)
         {
-            detail::invoke_or_undo(
-                [&] {
-                    debug_[p] = DebugBlock{bytes, alignment};
-                },
-                [&] { give_back<R>(p, bytes, alignment); });
+            if (!detail::invoke_nothrow([&] { debug_[p] = DebugBlock{bytes, alignment}; }))
+            {
+                give_back<R>(p, bytes, alignment);
+                return false;
+            }
         }
+        return true;
     }
 
     /// Forgets p, which must be live with exactly (bytes, alignment); otherwise reports the
@@ -555,7 +588,7 @@ private:
         static_cast<void>(alignment);
     }
 
-    std::pmr::memory_resource* upstream_;
+    Upstream upstream_;
     AllocatorConfig config_;
     std::size_t max_pooled_alignment_;  ///< 0 when pools are off: every request goes upstream
     bool counting_;

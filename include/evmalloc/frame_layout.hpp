@@ -18,6 +18,13 @@
 // Carving walks the same sequence through one step, detail::carve_code(), used by the frames,
 // FrameArena and the shared entries alike.
 //
+// Under AddressSanitizer a frame buffer's bytes that no part uses stay poisoned while the frame
+// lives: the alignment gaps, the tail after the last part, and (once prepared, through
+// poison_unused()) each part's capacity beyond what the prepared code needs; what the
+// interpreter may read (the code and its padding, the bits up to jumpdest_words(n), the tables'
+// n + 1 entries) stays addressable. ASan tracks 8-byte granules, so up to 7 bytes after a part's
+// end (or before a part that starts inside a granule) may stay addressable. No-op without ASan.
+//
 // Invariant: a frame buffer starts 64-byte aligned, so offsets from its start have the same
 // alignment as the addresses; no component asks for more than 64.
 #pragma once
@@ -35,6 +42,7 @@
 #include "jumpdest_analysis.hpp"
 #include "monotonic_arena.hpp"
 #include "padded_code.hpp"
+#include "sanitizer.hpp"
 #include "stack.hpp"
 #include "tier.hpp"
 #include "traits.hpp"
@@ -153,6 +161,25 @@ std::span<T> typed(void* p, std::size_t count) noexcept
     return {static_cast<T*>(p), p != nullptr ? count : 0};
 }
 
+/// A bump over raw bytes for carve_code(), with no sanitizer annotations of its own (a
+/// MonotonicArena's destructor would unpoison the whole buffer again).
+struct Carver
+{
+    std::byte* cursor;
+    std::byte* end;
+    void* try_allocate(std::size_t bytes, std::size_t alignment) noexcept
+    {
+        return bump(cursor, end, bytes, alignment);
+    }
+};
+
+/// Makes the first `count` elements of `part` (at most all of them) addressable under ASan.
+template <class T>
+void unpoison_first(std::span<T> part, std::size_t count) noexcept
+{
+    EVMALLOC_UNPOISON(part.data(), (count < part.size() ? count : part.size()) * sizeof(T));
+}
+
 /// The one carving step: takes the code part for code of n bytes from `bump` (anything with
 /// MonotonicArena's try_allocate), in code_part_allocations order. Nothing is read or written.
 /// \requires the bump has room for it all (checked in debug builds).
@@ -238,8 +265,43 @@ template <class Traits = DefaultTraits>
         Stack<typename Traits::Word>::calculate_allocation(0).size, frame_buffer_alignment);
 }
 
+/// Under AddressSanitizer: of the code part of `buffer` (everything after the stack), only
+/// what code of `code_size` bytes uses of each part in `spans` stays addressable: the padded
+/// code (code_size + PaddedCode::padding bytes), the jumpdest bits (jumpdest_words(code_size))
+/// and, in an instruction frame, code_size + 1 entries of inst_to_pc, pc_to_inst, ops and
+/// metadata. The rest is poisoned: gaps, the tail, each part's unused capacity. No-op otherwise.
+/// \requires `spans` were carved from `buffer` (carve_code_part) for at least code_size bytes.
+template <class Traits = DefaultTraits>
+void poison_unused(
+    std::span<std::byte> buffer, const CodeSpans<Traits>& spans, std::size_t code_size) noexcept
+{
+#if EVMALLOC_HAS_ASAN
+    constexpr std::size_t start = detail::code_part_offset<Traits>;
+    if (buffer.size() > start)
+        EVMALLOC_POISON(buffer.data() + start, buffer.size() - start);
+    if constexpr (is_instruction_frame<Traits>)
+    {
+        detail::unpoison_first(spans.analysis.jumpdest_bits, Analysis::jumpdest_words(code_size));
+        detail::unpoison_first(spans.analysis.inst_to_pc, Analysis::table_entries(code_size));
+        detail::unpoison_first(spans.analysis.pc_to_inst, Analysis::table_entries(code_size));
+        detail::unpoison_first(
+            spans.ops, InstructionArray<typename Traits::Op>::entries(code_size));
+        detail::unpoison_first(
+            spans.metadata, InstructionArray<typename Traits::Metadata>::entries(code_size));
+    }
+    else
+        detail::unpoison_first(spans.jumpdest_bits, JumpdestAnalysis::jumpdest_words(code_size));
+    detail::unpoison_first(spans.padded_code, PaddedCode::calculate_allocation(code_size).size);
+#else
+    static_cast<void>(buffer);
+    static_cast<void>(spans);
+    static_cast<void>(code_size);
+#endif
+}
+
 /// The code part of a frame buffer carved for code of up to n bytes (nothing is read or
-/// written; under ASan what the parts do not use is poisoned).
+/// written). Under ASan the parts are addressable and the rest of the code part (alignment
+/// gaps, the tail) is poisoned: poison_unused(buffer, spans, n).
 /// \requires buffer.data() is 64-byte aligned and buffer.size() >= frame_buffer_bytes(n)
 /// (checked in debug builds).
 template <class Traits = DefaultTraits>
@@ -247,10 +309,12 @@ template <class Traits = DefaultTraits>
 {
     EVMALLOC_ASSERT(reinterpret_cast<std::uintptr_t>(buffer.data()) % frame_buffer_alignment == 0);
     EVMALLOC_ASSERT(buffer.size() >= frame_buffer_bytes<Traits>(n));
-    MonotonicArena arena{buffer.subspan(detail::code_part_offset<Traits>)};
-    const CodeSpans<Traits> spans = detail::carve_code<Traits>(arena, n);
-    EVMALLOC_ASSERT(align_up(detail::code_part_offset<Traits> + arena.used(),
+    std::byte* const start = buffer.data() + detail::code_part_offset<Traits>;
+    detail::Carver carver{start, buffer.data() + buffer.size()};
+    const CodeSpans<Traits> spans = detail::carve_code<Traits>(carver, n);
+    EVMALLOC_ASSERT(align_up(static_cast<std::size_t>(carver.cursor - buffer.data()),
                         frame_buffer_alignment) == frame_buffer_bytes<Traits>(n));
+    poison_unused<Traits>(buffer, spans, n);
     return spans;
 }
 

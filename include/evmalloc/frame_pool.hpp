@@ -4,11 +4,13 @@
 // next one handed out: still warm in cache): one per tier (frame_buffer_size(tier) bytes), and
 // stack-only buffers (stack_buffer_size() bytes) for frames whose code part is a shared
 // analysis entry. Code above the largest tier (up to FramePoolConfig::max_code_size) gets an
-// exactly sized buffer from upstream that goes back at release, never retained. Memory objects
-// have one more LIFO free list; they keep their capacity between calls. Everything is taken
+// exactly sized buffer from upstream that goes back at release, never retained. Free Memory
+// objects wait on two more LIFO lists (with storage, without); they keep their capacity between
+// calls. Everything is taken
 // from the upstream resource lazily, the first time a list is empty, and reused after that: in
 // steady state a call costs no upstream allocation at all. The free lists are intrusive (the
-// link lives in the free buffer or the free Memory slot), so releasing never allocates.
+// link lives in the free buffer or the free Memory slot), so releasing never allocates. An
+// upstream failure is Errc::out_of_memory (upstream.hpp), with nothing changed.
 //
 // Retention, bounded without any hook from the caller:
 // - Buffers: released ones stay in the pool, so a program that recurses to the same depth again
@@ -17,14 +19,22 @@
 //   is released (a top-level call ended): an EVMC VM, which is told of no transaction's end,
 //   stays bounded too. After a 1025-deep burst, a pool holds at most retain_per_tier buffers
 //   per kind.
-// - Memory: a budget, not a per-object cliff. A released Memory keeps its capacity while the
-//   capacity of all free Memory objects stays within memory_retain_bytes; one that would pass
-//   the budget gives its storage back. So a contract that uses 1 MiB of memory per call reuses
-//   the same pages on every call, and a burst of such calls holds at most the budget. trim()
-//   also keeps at most retain_per_tier free Memory objects.
+// - Memory: a budget, not a per-object cliff, that keeps the larger memories. Free Memory
+//   objects that kept their storage wait on one LIFO list, those without storage on another;
+//   a frame gets one with storage first (the one released last), else one without, else a new
+//   one. A released Memory keeps its capacity while the capacity of all free ones stays within
+//   memory_retain_bytes. When it would pass the budget, the free ones on top of the list that
+//   are smaller than it give their storage back if that makes room; otherwise it gives back
+//   its own. So the next frame always gets at least the capacity of the Memory released last
+//   (when that fits the budget at all): after a deep burst whose inner frames filled the budget
+//   on the way out, the top-level call's 1 MiB stays and the next top-level call reuses it. A
+//   contract that uses 1 MiB per call reuses the same pages on every call, and a burst holds at
+//   most the budget. trim() keeps at most retain_per_tier free Memory objects: those with
+//   storage first (the most recently released), then those without.
 //
 // Under AddressSanitizer, retained buffers are poisoned (and a cleared Memory keeps its storage
-// poisoned itself). In debug builds, destroying a pool while frames are alive is reported.
+// poisoned itself); a buffer goes back upstream unpoisoned. In debug builds, destroying a pool
+// while frames are alive is reported.
 //
 // Invariant: active() <= config().max_frames; retained(t) is the length of tier t's free list;
 // memory_bytes_retained() is the sum of the free Memory objects' capacities and stays <=
@@ -51,6 +61,13 @@
 
 namespace evmalloc
 {
+/// Every field takes any value; one is clamped when a pool is built (config() then reports what
+/// the pool applies): max_code_size above Analysis::max_analysable_size (2^32 - 2, the index
+/// range of an analysis) becomes that, so SIZE_MAX reads "any code". The edges are plain:
+/// max_frames 0 refuses every frame (call_depth_exceeded), retain_per_tier 0 keeps no buffer
+/// and no Memory past a trim, memory_retain_bytes 0 keeps no Memory's storage, memory_limit 0
+/// lets no Memory grow (memory_limit_exceeded), and a memory_limit of any size is what each
+/// Memory enforces (gas bounds memory long before).
 struct FramePoolConfig
 {
     /// Frames alive at once at most: depths 0..1024.
@@ -60,10 +77,11 @@ struct FramePoolConfig
     std::size_t retain_per_tier = 16;
     /// Code up to this size runs: above the largest tier (131072) through an exactly sized
     /// buffer that is not retained; above it, init() says Errc::code_too_large. An EVMC VM that
-    /// must run any code sets it as high as Analysis::max_analysable_size (2^32 - 2).
+    /// must run any code sets it as high as Analysis::max_analysable_size (2^32 - 2); anything
+    /// higher is clamped to that.
     std::size_t max_code_size = evmalloc::max_code_size;
     /// The total capacity that free Memory objects may keep (32 MiB): a released Memory that
-    /// would pass it gives its storage back.
+    /// would pass it takes the place of smaller free ones, or gives its storage back.
     std::size_t memory_retain_bytes = std::size_t{32} << 20;
     /// The limit() of every Memory the pool creates.
     std::size_t memory_limit = Memory::default_limit;
@@ -98,14 +116,21 @@ public:
     /// Buffers are taken from `upstream` with this alignment.
     static constexpr std::size_t buffer_alignment = frame_buffer_alignment;
 
-    /// \requires `upstream` outlives the pool; config.max_code_size <=
-    /// Analysis::max_analysable_size (checked in debug builds).
-    explicit FramePool(std::pmr::memory_resource* upstream = std::pmr::new_delete_resource(),
-        FramePoolConfig config = {}) noexcept
-      : upstream_{upstream}, config_{config}
+    /// A pool under `config`, its max_code_size clamped to Analysis::max_analysable_size.
+    /// \requires `upstream` is not null and outlives the pool.
+    explicit FramePool(
+        Upstream upstream = std::pmr::new_delete_resource(), FramePoolConfig config = {}) noexcept
+      : upstream_{upstream}, config_{clamped(config)}
     {
-        EVMALLOC_ASSERT(upstream != nullptr);
-        EVMALLOC_ASSERT(config.max_code_size <= Analysis::max_analysable_size);
+        EVMALLOC_ASSERT(upstream.resource() != nullptr);
+    }
+
+    /// `config` as a pool applies it: max_code_size at most Analysis::max_analysable_size.
+    [[nodiscard]] static constexpr FramePoolConfig clamped(FramePoolConfig config) noexcept
+    {
+        if (config.max_code_size > Analysis::max_analysable_size)
+            config.max_code_size = Analysis::max_analysable_size;
+        return config;
     }
 
     FramePool(const FramePool&) = delete;
@@ -151,15 +176,19 @@ public:
     }
 
     /// Takes back what an acquire function handed out: the buffer goes on top of its kind's
-    /// list (an oversize one goes upstream), the Memory is cleared and keeps its capacity within
-    /// the memory budget. With auto_trim, releasing the last live frame trims the pool.
+    /// list (an oversize one goes upstream, unpoisoned), the Memory is cleared and keeps its
+    /// capacity within the memory budget (see the top of this header). With auto_trim,
+    /// releasing the last live frame trims the pool.
     /// \requires `lease` came from this pool and is released once.
     void release(const Lease& lease) noexcept
     {
         EVMALLOC_ASSERT(active_ != 0 && lease.buffer != nullptr && lease.memory != nullptr);
         --active_;
         if (lease.kind == oversize_kind)
-            upstream_->deallocate(lease.buffer, lease.bytes, buffer_alignment);
+        {
+            EVMALLOC_UNPOISON(lease.buffer, lease.bytes);
+            upstream_.deallocate(lease.buffer, lease.bytes, buffer_alignment);
+        }
         else
             push_buffer(lease.kind, lease.buffer);
         push_memory(lease.memory);
@@ -174,8 +203,9 @@ public:
         release(lease);
     }
 
-    /// Gives back every free buffer beyond retain_per_tier of each kind, and every free Memory
-    /// beyond retain_per_tier; the most recently released ones stay. Cheap when within bounds.
+    /// Gives back every free buffer beyond retain_per_tier of each kind (the most recently
+    /// released ones stay), and every free Memory beyond retain_per_tier (those with storage
+    /// stay first, the most recently released of them first). Cheap when within bounds.
     void trim() noexcept
     {
         for (std::size_t k = 0; k < list_count; ++k)
@@ -223,7 +253,10 @@ public:
     }
 
     [[nodiscard]] const FramePoolConfig& config() const noexcept { return config_; }
-    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept { return upstream_; }
+    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept
+    {
+        return upstream_.resource();
+    }
 
 private:
     static constexpr std::size_t list_count = tier_count + 1;  // the tiers, then stack-only
@@ -255,8 +288,7 @@ private:
         const bool fresh_buffer = buffer == nullptr;
         if (fresh_buffer) [[unlikely]]
         {
-            buffer = static_cast<std::byte*>(
-                detail::try_allocate_from(upstream_, bytes, buffer_alignment));
+            buffer = static_cast<std::byte*>(upstream_.try_allocate(bytes, buffer_alignment));
             if (buffer == nullptr)
                 return Errc::out_of_memory;
         }
@@ -268,7 +300,7 @@ private:
             if (slot == nullptr)
             {
                 if (fresh_buffer)
-                    upstream_->deallocate(buffer, bytes, buffer_alignment);
+                    upstream_.deallocate(buffer, bytes, buffer_alignment);
                 else
                     push_buffer(kind, buffer);
                 return Errc::out_of_memory;
@@ -284,8 +316,7 @@ private:
 
     MemorySlot* allocate_memory() noexcept
     {
-        void* const p =
-            detail::try_allocate_from(upstream_, sizeof(MemorySlot), alignof(MemorySlot));
+        void* const p = upstream_.try_allocate(sizeof(MemorySlot), alignof(MemorySlot));
         if (p == nullptr)
             return nullptr;
         return ::new (p) MemorySlot{Memory{upstream_, config_.memory_limit}, nullptr};
@@ -310,25 +341,72 @@ private:
         ++list.count;
     }
 
+    // A free Memory: one with storage (the one released last) if any, else one without.
     MemorySlot* pop_memory() noexcept
     {
-        auto* const slot = static_cast<MemorySlot*>(free_memories_.pop());
-        if (slot == nullptr)
-            return nullptr;
+        auto* slot = static_cast<MemorySlot*>(warm_memories_.pop());
+        if (slot != nullptr) [[likely]]
+        {
+            --warm_count_;
+            memory_bytes_retained_ -= slot->memory.capacity();
+        }
+        else
+        {
+            slot = static_cast<MemorySlot*>(bare_memories_.pop());
+            if (slot == nullptr)
+                return nullptr;
+        }
         --retained_memories_;
-        memory_bytes_retained_ -= slot->memory.capacity();
         return slot;
     }
 
+    // Clears a released Memory and keeps it: with its storage when that fits the budget (or
+    // make_room() makes it fit), else without.
     void push_memory(MemorySlot* slot) noexcept
     {
         Memory& m = slot->memory;
         m.clear();
-        if (m.capacity() > config_.memory_retain_bytes - memory_bytes_retained_)
+        const std::size_t capacity = m.capacity();
+        if (capacity != 0 && (capacity <= config_.memory_retain_bytes - memory_bytes_retained_ ||
+                                 make_room(capacity)))
+        {
+            warm_memories_.push(slot);
+            ++warm_count_;
+            memory_bytes_retained_ += capacity;
+        }
+        else
+        {
             m.release_storage();
-        free_memories_.push(slot);
+            bare_memories_.push(slot);
+        }
         ++retained_memories_;
-        memory_bytes_retained_ += m.capacity();
+    }
+
+    // Room in the budget for a Memory of `capacity` bytes, taken from the free ones on top of
+    // the list while they are smaller: when dropping their storage makes room, they drop it
+    // (they stay, without storage) and the answer is true; otherwise nothing changes. Walks
+    // only the Memory objects it would take.
+    [[gnu::noinline]] bool make_room(std::size_t capacity) noexcept
+    {
+        if (capacity > config_.memory_retain_bytes)
+            return false;
+        std::size_t room = config_.memory_retain_bytes - memory_bytes_retained_;
+        std::size_t taken = 0;
+        for (void* p = warm_memories_.head(); room < capacity; p = warm_memories_.next(p), ++taken)
+        {
+            if (p == nullptr || static_cast<MemorySlot*>(p)->memory.capacity() >= capacity)
+                return false;
+            room += static_cast<MemorySlot*>(p)->memory.capacity();
+        }
+        for (; taken != 0; --taken)
+        {
+            auto* const slot = static_cast<MemorySlot*>(warm_memories_.pop());
+            --warm_count_;
+            memory_bytes_retained_ -= slot->memory.capacity();
+            slot->memory.release_storage();
+            bare_memories_.push(slot);
+        }
+        return true;
     }
 
     // Gives back the free buffers of `kind` beyond the first `keep` (the most recently released
@@ -341,30 +419,38 @@ private:
         const std::size_t bytes = list_bytes(kind);
         list.count -= list.blocks.trim(keep, [&](void* buffer) noexcept {
             EVMALLOC_UNPOISON(buffer, bytes);
-            upstream_->deallocate(buffer, bytes, buffer_alignment);
+            upstream_.deallocate(buffer, bytes, buffer_alignment);
         });
         EVMALLOC_ASSERT(list.count == keep);
     }
 
-    // Gives back the free Memory objects (and their storage) beyond the first `keep`.
+    // Gives back the free Memory objects (and their storage) beyond `keep`: those without
+    // storage go first, then those with storage released longest ago.
     void free_memories(std::size_t keep) noexcept
     {
         if (retained_memories_ <= keep)
             return;
-        retained_memories_ -= free_memories_.trim(keep, [&](void* p) noexcept {
+        const auto dispose = [&](void* p) noexcept {
             auto* const slot = static_cast<MemorySlot*>(p);
             memory_bytes_retained_ -= slot->memory.capacity();
             slot->~MemorySlot();
-            upstream_->deallocate(slot, sizeof(MemorySlot), alignof(MemorySlot));
-        });
+            upstream_.deallocate(slot, sizeof(MemorySlot), alignof(MemorySlot));
+        };
+        const std::size_t keep_warm = keep < warm_count_ ? keep : warm_count_;
+        retained_memories_ -= bare_memories_.trim(keep - keep_warm, dispose);
+        const std::size_t dropped = warm_memories_.trim(keep_warm, dispose);
+        warm_count_ -= dropped;
+        retained_memories_ -= dropped;
     }
 
-    std::pmr::memory_resource* upstream_;
+    Upstream upstream_;
     FramePoolConfig config_;
     std::array<FreeList, list_count> lists_{};
-    detail::IntrusiveFreeList<LinkAtNext> free_memories_;
-    std::size_t retained_memories_ = 0;
-    std::size_t memory_bytes_retained_ = 0;
+    detail::IntrusiveFreeList<LinkAtNext> warm_memories_;  // free, with storage
+    detail::IntrusiveFreeList<LinkAtNext> bare_memories_;  // free, without storage
+    std::size_t warm_count_ = 0;
+    std::size_t retained_memories_ = 0;      // on both lists
+    std::size_t memory_bytes_retained_ = 0;  // the capacity of warm_memories_
     std::size_t active_ = 0;
     std::size_t peak_active_ = 0;
     std::size_t buffers_allocated_ = 0;

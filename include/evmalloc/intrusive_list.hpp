@@ -61,6 +61,10 @@ public:
         return block;
     }
 
+    /// The block below `block` on the list (pushed before it), or nullptr: for a walk that
+    /// leaves the list as it is. \requires block is on the list.
+    [[nodiscard]] static void* next(void* block) noexcept { return peek_link(block); }
+
     /// Keeps the `keep` blocks pushed last and takes every other block off the list, calling
     /// dispose(block) on each, top to bottom (the block already off the list, its link bytes
     /// unpoisoned). \returns the number of blocks disposed of.

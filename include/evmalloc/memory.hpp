@@ -4,9 +4,9 @@
 // (known at init), but memory is sized by what the running code does. On mainnet a call
 // uses 128 B at the median, 4 KiB at p99 and up to 579 KiB; carving the worst case into
 // every frame buffer would cost up to the limit per frame, and memory is the only part that
-// grows while the interpreter runs. So it lives on the heap, from an upstream
-// std::pmr::memory_resource, and the frame pool keeps Memory objects warm (capacity kept
-// across calls by clear()) instead.
+// grows while the interpreter runs. So it lives on the heap, from an upstream resource (an
+// Upstream, upstream.hpp: a failure there is Errc::out_of_memory, never a throw), and the
+// frame pool keeps Memory objects warm (capacity kept across calls by clear()) instead.
 //
 // Growth follows evmone: the first growth allocates initial_capacity (4 KiB); after that the
 // capacity doubles, and when doubling is still short the need is rounded up to 4 KiB pages.
@@ -69,13 +69,13 @@ public:
         return 3 * words + words * words / 512;
     }
 
-    /// Empty, allocates nothing (the first growth does). \requires upstream != nullptr and
+    /// Empty, allocates nothing (the first growth does). \requires upstream is not null and
     /// it outlives the Memory.
-    explicit Memory(std::pmr::memory_resource* upstream = std::pmr::get_default_resource(),
+    explicit Memory(Upstream upstream = std::pmr::get_default_resource(),
         std::size_t limit = default_limit) noexcept
       : upstream_{upstream}, limit_{limit}, max_size_{max_size_for(limit)}
     {
-        EVMALLOC_ASSERT(upstream != nullptr);
+        EVMALLOC_ASSERT(upstream.resource() != nullptr);
     }
 
     Memory(const Memory&) = delete;
@@ -113,7 +113,7 @@ public:
     /// rounded up to 32. Nothing changes for length == 0, whatever the offset.
     /// \returns the gas of this expansion, expansion_cost(new words) - expansion_cost(old
     /// words) (0 when nothing grew; saturating at 2^63 - 1); Errc::memory_limit_exceeded when offset + length
-    /// overflows or the new size passes limit(); Errc::out_of_memory when upstream throws.
+    /// overflows or the new size passes limit(); Errc::out_of_memory when upstream fails.
     /// On error size, capacity and contents are as they were.
     [[nodiscard]] Result<std::uint64_t> expand(std::uint64_t offset, std::uint64_t length) noexcept
     {
@@ -198,7 +198,7 @@ public:
         if (capacity_ != 0)
         {
             EVMALLOC_UNPOISON(data_, capacity_);
-            upstream_->deallocate(data_, capacity_, alignment);
+            upstream_.deallocate(data_, capacity_, alignment);
         }
         data_ = empty_data();
         size_ = 0;
@@ -224,7 +224,10 @@ public:
         EVMALLOC_ASSERT(index < size_);
         return data_[index];
     }
-    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept { return upstream_; }
+    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept
+    {
+        return upstream_.resource();
+    }
 
 private:
     // grow() returns the gas, or grow_failed + the Errc. (A scalar, not a Result: GCC returns
@@ -336,7 +339,7 @@ private:
     }
 
     /// Moves the contents to a buffer of at least `needed` bytes (the growth policy above).
-    /// \returns false, with nothing changed, when upstream throws.
+    /// \returns false, with nothing changed, when upstream fails.
     [[gnu::noinline]] bool reallocate(std::size_t needed) noexcept
     {
         std::size_t new_capacity = capacity_ > std::numeric_limits<std::size_t>::max() / 2
@@ -350,7 +353,7 @@ private:
         if (new_capacity < needed)
             new_capacity = round_to_page(needed);
 
-        void* const fresh = detail::try_allocate_from(upstream_, new_capacity, alignment);
+        void* const fresh = upstream_.try_allocate(new_capacity, alignment);
         if (fresh == nullptr)
             return false;
         auto* const bytes = static_cast<std::uint8_t*>(fresh);
@@ -359,7 +362,7 @@ private:
         if (capacity_ != 0)
         {
             EVMALLOC_UNPOISON(data_, capacity_);
-            upstream_->deallocate(data_, capacity_, alignment);
+            upstream_.deallocate(data_, capacity_, alignment);
         }
         data_ = bytes;
         capacity_ = new_capacity;
@@ -394,7 +397,7 @@ private:
     std::uint8_t* data_ = empty_data();
     std::size_t size_ = 0;
     std::size_t capacity_ = 0;
-    std::pmr::memory_resource* upstream_;
+    Upstream upstream_;
     std::size_t limit_;
     std::size_t max_size_;  // max_size_for(limit_)
 };

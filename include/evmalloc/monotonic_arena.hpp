@@ -2,7 +2,8 @@
 //
 // Allocation moves a cursor forward, honouring alignment; deallocation does nothing; reset()
 // takes everything back at once. It never goes upstream: a request that does not fit is
-// nullptr from try_allocate() and std::bad_alloc through the std::pmr face. Under ASan the
+// nullptr from try_allocate() (it is a FallibleResource, upstream.hpp) and std::bad_alloc
+// through the std::pmr face. Under ASan the
 // unused tail is poisoned, so touching memory the arena has not handed out is a report.
 //
 // Invariant: begin_ <= cursor_ <= end_; [cursor_, end_) is poisoned.
@@ -40,7 +41,7 @@ namespace detail
 }
 }  // namespace detail
 
-class MonotonicArena : public std::pmr::memory_resource
+class MonotonicArena : public FallibleResource
 {
 public:
     /// \requires `buffer` outlives the arena and every allocation from it.
@@ -97,6 +98,11 @@ public:
     }
 
 protected:
+    void* do_try_allocate(std::size_t bytes, std::size_t alignment) noexcept final
+    {
+        return try_allocate(bytes, alignment);
+    }
+
     /// \throws std::bad_alloc when the request does not fit what is left.
     void* do_allocate(std::size_t bytes, std::size_t alignment) final
     {

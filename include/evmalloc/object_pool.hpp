@@ -7,7 +7,8 @@
 //
 // As a std::pmr::memory_resource it serves every request that fits a slot (size <= slot_size,
 // alignment <= slot_alignment) from the pool and forwards the rest to upstream; deallocation
-// follows the same rule. The overrides are final: calls through an ObjectPool<T>& devirtualize.
+// follows the same rule. It is a FallibleResource: try_allocate() fails with nullptr where
+// allocate() throws (upstream.hpp). The overrides are final: calls through an ObjectPool<T>& devirtualize.
 //
 // Debug builds abort on a double release or a foreign pointer and report objects alive at
 // destruction, through the assertion handler (see slot_pool.hpp). Not thread-safe: see
@@ -35,8 +36,8 @@ public:
 
     /// \requires upstream is not null and outlives the pool.
     /// \throws std::bad_alloc when initial_capacity > 0 and upstream fails.
-    explicit ObjectPool(std::pmr::memory_resource* upstream = std::pmr::new_delete_resource(),
-        std::size_t initial_capacity = 0)
+    explicit ObjectPool(
+        Upstream upstream = std::pmr::new_delete_resource(), std::size_t initial_capacity = 0)
       : Base{upstream, initial_capacity}
     {}
 

@@ -6,6 +6,8 @@
 // a cache line that varies from slot to slot, so that the links do not all share one L1 set. Memory comes from an upstream std::pmr::memory_resource in chunks that grow
 // geometrically: each chunk holds twice the slots of the one before. A new chunk is carved
 // lazily, one slot per request, so growing never touches memory nobody asked for yet.
+// acquire() throws std::bad_alloc when the pool must grow and upstream fails; acquire_or_null()
+// returns nullptr instead.
 //
 //   chunk:  [ slot 0 | slot 1 | ... | slot n-1 | ChunkHeader | debug bitmap (debug builds) ]
 //
@@ -14,7 +16,8 @@
 //
 // SlotPoolResource is the std::pmr face built on the engine: requests whose size and alignment
 // fit a slot come from the pool, every other request goes to upstream, and deallocation applies
-// the same (size, alignment) rule, so it never guesses by pointer.
+// the same (size, alignment) rule, so it never guesses by pointer. It is a FallibleResource:
+// try_allocate() is the same rule with nullptr for a failure (upstream.hpp).
 //
 // Debug builds (enable_asserts) keep one "in use" bit per slot: a double release, or a release
 // of a pointer the pool never handed out, is reported through the assertion handler and
@@ -77,13 +80,13 @@ public:
     /// allocated later holds `default_first_chunk` slots.
     /// \requires upstream is not null and outlives the pool.
     /// \throws std::bad_alloc when upstream fails the initial chunk.
-    explicit SlotPool(std::pmr::memory_resource* upstream, std::size_t initial_capacity = 0)
+    explicit SlotPool(Upstream upstream, std::size_t initial_capacity = 0)
       : upstream_{upstream},
         next_chunk_slots_{initial_capacity != 0 ? initial_capacity : default_first_chunk}
     {
-        EVMALLOC_ASSERT(upstream != nullptr);
-        if (initial_capacity != 0)
-            grow();
+        EVMALLOC_ASSERT(upstream.resource() != nullptr);
+        if (initial_capacity != 0 && !grow())
+            detail::throw_bad_alloc(detail::upstream_failed);
     }
 
     SlotPool(const SlotPool&) = delete;
@@ -105,7 +108,7 @@ public:
             const std::size_t count = chunk->slot_count;
             std::byte* const base = chunk_base(chunk);
             EVMALLOC_UNPOISON(base, count * slot_size);
-            upstream_->deallocate(base, chunk_bytes(count), slot_alignment);
+            upstream_.deallocate(base, chunk_bytes(count), slot_alignment);
             chunk = next;
         }
     }
@@ -113,6 +116,15 @@ public:
     /// One slot, uninitialised, aligned to slot_alignment.
     /// \throws std::bad_alloc when the pool must grow and upstream fails; nothing changes then.
     [[nodiscard]] void* acquire()
+    {
+        void* const slot = acquire_or_null();
+        if (slot == nullptr) [[unlikely]]
+            detail::throw_bad_alloc(detail::upstream_failed);
+        return slot;
+    }
+
+    /// As acquire(), but nullptr when the pool must grow and upstream fails (nothing changes).
+    [[nodiscard]] void* acquire_or_null() noexcept
     {
         void* const slot = try_acquire();
         if (slot == nullptr) [[unlikely]]
@@ -180,7 +192,12 @@ public:
     }
     /// Bytes taken from upstream so far (chunk headers included).
     [[nodiscard]] std::size_t bytes_reserved() const noexcept { return bytes_reserved_; }
-    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept { return upstream_; }
+    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept
+    {
+        return upstream_.resource();
+    }
+    /// The upstream as the pool holds it (with the way it fails).
+    [[nodiscard]] const Upstream& upstream_handle() const noexcept { return upstream_; }
 
 private:
     // Invariants:
@@ -270,11 +287,11 @@ private:
     }
 
     /// The free list is empty: carve the next slot of the newest chunk, growing first if it
-    /// is used up.
-    [[gnu::noinline]] void* acquire_slow()
+    /// is used up. nullptr (nothing changed) when growing fails.
+    [[gnu::noinline]] void* acquire_slow() noexcept
     {
-        if (fresh_ == fresh_end_)
-            grow();
+        if (fresh_ == fresh_end_ && !grow()) [[unlikely]]
+            return nullptr;
         void* const slot = fresh_;
         fresh_ += slot_size;
         EVMALLOC_UNPOISON(slot, slot_size);
@@ -284,16 +301,17 @@ private:
         return slot;
     }
 
-    /// Takes a chunk of next_chunk_slots_ slots from upstream. Strong guarantee: when upstream
-    /// throws (or the size would overflow), std::bad_alloc leaves every member as it was.
-    void grow()
+    /// Takes a chunk of next_chunk_slots_ slots from upstream. \returns false, with every
+    /// member as it was, when upstream fails (or the size would overflow).
+    bool grow() noexcept
     {
         const std::size_t count = next_chunk_slots_;
-        if (count > max_slots)
-            detail::throw_bad_alloc("pool: slot count overflows");
+        if (count > max_slots) [[unlikely]]
+            return false;
         const std::size_t bytes = chunk_bytes(count);
-        auto* const base =
-            static_cast<std::byte*>(detail::allocate_from(upstream_, bytes, slot_alignment));
+        auto* const base = static_cast<std::byte*>(upstream_.try_allocate(bytes, slot_alignment));
+        if (base == nullptr) [[unlikely]]
+            return false;
 
         auto* const chunk = ::new (base + count * slot_size) detail::ChunkHeader{chunks_, count};
         if constexpr (enable_asserts)
@@ -306,6 +324,7 @@ private:
         capacity_ += count;
         bytes_reserved_ += bytes;
         next_chunk_slots_ = count <= max_slots / 2 ? count * 2 : max_slots;
+        return true;
     }
 
     /// Where the free list keeps a free slot's link: link_of.
@@ -320,7 +339,7 @@ private:
     std::size_t in_use_ = 0;
     std::size_t capacity_ = 0;
     detail::ChunkHeader* chunks_ = nullptr;
-    std::pmr::memory_resource* upstream_;
+    Upstream upstream_;
     std::size_t next_chunk_slots_;
     std::size_t bytes_reserved_ = 0;
 };
@@ -329,7 +348,7 @@ private:
 /// "fits a slot (size <= slot_size and alignment <= slot_alignment) → pool, else → upstream",
 /// applied identically on allocate and deallocate.
 template <std::size_t Size, std::size_t Align>
-class SlotPoolResource : public std::pmr::memory_resource
+class SlotPoolResource : public FallibleResource
 {
 public:
     using Engine = SlotPool<Size, Align>;
@@ -349,6 +368,9 @@ public:
     /// A released slot (the one released last) without growing: nullptr when none is waiting.
     /// For callers that must not throw, or that take their own slow path when it is nullptr.
     [[nodiscard]] void* try_acquire() noexcept { return slots_.try_acquire(); }
+    /// A slot, growing the pool when no released one is waiting; nullptr when upstream fails
+    /// (nothing changes then).
+    [[nodiscard]] void* acquire_or_null() noexcept { return slots_.acquire_or_null(); }
 
     [[nodiscard]] std::size_t capacity() const noexcept { return slots_.capacity(); }
     [[nodiscard]] std::size_t in_use() const noexcept { return slots_.in_use(); }
@@ -361,16 +383,24 @@ public:
     [[nodiscard]] bool owns(const void* p) const noexcept { return slots_.owns(p); }
 
 protected:
-    SlotPoolResource(std::pmr::memory_resource* upstream, std::size_t initial_capacity)
+    SlotPoolResource(Upstream upstream, std::size_t initial_capacity)
       : slots_{upstream, initial_capacity}
     {}
+
+    /// nullptr when the pool must grow, or the forwarded request fails, upstream.
+    void* do_try_allocate(std::size_t bytes, std::size_t alignment) noexcept final
+    {
+        if (fits(bytes, alignment)) [[likely]]
+            return slots_.acquire_or_null();
+        return slots_.upstream_handle().try_allocate(bytes, alignment);
+    }
 
     /// \throws std::bad_alloc when the pool must grow, or the forwarded request fails, upstream.
     void* do_allocate(std::size_t bytes, std::size_t alignment) final
     {
-        if (fits(bytes, alignment)) [[likely]]
-            return slots_.acquire();
-        return detail::allocate_from(slots_.upstream(), bytes, alignment);  // never nullptr
+        if (void* p = SlotPoolResource::do_try_allocate(bytes, alignment)) [[likely]]
+            return p;
+        detail::throw_bad_alloc(detail::upstream_failed);
     }
 
     /// \requires (bytes, alignment) are those p was allocated with.

@@ -11,7 +11,8 @@
 // A Stack is a view: copies share the storage, which the caller keeps alive.
 //
 // Invariant: bottom_ <= top_ <= end_, end_ - bottom_ == capacity (less only in a release
-// build given storage that is too short: the checked push() then stops at its end).
+// build given storage that is too short: the checked push() then stops at its end; 0 for a
+// default-constructed stack, which has no storage).
 #pragma once
 
 #include <cstddef>
@@ -40,6 +41,10 @@ public:
     {
         return {capacity * sizeof(W), alignof(W), false};
     }
+
+    /// A stack over no storage: push() says stack_overflow, pop() stack_underflow. What a frame
+    /// that owns no buffer (moved from) holds.
+    constexpr Stack() noexcept = default;
 
     /// An empty stack over `storage`. \requires storage.size() >= capacity, and `storage`
     /// outlives the stack. Storage is not zeroed.
@@ -130,8 +135,8 @@ public:
     [[nodiscard]] W* data() const noexcept { return bottom_; }
 
 private:
-    W* bottom_;
-    W* top_;
-    W* end_;
+    W* bottom_ = nullptr;
+    W* top_ = nullptr;
+    W* end_ = nullptr;
 };
 }  // namespace evmalloc

@@ -28,9 +28,19 @@
 // and the frame comes back prepared: its code part is the cache's entry, pinned until the frame
 // goes, and its own buffer (stack_buffer_size()) holds only the stack.
 //
-// Invariant: a frame that owns a buffer has pool_ != nullptr; stack().data() is the start of
-// its buffer; is_prepared() iff analysis() (and ops(), metadata()) describe the code given to
-// the last successful prepare() or the pinned entry (pin_.entry != nullptr).
+// A moved-from frame owns nothing: no buffer, no Memory, no pinned entry, code_capacity() and
+// buffer_size() 0, not prepared. prepare() on it is Errc::buffer_too_small (it holds no buffer)
+// in every build, and a contract violation reported in debug builds, as are stack(), memory(),
+// analysis(), ops() and metadata() on it. Move assignment releases what the target held first
+// (a move onto itself changes nothing).
+//
+// Under AddressSanitizer the code part of a frame's buffer is poisoned until prepare(), and
+// afterwards everything in it that the prepared code does not use (frame_layout.hpp).
+//
+// Invariant: a frame that owns a buffer has pool_ != nullptr, else lease_ is empty and
+// code_capacity_ is 0; stack().data() is the start of its buffer; is_prepared() iff analysis()
+// (and ops(), metadata()) describe the code given to the last successful prepare() or the
+// pinned entry (pin_.entry != nullptr).
 #pragma once
 
 #include <array>
@@ -142,36 +152,41 @@ public:
     StackFrame(const StackFrame&) = delete;
     StackFrame& operator=(const StackFrame&) = delete;
 
-    /// Takes `other`'s buffer and Memory; `other` owns nothing after (its destructor is a no-op).
+    /// Takes everything `other` owns (buffer, Memory, pinned entry, analysis); `other` owns
+    /// nothing after (see the top of this header; its destructor is a no-op).
     StackFrame(StackFrame&& other) noexcept
-      : pool_{std::exchange(other.pool_, nullptr)},
+      : pool_{other.pool_},
         lease_{other.lease_},
         stack_{other.stack_},
         analysis_{other.analysis_},
         ops_{other.ops_},
         metadata_{other.metadata_},
-        pin_{std::exchange(other.pin_, {})},
+        pin_{other.pin_},
         code_capacity_{other.code_capacity_},
         tier_{other.tier_},
-        prepared_{std::exchange(other.prepared_, false)}
-    {}
+        prepared_{other.prepared_}
+    {
+        other.disown();
+    }
 
-    /// Releases this frame's buffer and Memory, then takes `other`'s.
+    /// Releases this frame's buffer, Memory and pinned entry, then takes `other`'s. A move onto
+    /// itself changes nothing.
     StackFrame& operator=(StackFrame&& other) noexcept
     {
         if (this != &other)
         {
             release();
-            pool_ = std::exchange(other.pool_, nullptr);
+            pool_ = other.pool_;
             lease_ = other.lease_;
             stack_ = other.stack_;
             analysis_ = other.analysis_;
             ops_ = other.ops_;
             metadata_ = other.metadata_;
-            pin_ = std::exchange(other.pin_, {});
+            pin_ = other.pin_;
             code_capacity_ = other.code_capacity_;
             tier_ = other.tier_;
-            prepared_ = std::exchange(other.prepared_, false);
+            prepared_ = other.prepared_;
+            other.disown();
         }
         return *this;
     }
@@ -183,8 +198,9 @@ public:
     /// ops() and metadata() through `table`. May be called again with other code that fits.
     /// \returns Errc::code_too_large when code.size() is larger than the frame holds (its tier,
     ///          or the size init() was given above the largest tier; a frame on a shared entry
-    ///          holds no code of its own); then nothing changes (a previous prepare stays valid).
-    /// \requires the frame owns a buffer (was not moved from).
+    ///          holds no code of its own); Errc::buffer_too_small when the frame owns no buffer
+    ///          (moved from); then nothing changes (a previous prepare stays valid).
+    /// \requires the frame owns a buffer (was not moved from; checked in debug builds).
     [[nodiscard]] Result<void> prepare(std::span<const std::uint8_t> code,
         const OpTable& table) noexcept requires is_instruction_frame<Traits>
     {
@@ -212,13 +228,22 @@ public:
     [[nodiscard]] std::size_t code_capacity() const noexcept { return code_capacity_; }
 
     /// The EVM stack (1024 words at the start of the frame buffer, empty after init).
-    [[nodiscard]] Stack<Word>& stack() noexcept { return stack_; }
-    [[nodiscard]] const Stack<Word>& stack() const noexcept { return stack_; }
+    /// \requires the frame owns a buffer (was not moved from; checked in debug builds).
+    [[nodiscard]] Stack<Word>& stack() noexcept
+    {
+        EVMALLOC_ASSERT_MSG(pool_ != nullptr, owns_nothing);
+        return stack_;
+    }
+    [[nodiscard]] const Stack<Word>& stack() const noexcept
+    {
+        EVMALLOC_ASSERT_MSG(pool_ != nullptr, owns_nothing);
+        return stack_;
+    }
 
     /// The analysis of the prepared code; its code() is the padded copy. \requires is_prepared()
     [[nodiscard]] const AnalysisType& analysis() const noexcept
     {
-        EVMALLOC_ASSERT(prepared_);
+        EVMALLOC_ASSERT_MSG(prepared_, not_prepared);
         return analysis_;
     }
 
@@ -226,7 +251,7 @@ public:
     /// \requires is_prepared()
     [[nodiscard]] std::span<const Op> ops() const noexcept requires is_instruction_frame<Traits>
     {
-        EVMALLOC_ASSERT(prepared_);
+        EVMALLOC_ASSERT_MSG(prepared_, not_prepared);
         return {ops_, analysis_.instruction_count()};
     }
 
@@ -235,34 +260,53 @@ public:
     [[nodiscard]] std::span<const Metadata> metadata() const noexcept requires
         is_instruction_frame<Traits>
     {
-        EVMALLOC_ASSERT(prepared_);
+        EVMALLOC_ASSERT_MSG(prepared_, not_prepared);
         return {metadata_, analysis_.instruction_count()};
     }
 
     /// The EVM memory of this call: size 0 after init, its capacity kept from earlier calls.
-    /// \requires the frame owns a buffer (was not moved from).
+    /// \requires the frame owns a buffer (was not moved from; checked in debug builds).
     [[nodiscard]] Memory& memory() noexcept
     {
-        EVMALLOC_ASSERT(pool_ != nullptr);
+        EVMALLOC_ASSERT_MSG(pool_ != nullptr, owns_nothing);
         return lease_.memory->memory;
     }
     [[nodiscard]] const Memory& memory() const noexcept
     {
-        EVMALLOC_ASSERT(pool_ != nullptr);
+        EVMALLOC_ASSERT_MSG(pool_ != nullptr, owns_nothing);
         return lease_.memory->memory;
     }
 
 private:
     using Lease = typename Pool::Lease;
 
+    static constexpr const char* owns_nothing = "StackFrame: the frame owns no buffer (moved from)";
+    static constexpr const char* not_prepared = "StackFrame: the frame is not prepared";
+
+    /// \requires code_capacity <= Analysis::max_analysable_size (the pool's max_code_size is).
     StackFrame(Pool& pool, const Lease& lease, Tier tier, std::size_t code_capacity) noexcept
       : pool_{&pool},
         lease_{lease},
         stack_{{reinterpret_cast<Word*>(lease.buffer), Stack<Word>::capacity}},
         code_capacity_{static_cast<std::uint32_t>(code_capacity)},
-        tier_{tier},
-        prepared_{false}
-    {}
+        tier_{tier}
+    {
+        EVMALLOC_ASSERT(code_capacity <= Analysis::max_analysable_size);
+        poison_unused<Traits>({lease.buffer, lease.bytes}, {}, 0);  // nothing prepared yet
+    }
+
+    /// What a move leaves behind: a frame that owns nothing (what it owned went elsewhere). The
+    /// analysis and the instruction arrays stay as they were, unreachable: not prepared.
+    void disown() noexcept
+    {
+        pool_ = nullptr;
+        lease_.buffer = nullptr;
+        lease_.bytes = 0;
+        stack_ = Stack<Word>{};
+        pin_ = {};
+        code_capacity_ = 0;
+        prepared_ = false;
+    }
 
     template <class Cache, class... Table>
     static Result<StackFrame> init_shared(std::span<const std::uint8_t> code, const CodeHash* hash,
@@ -296,14 +340,15 @@ private:
     template <class... Table>
     Result<void> prepare_with(std::span<const std::uint8_t> code, const Table&... table) noexcept
     {
-        EVMALLOC_ASSERT(pool_ != nullptr);
-        if (code.size() > code_capacity_ || pin_.entry != nullptr) [[unlikely]]
-            return Errc::code_too_large;
-        const CodeSpans<Traits> spans =
-            carve_code_part<Traits>({lease_.buffer, lease_.bytes}, code_capacity_);
+        EVMALLOC_ASSERT_MSG(pool_ != nullptr, owns_nothing);
+        if (code.size() > code_capacity_ || pin_.entry != nullptr || pool_ == nullptr) [[unlikely]]
+            return pool_ == nullptr ? Errc::buffer_too_small : Errc::code_too_large;
+        const std::span<std::byte> buffer{lease_.buffer, lease_.bytes};
+        const CodeSpans<Traits> spans = carve_code_part<Traits>(buffer, code_capacity_);
         const Result<AnalysisType> analysis = detail::prepare_code<Traits>(spans, code, table...);
         if (!analysis) [[unlikely]]
             return analysis.error();  // not reachable: the carve is sized for code_capacity_
+        poison_unused<Traits>(buffer, spans, code.size());
         analysis_ = *analysis;
         if constexpr (is_instruction_frame<Traits>)
         {
@@ -329,15 +374,15 @@ private:
         }
     }
 
-    Pool* pool_;
-    Lease lease_;
-    Stack<Word> stack_;
+    Pool* pool_ = nullptr;
+    Lease lease_{};
+    Stack<Word> stack_{};
     AnalysisType analysis_{};
     const Op* ops_ = nullptr;  // const void* in a jumpdest frame, never set there
     const Metadata* metadata_ = nullptr;
-    detail::CachePin pin_{};       // the shared entry this frame runs, if any
-    std::uint32_t code_capacity_;  // <= Analysis::max_analysable_size
-    Tier tier_;
-    bool prepared_;
+    detail::CachePin pin_{};           // the shared entry this frame runs, if any
+    std::uint32_t code_capacity_ = 0;  // <= Analysis::max_analysable_size
+    Tier tier_ = Tier::kb4;
+    bool prepared_ = false;
 };
 }  // namespace evmalloc

@@ -4,7 +4,10 @@
 // thread-safe and need no locks. Synchronized<R> is for what must be shared: it owns an R
 // (constructed from the arguments it is given), is itself a std::pmr::memory_resource that
 // locks around R's allocate/deallocate, and with_lock(f) runs f(R&) under the same lock for
-// typed calls (acquire/release, create/destroy) and for reading counts consistently.
+// typed calls (acquire/release, create/destroy) and for reading counts consistently. It is a
+// FallibleResource (upstream.hpp): try_allocate() locks and asks R the same way an evmalloc
+// resource asks its upstream (R's own try_allocate() when R is a FallibleResource, else R's
+// allocate() with a throw caught), so nullptr is its failure.
 #pragma once
 
 #include <concepts>
@@ -13,10 +16,12 @@
 #include <mutex>
 #include <utility>
 
+#include "upstream.hpp"
+
 namespace evmalloc
 {
 template <class R>
-class Synchronized final : public std::pmr::memory_resource
+class Synchronized final : public FallibleResource
 {
 public:
     using resource_type = R;
@@ -48,6 +53,12 @@ public:
     }
 
 protected:
+    void* do_try_allocate(std::size_t bytes, std::size_t alignment) noexcept override
+    {
+        const std::lock_guard lock{mutex_};
+        return Upstream{&inner_}.try_allocate(bytes, alignment);
+    }
+
     void* do_allocate(std::size_t bytes, std::size_t alignment) override
     {
         const std::lock_guard lock{mutex_};

@@ -8,7 +8,9 @@
 // enough for the request), and reset() gives them back.
 //
 // A chunk starts with its ChunkHeader; the bytes after it are handed out front to back.
-// Deallocation does nothing. Under ASan the unused part of every chunk is poisoned.
+// Deallocation does nothing. Under ASan the unused part of every chunk is poisoned. A
+// FallibleResource (upstream.hpp): try_allocate() returns nullptr where allocate_bytes() and
+// the std::pmr face throw std::bad_alloc (the upstream failed, or the request is too large).
 //
 // Invariant: chunk_begin_ <= cursor_ <= chunk_end_ inside the newest chunk (head_);
 // [cursor_, chunk_end_) is poisoned; used_before_ is what older chunks handed out.
@@ -32,7 +34,7 @@
 
 namespace evmalloc
 {
-class TransactionArena : public std::pmr::memory_resource
+class TransactionArena : public FallibleResource
 {
 public:
     /// Placed at the start of every chunk taken from upstream.
@@ -49,13 +51,14 @@ public:
 
     /// Takes a first chunk of `first_chunk_size` bytes now (none when 0); reset() keeps it.
     /// \throws std::bad_alloc when upstream cannot provide the first chunk.
-    explicit TransactionArena(std::size_t first_chunk_size,
-        std::pmr::memory_resource* upstream = std::pmr::new_delete_resource())
+    explicit TransactionArena(
+        std::size_t first_chunk_size, Upstream upstream = std::pmr::new_delete_resource())
       : upstream_{upstream}
     {
         if (first_chunk_size > 0)
         {
-            add_chunk(std::max(first_chunk_size, sizeof(ChunkHeader) + 1));
+            if (!add_chunk(std::max(first_chunk_size, sizeof(ChunkHeader) + 1)))
+                detail::throw_bad_alloc(detail::upstream_failed);
             first_ = head_;
         }
         next_size_ = initial_growth();
@@ -71,6 +74,15 @@ public:
     /// \requires alignment is a power of two.
     /// \throws std::bad_alloc when upstream cannot provide a new chunk (the arena is unchanged).
     [[nodiscard]] void* allocate_bytes(std::size_t bytes, std::size_t alignment)
+    {
+        void* const p = try_allocate(bytes, alignment);
+        if (p == nullptr) [[unlikely]]
+            detail::throw_bad_alloc(detail::upstream_failed);
+        return p;
+    }
+
+    /// As allocate_bytes(), but nullptr (the arena unchanged) where it would throw.
+    [[nodiscard]] void* try_allocate(std::size_t bytes, std::size_t alignment) noexcept
     {
         EVMALLOC_ASSERT(std::has_single_bit(alignment));
         // With no chunk yet, cursor_ and chunk_end_ are nullptr and every request (a zero-byte
@@ -114,7 +126,10 @@ public:
     {
         return first_ != nullptr ? first_->size : 0;
     }
-    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept { return upstream_; }
+    [[nodiscard]] std::pmr::memory_resource* upstream() const noexcept
+    {
+        return upstream_.resource();
+    }
 
     /// True when `p` lies inside a chunk's usable bytes (their end included).
     [[nodiscard]] bool owns(const void* p) const noexcept
@@ -129,6 +144,11 @@ public:
     }
 
 protected:
+    void* do_try_allocate(std::size_t bytes, std::size_t alignment) noexcept final
+    {
+        return try_allocate(bytes, alignment);
+    }
+
     void* do_allocate(std::size_t bytes, std::size_t alignment) final
     {
         return allocate_bytes(bytes, alignment);
@@ -163,10 +183,12 @@ private:
     }
 
     /// Takes a chunk of `size` bytes from upstream and makes it the current one.
-    void add_chunk(std::size_t size)
+    /// \returns false, nothing changed, when upstream fails.
+    bool add_chunk(std::size_t size) noexcept
     {
-        void* raw = detail::allocate_from(
-            upstream_, size, chunk_alignment);  // may throw: nothing changed yet
+        void* const raw = upstream_.try_allocate(size, chunk_alignment);
+        if (raw == nullptr) [[unlikely]]
+            return false;
         auto* c = ::new (raw) ChunkHeader{head_, size};
         if (head_ != nullptr)
             used_before_ += static_cast<std::size_t>(cursor_ - chunk_begin_);
@@ -175,20 +197,26 @@ private:
         ++chunks_;
         enter(c);
         EVMALLOC_POISON(chunk_begin_, static_cast<std::size_t>(chunk_end_ - chunk_begin_));
+        return true;
     }
 
-    [[gnu::noinline]] void* allocate_in_new_chunk(std::size_t bytes, std::size_t alignment)
+    /// A new chunk that holds the request, and the request from it; nullptr (nothing changed)
+    /// when the request is too large or upstream fails.
+    [[gnu::noinline]] void* allocate_in_new_chunk(std::size_t bytes, std::size_t alignment) noexcept
     {
         constexpr std::size_t max = std::numeric_limits<std::size_t>::max();
         const std::size_t overhead = sizeof(ChunkHeader) + alignment;
-        if (bytes > max - overhead - min_chunk_size)
-            detail::throw_bad_alloc("TransactionArena: request too large");
+        if (bytes > max - overhead - min_chunk_size) [[unlikely]]
+            return nullptr;
         const std::size_t needed = align_up(bytes + overhead, min_chunk_size);
         const std::size_t size = std::max(next_size_, needed);
-        add_chunk(size);
+        if (!add_chunk(size)) [[unlikely]]
+            return nullptr;
         if (next_size_ <= max / 2)
             next_size_ *= 2;
-        return allocate_bytes(bytes, alignment);
+        void* const p = detail::bump(cursor_, chunk_end_, bytes, alignment);  // fits: sized for it
+        EVMALLOC_UNPOISON(p, bytes);
+        return p;
     }
 
     /// Gives every chunk newer than `keep` back to upstream (all of them when keep is nullptr).
@@ -202,14 +230,14 @@ private:
             EVMALLOC_UNPOISON(c, size);
             reserved_ -= size;
             --chunks_;
-            upstream_->deallocate(c, size, chunk_alignment);
+            upstream_.deallocate(c, size, chunk_alignment);
             c = previous;
         }
         if (keep == nullptr)
             head_ = nullptr;
     }
 
-    std::pmr::memory_resource* upstream_;
+    Upstream upstream_;
     ChunkHeader* head_ = nullptr;   ///< the newest chunk
     ChunkHeader* first_ = nullptr;  ///< the chunk reset() keeps, if any
     std::byte* chunk_begin_ = nullptr;

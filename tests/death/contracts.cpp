@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <new>
 #include <span>
+#include <utility>
 
 #if !EVMALLOC_ENABLE_ASSERTS
 #error "tests/death/contracts.cpp needs assertions on"
@@ -339,6 +340,38 @@ void stack_frame_ops_before_prepare()
         show(frame->ops().data());
 }
 
+// A frame moved from owns nothing: every use that needs its buffer or a prepared frame aborts.
+template <class Use>
+void use_moved_from_frame(Use use)
+{
+    evmalloc::FramePool<evmalloc::JumpdestTraits> pool;
+    auto frame = evmalloc::StackFrame<evmalloc::JumpdestTraits>::init(10, pool);
+    if (!frame.has_value())
+        return;
+    auto taken = std::move(*frame);
+    show(&taken);
+    use(*frame);
+}
+void stack_frame_prepare_moved_from()
+{
+    use_moved_from_frame([](auto& f) {
+        const std::uint8_t code[] = {0x5B};
+        show(f.prepare(code).has_value() ? &f : nullptr);
+    });
+}
+void stack_frame_stack_moved_from()
+{
+    use_moved_from_frame([](auto& f) { show(f.stack().data()); });
+}
+void stack_frame_memory_moved_from()
+{
+    use_moved_from_frame([](auto& f) { show(f.memory().data()); });
+}
+void stack_frame_analysis_moved_from()
+{
+    use_moved_from_frame([](auto& f) { show(f.analysis().code().data()); });
+}
+
 constexpr evmalloc::test::DeathCase cases[] = {
     {"assert_fires", assert_fires},
     {"handler_returns", handler_returns},
@@ -380,6 +413,10 @@ constexpr evmalloc::test::DeathCase cases[] = {
     {"carve_frame_short_buffer", carve_frame_short_buffer},
     {"memory_index_past_size", memory_index_past_size},
     {"stack_frame_ops_before_prepare", stack_frame_ops_before_prepare},
+    {"stack_frame_prepare_moved_from", stack_frame_prepare_moved_from},
+    {"stack_frame_stack_moved_from", stack_frame_stack_moved_from},
+    {"stack_frame_memory_moved_from", stack_frame_memory_moved_from},
+    {"stack_frame_analysis_moved_from", stack_frame_analysis_moved_from},
 };
 }  // namespace
 

@@ -6,6 +6,7 @@
 #include <evmalloc/object_pool.hpp>
 #include <evmalloc/result.hpp>
 #include <evmalloc/traits.hpp>
+#include <evmalloc/upstream.hpp>
 
 #include <array>
 #include <cstddef>
@@ -21,10 +22,11 @@ namespace
 using evmalloc::Errc;
 using evmalloc::Result;
 
-// An upstream that has nothing to give: returns nullptr, as a resource must without exceptions.
-class EmptyResource final : public std::pmr::memory_resource
+// An upstream that has nothing to give: its try_allocate() returns nullptr, the way a resource
+// fails without exceptions.
+class EmptyResource final : public evmalloc::FallibleResource
 {
-    void* do_allocate(std::size_t, std::size_t) override { return nullptr; }
+    void* do_try_allocate(std::size_t, std::size_t) noexcept override { return nullptr; }
     void do_deallocate(void*, std::size_t, std::size_t) override {}
     bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override
     {

@@ -10,10 +10,12 @@
 // retried and succeeds), and when the scenario ends nothing is left live upstream. Under the
 // asan preset the same run also proves nothing leaked or was touched after release.
 //
-// The upstream fails in both ways a resource can: by throwing std::bad_alloc, and by
-// returning nullptr. Without exceptions (the noexcept preset) only the parts that report an
-// Errc run (frames and Memory, with an upstream returning nullptr): there an upstream failure
-// behind a std::pmr face aborts by design.
+// The upstream fails in both ways a resource can (evmalloc/upstream.hpp): as a plain
+// std::pmr::memory_resource that throws std::bad_alloc, and as a FallibleResource whose
+// try_allocate() returns nullptr. Both run under the sanitizers too (the asan preset: neither
+// is undefined behaviour). Without exceptions (the noexcept preset) only the parts that report
+// an Errc run (frames and Memory, with the upstream returning nullptr): there an upstream
+// failure behind a std::pmr face aborts by design.
 //
 // Its own executable (tests/standalone) so that `ctest -R fault_injection` and the asan
 // build can run it alone.
@@ -23,8 +25,8 @@
 #include "support/recording_resource.hpp"
 
 #include <evmalloc/analysis_cache.hpp>
-#include <evmalloc/sanitizer.hpp>
 #include <evmalloc/stack_frame.hpp>
+#include <evmalloc/upstream.hpp>
 #if defined(__cpp_exceptions)
 #include <evmalloc/buffer_pool.hpp>
 #include <evmalloc/evm_allocator.hpp>
@@ -44,6 +46,7 @@
 namespace
 {
 using evmalloc::Errc;
+using evmalloc::test::FailureStyle;
 using evmalloc::test::RecordingResource;
 
 using State = std::vector<std::uint64_t>;
@@ -61,9 +64,10 @@ std::uint64_t fingerprint(const void* p, std::size_t n)
 struct Walk
 {
     RecordingResource& rec;
-    std::size_t faults = 0;    // steps that failed and reported it (at most one per run)
-    std::size_t absorbed = 0;  // steps that met a failure and succeeded all the same (a
-                               // best-effort growth, such as the cache's bucket array)
+    evmalloc::Upstream upstream;  // rec, as the library's objects are handed it
+    std::size_t faults = 0;       // steps that failed and reported it (at most one per run)
+    std::size_t absorbed = 0;     // steps that met a failure and succeeded all the same (a
+                                  // best-effort growth, such as the cache's bucket array)
 
     // Runs `attempt` (true: it succeeded; false: it failed as the library promises, which
     // `attempt` itself checks). On failure: `state()` is as before, the upstream heals, and
@@ -140,8 +144,8 @@ struct CallSite
     std::vector<evmalloc::StackFrame<>> shared;
     std::vector<evmalloc::StackFrame<JumpdestTraits>> jumpdest;
 
-    CallSite(evmalloc::FramePool<>& pool, RecordingResource& rec)
-      : frames{pool}, jumpdest_frames{&rec}, cache{&rec}
+    CallSite(evmalloc::FramePool<>& pool, evmalloc::Upstream upstream)
+      : frames{pool}, jumpdest_frames{upstream}, cache{upstream}
     {}
 };
 
@@ -339,16 +343,16 @@ void transaction(Walk& walk)
     config.frame_pool_size = 2;
     std::optional<evmalloc::EvmAllocator> allocator;
     walk.throwing_step(
-        [&] { allocator.emplace(config, &rec); }, [&] { return State{rec.live_count()}; });
+        [&] { allocator.emplace(config, walk.upstream); }, [&] { return State{rec.live_count()}; });
     evmalloc::EvmAllocator& a = *allocator;
 
-    CallSite site{a.frames(), rec};
+    CallSite site{a.frames(), walk.upstream};
     std::vector<Block> arena_blocks, pmr_blocks;
     std::vector<evmalloc::Address*> addresses;
     std::pmr::vector<std::uint64_t> values{&a};
-    evmalloc::ObjectPool<Tiny> tiny{&rec};
+    evmalloc::ObjectPool<Tiny> tiny{walk.upstream};
     std::vector<Tiny*> tinies;
-    evmalloc::BufferPool<1024> buffers{&rec};
+    evmalloc::BufferPool<1024> buffers{walk.upstream};
     std::vector<Block> buffer_blocks;
 
     for (std::size_t depth = 0; depth < 4; ++depth)
@@ -470,8 +474,8 @@ void transaction(Walk& walk)
 // The Errc part alone (what runs without exceptions): nested calls on a FramePool.
 void calls_only(Walk& walk)
 {
-    evmalloc::FramePool<> frames{&walk.rec};
-    CallSite site{frames, walk.rec};
+    evmalloc::FramePool<> frames{walk.upstream};
+    CallSite site{frames, walk.upstream};
     for (std::size_t depth = 0; depth < 4; ++depth)
         calls_part(walk, site, depth);
     unwind(site);
@@ -479,12 +483,11 @@ void calls_only(Walk& walk)
 
 // The scenario, with the upstream failing at its n-th allocation (0-based) until it heals:
 // by throwing, or by returning nullptr.
-Run run_scenario(std::size_t n, bool return_nullptr, void (*scenario)(Walk&))
+Run run_scenario(std::size_t n, FailureStyle style, void (*scenario)(Walk&))
 {
     RecordingResource rec;
-    rec.return_nullptr_on_failure(return_nullptr);
     rec.fail_after(n);
-    Walk walk{rec};
+    Walk walk{rec, rec.upstream(style)};
     scenario(walk);
     // Nothing left upstream, every deallocation matched, and the fault, once reached, was met
     // by exactly one step.
@@ -493,13 +496,6 @@ Run run_scenario(std::size_t n, bool return_nullptr, void (*scenario)(Walk&))
     return {walk.faults, walk.absorbed, rec.failures(), rec.allocations()};
 }
 
-// An upstream that fails by returning nullptr breaks the promise libstdc++ attaches to
-// std::pmr::memory_resource::allocate() (returns_nonnull): UBSan reports it (the asan preset
-// builds with it), and clang++ -O2 deletes the null check that follows the call, so the
-// library's nullptr path is undefined behaviour. Until the library stops relying on it, the
-// nullptr cases run only without the sanitizers (where they pass: g++ and clang at -O0).
-constexpr bool nullptr_upstream_defined = EVMALLOC_HAS_ASAN == 0;
-
 struct Points
 {
     std::size_t reported = 0;  ///< fault points where the failing step reported the failure
@@ -507,17 +503,16 @@ struct Points
 };
 
 // Walks every fault point of `scenario`.
-Points walk_every_fault(bool return_nullptr, void (*scenario)(Walk&))
+Points walk_every_fault(FailureStyle style, void (*scenario)(Walk&))
 {
     // A clean run first: how many allocations the scenario makes.
-    const Run clean =
-        run_scenario(std::numeric_limits<std::size_t>::max(), return_nullptr, scenario);
+    const Run clean = run_scenario(std::numeric_limits<std::size_t>::max(), style, scenario);
     REQUIRE(clean.failures == 0);
     Points points;
     for (std::size_t n = 0;; ++n)
     {
         INFO("upstream failing at allocation " << n);
-        const Run run = run_scenario(n, return_nullptr, scenario);
+        const Run run = run_scenario(n, style, scenario);
         if (run.failures == 0)
             break;
         points.reported += run.faults;
@@ -535,7 +530,7 @@ TEST_CASE("Fault injection: every upstream allocation of a transaction fails onc
           "is survived",
     "[fault_injection]")
 {
-    const Points points = walk_every_fault(false, transaction);
+    const Points points = walk_every_fault(FailureStyle::throws, transaction);
     WARN("fault injection, throwing upstream: "
          << points.reported + points.absorbed << " fault points walked (" << points.reported
          << " reported, " << points.absorbed
@@ -546,10 +541,7 @@ TEST_CASE("Fault injection: every upstream allocation of a transaction fails onc
           "is survived",
     "[fault_injection]")
 {
-    if (!nullptr_upstream_defined)
-        EVMALLOC_SKIP(
-            "an upstream returning nullptr is undefined behaviour behind libstdc++'s allocate()");
-    const Points points = walk_every_fault(true, transaction);
+    const Points points = walk_every_fault(FailureStyle::returns_nullptr, transaction);
     WARN("fault injection, upstream returning nullptr: "
          << points.reported + points.absorbed << " fault points walked (" << points.reported
          << " reported, " << points.absorbed
@@ -560,10 +552,7 @@ TEST_CASE("Fault injection: every upstream allocation of a transaction fails onc
 TEST_CASE("Fault injection: nested calls with memory growth, upstream returning nullptr",
     "[fault_injection]")
 {
-    if (!nullptr_upstream_defined)
-        EVMALLOC_SKIP(
-            "an upstream returning nullptr is undefined behaviour behind libstdc++'s allocate()");
-    const Points points = walk_every_fault(true, calls_only);
+    const Points points = walk_every_fault(FailureStyle::returns_nullptr, calls_only);
     WARN("fault injection, frames, shared analyses and memory: "
          << points.reported + points.absorbed << " fault points walked (" << points.reported
          << " reported, " << points.absorbed

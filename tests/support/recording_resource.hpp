@@ -1,15 +1,21 @@
-// Test support: an upstream std::pmr::memory_resource that records everything.
+// Test support: an upstream resource that records everything.
 //
 // Every allocation is logged with its size and alignment; every deallocation must match a live
 // allocation exactly (pointer, size, alignment) or it is recorded as an error (and not passed
 // on). It can be told to fail once K more allocations have succeeded, while a flag is set, or
 // for any request above a size (an upstream that cannot serve huge requests, as a real one
-// cannot): by throwing std::bad_alloc, or by returning nullptr (what a resource does where
-// exceptions are off; the only way there, and chosen with return_nullptr_on_failure()
-// elsewhere). check() / report() let a test assert that nothing is left and nothing
-// went wrong; the destructor returns anything still live to its own upstream so a failed test
-// does not leak. Thread-safe (one mutex), so it can sit under Synchronized<> tests.
+// cannot). It is an evmalloc::FallibleResource, so how a failure reaches the library depends on
+// how the library is handed it (evmalloc/upstream.hpp), which upstream(style) chooses:
+//   FailureStyle::returns_nullptr  as a FallibleResource (what `&rec` gives): try_allocate()
+//                                  returns nullptr; the library never calls allocate();
+//   FailureStyle::throws           as a plain std::pmr::memory_resource: allocate() throws
+//                                  std::bad_alloc (without exceptions: reports and aborts).
+// check() / report() let a test assert that nothing is left and nothing went wrong; the
+// destructor returns anything still live to its own upstream so a failed test does not leak.
+// Thread-safe (one mutex), so it can sit under Synchronized<> tests.
 #pragma once
+
+#include <evmalloc/upstream.hpp>
 
 #include <cstddef>
 #include <limits>
@@ -23,7 +29,28 @@
 
 namespace evmalloc::test
 {
-class RecordingResource : public std::pmr::memory_resource
+/// How a failing upstream fails: see the top of this header.
+enum class FailureStyle
+{
+    returns_nullptr,
+    throws,
+};
+
+/// Both failure styles, for tests that try each. Without exceptions only the nullptr one can
+/// be survived.
+#if defined(__cpp_exceptions)
+inline constexpr FailureStyle failure_styles[] = {
+    FailureStyle::returns_nullptr, FailureStyle::throws};
+#else
+inline constexpr FailureStyle failure_styles[] = {FailureStyle::returns_nullptr};
+#endif
+
+inline const char* name_of(FailureStyle style) noexcept
+{
+    return style == FailureStyle::throws ? "throws" : "returns nullptr";
+}
+
+class RecordingResource : public FallibleResource
 {
 public:
     struct Event
@@ -47,12 +74,13 @@ public:
             upstream_->deallocate(p, block.bytes, block.alignment);
     }
 
-    /// A failing allocation returns nullptr instead of throwing std::bad_alloc (in a build
-    /// without exceptions it always does).
-    void return_nullptr_on_failure(bool on = true)
+    /// This resource as the library holds it: failing by a nullptr from try_allocate(), or by
+    /// std::bad_alloc from allocate().
+    [[nodiscard]] Upstream upstream(FailureStyle style) noexcept
     {
-        const std::lock_guard lock{mutex_};
-        return_nullptr_ = on;
+        if (style == FailureStyle::throws)
+            return static_cast<std::pmr::memory_resource*>(this);
+        return this;
     }
 
     /// The next `k` allocations succeed, every one after fails (until reset).
@@ -67,7 +95,7 @@ public:
         const std::lock_guard lock{mutex_};
         failing_ = failing;
     }
-    /// Every allocation of more than `bytes` throws std::bad_alloc (until reset).
+    /// Every allocation of more than `bytes` fails (until reset).
     void fail_above(std::size_t bytes)
     {
         const std::lock_guard lock{mutex_};
@@ -134,16 +162,13 @@ public:
     [[nodiscard]] bool check() const { return report().empty(); }
 
 protected:
-    void* do_allocate(std::size_t bytes, std::size_t alignment) override
+    /// nullptr when failing; allocate() (FallibleResource's face) then throws std::bad_alloc.
+    void* do_try_allocate(std::size_t bytes, std::size_t alignment) noexcept override
     {
         const std::lock_guard lock{mutex_};
         if (failing_ || successes_left_ == 0 || bytes > max_bytes_)
         {
             ++failures_;
-#if defined(__cpp_exceptions)
-            if (!return_nullptr_)
-                throw std::bad_alloc();
-#endif
             return nullptr;
         }
         void* const p = upstream_->allocate(bytes, alignment);
@@ -214,6 +239,5 @@ private:
     std::size_t successes_left_ = no_limit;
     std::size_t max_bytes_ = no_limit;
     bool failing_ = false;
-    bool return_nullptr_ = false;
 };
 }  // namespace evmalloc::test
