@@ -17,7 +17,10 @@
 // Then the call boundary (cases named boundary/...): a caller CALLs a callee that RETURNs n bytes
 // (32, 1 KiB, 16 KiB) into its output area and returns them itself, the host running the callee
 // through the same VM: two EVMC executions per call, each with output, plus the caller's return
-// data. "steady" there counts both executions; "vm_calls" says 2.
+// data. "steady" there counts both executions; "vm_calls" says 2; "output_copies" counts the
+// memcpy/memmove calls of exactly n bytes per call (the return data's copies: the callee's
+// RETURN into its result, the result into the caller's return data, into the caller's output
+// area, and the caller's RETURN into its own result).
 //
 // usage: alloc_count CASES_FILE [warmup=5] [calls=50]
 #include <evmone/evmone.h>
@@ -43,6 +46,9 @@ void* __libc_calloc(size_t, size_t);
 void* __libc_realloc(void*, size_t);
 void* __libc_memalign(size_t, size_t);
 void __libc_free(void*);
+// glibc's checked copies: memcpy/memmove below forward to them (they copy as memcpy/memmove do).
+void* __memcpy_chk(void*, const void*, size_t, size_t) noexcept;
+void* __memmove_chk(void*, const void*, size_t, size_t) noexcept;
 }
 
 namespace
@@ -51,6 +57,7 @@ bool counting = false;
 std::uint64_t allocations = 0;
 std::size_t output_size = 0;           // the output size of the case being counted (0: none)
 std::uint64_t output_allocations = 0;  // mallocs of exactly output_size bytes
+std::uint64_t output_copies = 0;       // memcpy/memmove calls of exactly output_size bytes
 
 inline void count() noexcept
 {
@@ -80,6 +87,20 @@ void* realloc(void* p, size_t n)
 void free(void* p)
 {
     __libc_free(p);
+}
+// Copies of exactly the output's size: the copies of return data (evmone copies it with
+// memcpy of a run-time size, std::basic_string::assign included; none is inlined).
+void* memcpy(void* __restrict dest, const void* __restrict src, size_t n) noexcept
+{
+    if (counting && n == output_size && n != 0)
+        ++output_copies;
+    return __memcpy_chk(dest, src, n, n);
+}
+void* memmove(void* dest, const void* src, size_t n) noexcept
+{
+    if (counting && n == output_size && n != 0)
+        ++output_copies;
+    return __memmove_chk(dest, src, n, n);
 }
 void* aligned_alloc(size_t alignment, size_t n)
 {
@@ -374,6 +395,7 @@ int main(int argc, char** argv)
             run();
         allocations = 0;
         output_allocations = 0;
+        output_copies = 0;
         output_size = n;
         counting = true;
         for (int i = 0; i < calls; ++i)
@@ -383,9 +405,11 @@ int main(int argc, char** argv)
         std::printf("{\"name\": \"boundary/call_output_%u\", \"status\": %" PRId64
                     ", \"gas_used\": %" PRId64 ", \"output_size\": %" PRId64
                     ", \"first_call\": %" PRIu64 ", \"steady\": %.3f, \"output_allocs\": %.3f, "
-                    "\"new_depth\": 0, \"minflt\": 0, \"calls\": %d, \"vm_calls\": 2}\n",
+                    "\"new_depth\": 0, \"minflt\": 0, \"calls\": %d, \"vm_calls\": 2, "
+                    "\"output_copies\": %.3f}\n",
             n, first[0], first[1], first[2], first_allocs, static_cast<double>(allocations) / calls,
-            static_cast<double>(output_allocations) / calls, calls);
+            static_cast<double>(output_allocations) / calls, calls,
+            static_cast<double>(output_copies) / calls);
         if (first[0] != EVMC_SUCCESS || first[2] != n)
             rc = 1;
     }

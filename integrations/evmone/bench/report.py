@@ -191,12 +191,15 @@ def make_report(out_dir, rounds_dir, allocs_dir):
                   "first = the first call of a new VM; new depth = one call at a depth not used "
                   "before; faults = minor page faults per call, steady. The boundary/ cases: a "
                   "caller CALLs a callee returning n bytes, the host running it through the same VM "
-                  "(two executions per call, both counted in steady).")
+                  "(two executions per call, both counted in steady); copies = memcpy/memmove calls "
+                  "of exactly n bytes per call: the return data's copies (callee RETURN into its "
+                  "result, into the caller's return data, into the caller's output area, the "
+                  "caller's RETURN into its result).")
         md.append("")
         md.append("| case | steady stock | steady shared | steady per-frame | output stock / shared | first stock "
                   "| first shared | new depth stock | new depth shared | faults stock | faults shared "
-                  "| same gas |")
-        md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+                  "| copies stock / shared | same gas |")
+        md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for n, s in sa.items():
             e, p = ea.get(n), pa.get(n)
             if e is None:
@@ -204,10 +207,12 @@ def make_report(out_dir, rounds_dir, allocs_dir):
             same = all(x is None or (x["gas_used"] == s["gas_used"] and x["status"] == s["status"])
                        for x in (e, p))
             pf = f"{p['steady']:.2f}" if p else ""
+            copies = (f"{s['output_copies']:.2f} / {e['output_copies']:.2f}"
+                      if "output_copies" in s and "output_copies" in e else "")
             md.append(f"| {n} | {s['steady']:.2f} | {e['steady']:.2f} | {pf} | "
                       f"{s['output_allocs']:.2f} / {e['output_allocs']:.2f} "
                       f"| {s['first_call']} | {e['first_call']} | {s['new_depth']} | {e['new_depth']} "
-                      f"| {s['minflt']:.2f} | {e['minflt']:.2f} | {'yes' if same else 'NO'} |")
+                      f"| {s['minflt']:.2f} | {e['minflt']:.2f} | {copies} | {'yes' if same else 'NO'} |")
         md.append("")
     md += instructions_section(out, rows)
     md.append("![stock / evmalloc](chart.png)")

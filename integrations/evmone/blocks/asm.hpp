@@ -19,12 +19,13 @@ namespace op
 inline constexpr std::uint8_t STOP = 0x00, ADD = 0x01, SUB = 0x03, LT = 0x10, GT = 0x11, EQ = 0x14,
                               ISZERO = 0x15, SHL = 0x1b, SHR = 0x1c, KECCAK256 = 0x20,
                               ADDRESS = 0x30, ORIGIN = 0x32, CALLER = 0x33, CALLVALUE = 0x34,
-                              CALLDATALOAD = 0x35, CALLDATASIZE = 0x36, RETURNDATASIZE = 0x3d,
-                              RETURNDATACOPY = 0x3e, POP = 0x50, MLOAD = 0x51, MSTORE = 0x52,
-                              SLOAD = 0x54, SSTORE = 0x55, JUMP = 0x56, JUMPI = 0x57, GAS = 0x5a,
-                              JUMPDEST = 0x5b, PUSH1 = 0x60, PUSH2 = 0x61, PUSH20 = 0x73,
-                              PUSH32 = 0x7f, DUP1 = 0x80, SWAP1 = 0x90, LOG3 = 0xa3, CALL = 0xf1,
-                              RETURN = 0xf3, STATICCALL = 0xfa, REVERT = 0xfd;
+                              CALLDATALOAD = 0x35, CALLDATASIZE = 0x36, CALLDATACOPY = 0x37,
+                              RETURNDATASIZE = 0x3d, RETURNDATACOPY = 0x3e, POP = 0x50,
+                              MLOAD = 0x51, MSTORE = 0x52, SLOAD = 0x54, SSTORE = 0x55, JUMP = 0x56,
+                              JUMPI = 0x57, GAS = 0x5a, JUMPDEST = 0x5b, PUSH1 = 0x60, PUSH2 = 0x61,
+                              PUSH20 = 0x73, PUSH32 = 0x7f, DUP1 = 0x80, SWAP1 = 0x90, LOG3 = 0xa3,
+                              CREATE = 0xf0, CALL = 0xf1, RETURN = 0xf3, STATICCALL = 0xfa,
+                              REVERT = 0xfd;
 /// DUPn and SWAPn, n = 1..16.
 constexpr std::uint8_t dup(int n) noexcept
 {

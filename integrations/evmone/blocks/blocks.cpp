@@ -14,6 +14,9 @@
 //                   5b, 605b and 00 shapes of test_worst_initcode_jumpdest_analysis (Prague)
 //   initcode-large  the same with 131,072-byte initcodes, in a Paris block (before EIP-3860,
 //                   no initcode limit: the size Amsterdam allows)
+//   initcode-create a factory contract CREATEs the same 49,152-byte initcode again and again
+//                   within a transaction (one unique initcode per transaction and shape), as
+//                   test_worst_initcode_jumpdest_analysis does: every CREATE analyses it anew
 //   hot             transactions over a few hot contracts: an ERC-20-like token, a router that
 //                   calls it (nested calls, return data), a WETH-like contract, and
 //                   OpenZeppelin's ERC20 from ../shared/corpus (real solc output)
@@ -162,6 +165,8 @@ struct Sizes
     std::size_t sweep_calls_per_tx;
     std::size_t initcode_txs_per_shape;
     std::size_t initcode_large_txs_per_shape;
+    std::size_t create_txs_per_shape;
+    std::size_t creates_per_tx;
     std::size_t hot_txs;
     std::size_t mixed_hot_txs;
     std::size_t mixed_sweep_contracts;
@@ -169,8 +174,8 @@ struct Sizes
     std::size_t deep_depth;
 };
 
-constexpr Sizes full_sizes{2000, 250, 32, 12, 1000, 1000, 2000, 16, 1024};
-constexpr Sizes ci_sizes{40, 20, 2, 1, 60, 60, 40, 1, 1024};
+constexpr Sizes full_sizes{2000, 250, 32, 12, 4, 64, 1000, 1000, 2000, 16, 1024};
+constexpr Sizes ci_sizes{40, 20, 2, 1, 1, 3, 60, 60, 40, 1, 1024};
 
 constexpr std::size_t initcode_size = 49152;              // EIP-3860
 constexpr std::size_t initcode_large_size = 131072;       // no limit before Shanghai; Amsterdam's
@@ -362,6 +367,44 @@ std::unique_ptr<Block> make_initcode(const std::string& name, evmc_revision rev,
     b->what = std::to_string(created.size()) + " creation transactions, " +
               std::to_string(per_shape) + " per shape (5b, 605b, 00), " + std::to_string(size) +
               "-byte initcodes, each unique";
+    return b;
+}
+
+std::unique_ptr<Block> make_initcode_create(const Sizes& z, std::uint64_t seed)
+{
+    auto b = std::make_unique<Block>();
+    b->name = "initcode-create";
+    Builder bld{*b, seed};
+    const address factory = make_address(0xfac, 0);
+    b->pre.put(
+        factory, {.nonce = 1, .balance = 0, .storage = {}, .code = factory_code(z.creates_per_tx)});
+    const std::size_t factory_size = b->pre.at(factory).code.size();
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < z.create_txs_per_shape; ++i)
+    {
+        for (const auto shape :
+            {InitcodeShape::jumpdest, InitcodeShape::push1_jumpdest, InitcodeShape::zero})
+        {
+            bytes code = initcode(shape, initcode_size, bld.rng().next());
+            const auto gas = static_cast<std::int64_t>(
+                100'000 + 60 * initcode_size + z.creates_per_tx * (40'000 + initcode_size / 8));
+            bld.tx(bld.eoa(k++ % 8), factory, std::move(code), gas);
+            b->vm_calls += 1 + z.creates_per_tx;
+            b->code_bytes += factory_size + z.creates_per_tx * initcode_size;
+            b->distinct_codes += 1;
+        }
+    }
+    b->distinct_codes += 1;
+    const std::uint64_t nonce = 1 + k * z.creates_per_tx;
+    b->check = [=](const BlockState& post) -> std::string {
+        if (post.at(factory).nonce != nonce)
+            return "the factory did not create every contract";
+        return "";
+    };
+    b->what = std::to_string(k) + " transactions to a factory, each CREATEing its " +
+              std::to_string(initcode_size) +
+              "-byte initcode (5b, 605b, 00; one per transaction) " +
+              std::to_string(z.creates_per_tx) + " times";
     return b;
 }
 
@@ -580,6 +623,8 @@ std::unique_ptr<Block> make_block(const std::string& name, const Sizes& z, std::
     if (name == "initcode-large")
         return make_initcode(
             name, EVMC_PARIS, initcode_large_size, z.initcode_large_txs_per_shape, seed);
+    if (name == "initcode-create")
+        return make_initcode_create(z, seed);
     if (name == "hot")
         return make_hot(z, seed);
     if (name == "mixed")
@@ -695,7 +740,8 @@ std::vector<std::string> split(const std::string& s)
 int main(int argc, char** argv)
 {
     std::string size = "full";
-    std::vector<std::string> names{"sweep", "initcode", "initcode-large", "hot", "mixed", "deep"};
+    std::vector<std::string> names{
+        "sweep", "initcode", "initcode-large", "initcode-create", "hot", "mixed", "deep"};
     int reps = 3, warmup = 1;
     std::uint64_t seed = 1;
     bool callgrind = false;

@@ -17,6 +17,8 @@
 //                 slot 1 counts the bottoms reached
 //   initcode      STOP, a PUSH8 salt (each initcode unique), then a pattern (5b, 605b or 00) to
 //                 the size: execution-specs' test_worst_initcode_jumpdest_analysis shapes
+//   factory       CREATEs its calldata (an initcode) `count` times, reverting if one fails: the
+//                 same initcode analysed again at every CREATE, as in that test
 #pragma once
 
 #include "asm.hpp"
@@ -275,6 +277,21 @@ inline bytes deep_code()
     a.label("return").push(64).push(64).op(RETURN);
     a.label("bottom").push(1).op(SLOAD).push(1).op(ADD).push(1).op(SSTORE);
     a.push(0).push(64).op(MSTORE).push(64).push(64).op(RETURN);
+    detail::revert_label(a);
+    return a.build();
+}
+
+/// CREATE(0, 0, CALLDATASIZE) of its calldata `count` times (count < 65536).
+inline bytes factory_code(std::uint64_t count)
+{
+    using namespace op;
+    Asm a;
+    a.op(CALLDATASIZE).push(0).push(0).op(CALLDATACOPY);  // memory = the initcode
+    a.push(count);                                        // [i]
+    a.label("loop").op(DUP1, ISZERO).jumpi("end");
+    a.op(CALLDATASIZE).push(0).push(0).op(CREATE, ISZERO).jumpi("fail");
+    a.push(1).op(SWAP1, SUB).jump("loop");
+    a.label("end").op(STOP);
     detail::revert_label(a);
     return a.build();
 }

@@ -28,8 +28,8 @@ bool share_analyses() noexcept
 }  // namespace
 
 Frames::Frames() noexcept
-  : pool_{std::pmr::new_delete_resource(), pool_config()},
-    cache_{std::pmr::new_delete_resource(), {.max_bytes = std::size_t{64} << 20}},
+  : pool_{evmalloc::nothrow_new_delete_resource(), pool_config()},
+    cache_{evmalloc::nothrow_new_delete_resource(), {.max_bytes = std::size_t{64} << 20}},
     outputs_{OutputBuffers::create()},
     share_{share_analyses()}
 {}

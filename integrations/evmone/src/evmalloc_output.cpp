@@ -43,17 +43,17 @@ std::byte* OutputBuffers::acquire(std::size_t output_size, std::uint32_t& size_c
 {
     const std::size_t bytes = output_size + header_size;
     if (bytes <= class_bytes[0])
-        return size_class = 0, b64_.acquire();
+        return size_class = 0, static_cast<std::byte*>(b64_.acquire_or_null());
     if (bytes <= class_bytes[1])
-        return size_class = 1, b256_.acquire();
+        return size_class = 1, static_cast<std::byte*>(b256_.acquire_or_null());
     if (bytes <= class_bytes[2])
-        return size_class = 2, b1k_.acquire();
+        return size_class = 2, static_cast<std::byte*>(b1k_.acquire_or_null());
     if (bytes <= class_bytes[3])
-        return size_class = 3, b4k_.acquire();
+        return size_class = 3, static_cast<std::byte*>(b4k_.acquire_or_null());
     if (bytes <= class_bytes[4])
-        return size_class = 4, b16k_.acquire();
+        return size_class = 4, static_cast<std::byte*>(b16k_.acquire_or_null());
     if (bytes <= class_bytes[5])
-        return size_class = 5, b64k_.acquire();
+        return size_class = 5, static_cast<std::byte*>(b64k_.acquire_or_null());
     size_class = heap_class;
     if (output_size > SIZE_MAX - header_size) [[unlikely]]
         return nullptr;

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <evmalloc/buffer_pool.hpp>
+#include <evmalloc/upstream.hpp>
 #include <evmc/evmc.hpp>
 
 #include <cstddef>
@@ -92,12 +93,12 @@ private:
 
     static void release(const evmc_result* result) noexcept;
 
-    evmalloc::BufferPool<class_bytes[0]> b64_;
-    evmalloc::BufferPool<class_bytes[1]> b256_;
-    evmalloc::BufferPool<class_bytes[2]> b1k_;
-    evmalloc::BufferPool<class_bytes[3]> b4k_;
-    evmalloc::BufferPool<class_bytes[4]> b16k_;
-    evmalloc::BufferPool<class_bytes[5]> b64k_;
+    evmalloc::BufferPool<class_bytes[0]> b64_{evmalloc::nothrow_new_delete_resource()};
+    evmalloc::BufferPool<class_bytes[1]> b256_{evmalloc::nothrow_new_delete_resource()};
+    evmalloc::BufferPool<class_bytes[2]> b1k_{evmalloc::nothrow_new_delete_resource()};
+    evmalloc::BufferPool<class_bytes[3]> b4k_{evmalloc::nothrow_new_delete_resource()};
+    evmalloc::BufferPool<class_bytes[4]> b16k_{evmalloc::nothrow_new_delete_resource()};
+    evmalloc::BufferPool<class_bytes[5]> b64k_{evmalloc::nothrow_new_delete_resource()};
     std::size_t refs_ = 1;
     bool dropped_ = false;
 };

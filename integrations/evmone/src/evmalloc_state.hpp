@@ -136,7 +136,8 @@ private:
 
     [[gnu::cold, gnu::noinline]] void make_own() noexcept
     {
-        own_.reset(new (std::nothrow) evmalloc::Memory{std::pmr::new_delete_resource(), limit});
+        own_.reset(
+            new (std::nothrow) evmalloc::Memory{evmalloc::nothrow_new_delete_resource(), limit});
         if (!own_)
             std::terminate();
     }
