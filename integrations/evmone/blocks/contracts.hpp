@@ -121,6 +121,14 @@ inline Asm& return_word(Asm& a)
 {
     return a.push(0).op(op::MSTORE).push(32).push(0).op(op::RETURN);
 }
+
+/// The "balanceOf" label: balanceOf(address) of the mapping at slot 0, returned.
+inline Asm& balance_of(Asm& a)
+{
+    a.label("balanceOf").op(op::POP).push(4).op(op::CALLDATALOAD);
+    balance_slot(a).op(op::SLOAD);
+    return return_word(a);
+}
 }  // namespace detail
 
 inline const bytes32 transfer_topic =
@@ -135,9 +143,7 @@ inline bytes token_code()
     detail::dispatch(a, selector("balanceOf(address)"), "balanceOf");
     a.jump("fail");
 
-    a.label("balanceOf").op(POP).push(4).op(CALLDATALOAD);
-    detail::balance_slot(a).op(SLOAD);
-    detail::return_word(a);
+    detail::balance_of(a);
 
     a.label("transfer").op(POP).push(36).op(CALLDATALOAD);  // [amount]
     a.op(CALLER);
@@ -202,9 +208,7 @@ inline bytes weth_code()
     a.op(ISZERO).jumpi("fail");
     a.op(STOP);
 
-    a.label("balanceOf").op(POP).push(4).op(CALLDATALOAD);
-    detail::balance_slot(a).op(SLOAD);
-    detail::return_word(a);
+    detail::balance_of(a);
     detail::revert_label(a);
     return a.build();
 }
