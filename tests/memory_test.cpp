@@ -679,6 +679,53 @@ TEST_CASE("Memory: expansion_gas is what expand charges, without growing", "[mem
     CHECK(res.mismatched == 0);
 }
 
+TEST_CASE("Memory: expand_charged is expand(offset, length, gas_left) with the gas left as one "
+          "number; negative, nothing changed, where expand fails",
+    "[memory]")
+{
+    RecordingResource res;
+    Memory m{&res, 256 * 1024};     // through expand_charged
+    Memory twin{&res, 256 * 1024};  // the same steps through expand(offset, length, gas_left)
+    struct Step
+    {
+        std::uint64_t offset;
+        std::uint64_t length;
+        std::int64_t gas_left;
+    };
+    const Step steps[] = {
+        {0, 32, 2}, {0, 32, 3}, {31, 1, i64_min},           // out of gas, then exactly enough
+        {32, 1, 1000}, {64, 32, 1000}, {96, 32, 5},         // one-word steps within capacity
+        {200, 1000, 1000}, {1199, 2, 1000}, {4000, 96, 3},  // many words; short of gas
+        {4000, 96, 100000}, {8191, 2, 100000},              // past capacity: reallocates
+        {0, 70000, 100000}, {262143, 1, i64_max},           // page rounding; to the limit
+        {262144, 1, i64_max}, {u64_max, 2, i64_max},        // past the limit, wrapped
+        {5, 0, i64_min}, {u64_max, 0, -1},                  // empty, whatever the offset
+    };
+    for (const Step& s : steps)
+    {
+        INFO("offset " << s.offset << " length " << s.length << " gas_left " << s.gas_left
+                       << " from size " << m.size());
+        const Snapshot before = snapshot(m, res);
+        const auto expected = twin.expand(s.offset, s.length, s.gas_left);
+        const std::int64_t left = m.expand_charged(s.offset, s.length, s.gas_left);
+        if (expected)
+        {
+            CHECK(left == s.gas_left - static_cast<std::int64_t>(*expected));
+            CHECK((left >= 0 || s.gas_left < 0));  // negative only if it came in negative
+        }
+        else
+        {
+            CHECK(left < 0);
+            CHECK(snapshot(m, res) == before);
+        }
+        CHECK(m.size() == twin.size());
+        CHECK(m.capacity() == twin.capacity());
+        CHECK(all_bytes(m, 0, m.size(), 0));  // nothing else wrote: every byte is a zeroed one
+    }
+    CHECK(m.size() == 256 * 1024);
+    CHECK(res.mismatched == 0);
+}
+
 TEST_CASE("Memory: data() is never null and aligned", "[memory]")
 {
     RecordingResource res;

@@ -17,7 +17,8 @@
 // Gas: expand(offset, length, gas_left) prices the expansion before anything grows and refuses
 // it (Errc::out_of_gas, nothing allocated or zeroed) when gas_left does not pay for it, so an
 // interpreter never holds memory it could not pay for; expansion_gas() is the same figure
-// without growing.
+// without growing. expand_charged() is expand with gas for an interpreter that counts gas in
+// an int64_t: it returns the gas left (negative: refused), its common step inline.
 //
 // Invariant: size() % 32 == 0, size() <= capacity(), size() <= limit();
 //            data() is never null: with capacity() == 0 it is a shared, aligned, empty
@@ -131,6 +132,42 @@ public:
         return expand_impl<true>(offset, length, gas_left);
     }
 
+    /// expand(offset, length, gas_left) for an interpreter that keeps its gas in an int64_t
+    /// (evmone's baseline, from its out-of-line grow_memory): the same checks and growth, the
+    /// outcome as one number, and the common step (one more word within the capacity) inline:
+    /// a growth step costs one call, not two, and no Result on the way back.
+    /// \returns gas_left minus the gas of this expansion when it succeeded (gas_left itself
+    ///          when nothing grows); a negative number when expand(offset, length, gas_left)
+    ///          would return an Errc, and nothing changed. So for gas_left >= 0 (an
+    ///          interpreter's), negative means failed.
+    [[nodiscard]] std::int64_t expand_charged(
+        std::uint64_t offset, std::uint64_t length, std::int64_t gas_left) noexcept
+    {
+        const std::uint64_t end = offset + length;
+        if (length == 0 || (end >= offset && end <= size_)) [[likely]]
+            return gas_left;
+        const std::uint64_t new_words = (end + 31) / 32;
+        const auto needed = static_cast<std::size_t>(new_words * 32);
+        if (end < offset || end > max_size_ || needed > capacity_) [[unlikely]]
+        {
+            const std::uint64_t gas = grow<true>(offset, end, gas_left);
+            if (gas >= grow_failed) [[unlikely]]
+                return -1;
+            return gas_left - static_cast<std::int64_t>(gas);  // gas <= gas_left
+        }
+        // Within the capacity: no allocation, so no call on the common step (one more word).
+        const bool one_word = needed - size_ == 32;
+        const std::uint64_t gas =
+            one_word ? word_step_gas(new_words) : gas_between(size_ / 32, new_words);
+        if (!affords(gas, gas_left)) [[unlikely]]
+            return -1;
+        if (one_word) [[likely]]
+            add_word();
+        else
+            zero_to(needed);
+        return gas_left - static_cast<std::int64_t>(gas);
+    }
+
     /// What expand(offset, length) would charge now, without growing anything.
     /// \returns the gas (0 for length == 0 or within size()); Errc::memory_limit_exceeded
     /// where expand would say so. (Errc::out_of_memory cannot be foreseen.)
@@ -236,15 +273,38 @@ private:
             return 0;
         if (needed - size_ != 32 || needed > capacity_) [[unlikely]]
             return resize<Metered>(new_words, gas_left);
-        // One more word: the gas of that step alone (cheaper than the general difference).
-        const std::uint64_t gas = gas_between(new_words - 1, new_words);
+        const std::uint64_t gas = word_step_gas(new_words);
         if (Metered && !affords(gas, gas_left)) [[unlikely]]
             return fail(Errc::out_of_gas);
+        add_word();
+        return gas;
+    }
+
+    /// The gas of growing from w - 1 words to w: 3 + w*w/512 - (w-1)*(w-1)/512, without the
+    /// squares (which overflow from w = 2^32): the difference of the squares is 2w - 1.
+    static constexpr std::uint64_t word_step_gas(std::uint64_t w) noexcept
+    {
+        const std::uint64_t r = (w - 1) % 512;
+        return 3 + (2 * w - 1 + r * r % 512) / 512;
+    }
+
+    /// size() grows by one zeroed word. \requires size() + 32 <= capacity().
+    void add_word() noexcept
+    {
         std::uint8_t* const tail = data_ + size_;
         EVMALLOC_UNPOISON(tail, 32);
         std::memset(tail, 0, 32);
+        size_ += 32;
+    }
+
+    /// size() grows to `needed`, the new bytes zeroed. \requires size() <= needed <= capacity().
+    void zero_to(std::size_t needed) noexcept
+    {
+        std::uint8_t* const tail = data_ + size_;
+        const std::size_t tail_size = needed - size_;
         size_ = needed;
-        return gas;
+        EVMALLOC_UNPOISON(tail, tail_size);
+        std::memset(tail, 0, tail_size);
     }
 
     /// Grows to new_words words if gas_left pays for it: reallocates if needed, zeroes the
@@ -258,11 +318,7 @@ private:
             return fail(Errc::out_of_gas);
         if (needed > capacity_ && !reallocate(needed)) [[unlikely]]
             return fail(Errc::out_of_memory);
-        std::uint8_t* const tail = data_ + size_;
-        const std::size_t tail_size = needed - size_;
-        size_ = needed;
-        EVMALLOC_UNPOISON(tail, tail_size);
-        std::memset(tail, 0, tail_size);
+        zero_to(needed);
         return gas;
     }
 

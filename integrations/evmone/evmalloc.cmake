@@ -14,7 +14,8 @@ if(NOT EVMALLOC_INCLUDE_DIR)
 endif()
 option(EVMONE_EVMALLOC_ASSERTS "Build evmalloc with its asserts on" OFF)
 
-target_sources(evmone PRIVATE ${CMAKE_CURRENT_LIST_DIR}/src/evmalloc_call.cpp)
+target_sources(evmone PRIVATE ${CMAKE_CURRENT_LIST_DIR}/src/evmalloc_call.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/src/evmalloc_output.cpp)
 target_include_directories(evmone PUBLIC ${CMAKE_CURRENT_LIST_DIR}/src ${EVMALLOC_INCLUDE_DIR})
 # evmalloc_call.hpp includes evmone's own headers of this directory.
 target_include_directories(evmone PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})

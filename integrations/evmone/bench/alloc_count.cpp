@@ -8,10 +8,19 @@
 //   first_call   allocations of the first call (new VM state at depth 0)
 //   steady       allocations per call over `calls` calls after `warmup` calls
 //   new_depth    allocations of one call at a depth not used before
-//   output_allocs the part of those that is EVMC's result output (evmc_make_result copies
-//                 the output into a malloc'ed buffer: 1 per call with output, either VM)
+//   output_allocs the part of those that is EVMC's result output: mallocs of exactly the
+//                 output's size (evmc_make_result's copy of it; none where the output comes
+//                 from a pool)
 //   minflt       minor page faults per call in the steady phase (getrusage)
 //   gas_used, status  the same in both VMs, or the VMs did not do the same work
+//
+// Then the call boundary (cases named boundary/...): a caller CALLs a callee that RETURNs n bytes
+// (32, 1 KiB, 16 KiB) into its output area and returns them itself, the host running the callee
+// through the same VM: two EVMC executions per call, each with output, plus the caller's return
+// data. "steady" there counts both executions; "vm_calls" says 2; "output_copies" counts the
+// memcpy/memmove calls of exactly n bytes per call (the return data's copies: the callee's
+// RETURN into its result, the result into the caller's return data, into the caller's output
+// area, and the caller's RETURN into its own result).
 //
 // usage: alloc_count CASES_FILE [warmup=5] [calls=50]
 #include <evmone/evmone.h>
@@ -37,12 +46,18 @@ void* __libc_calloc(size_t, size_t);
 void* __libc_realloc(void*, size_t);
 void* __libc_memalign(size_t, size_t);
 void __libc_free(void*);
+// glibc's checked copies: memcpy/memmove below forward to them (they copy as memcpy/memmove do).
+void* __memcpy_chk(void*, const void*, size_t, size_t) noexcept;
+void* __memmove_chk(void*, const void*, size_t, size_t) noexcept;
 }
 
 namespace
 {
 bool counting = false;
 std::uint64_t allocations = 0;
+std::size_t output_size = 0;           // the output size of the case being counted (0: none)
+std::uint64_t output_allocations = 0;  // mallocs of exactly output_size bytes
+std::uint64_t output_copies = 0;       // memcpy/memmove calls of exactly output_size bytes
 
 inline void count() noexcept
 {
@@ -55,6 +70,8 @@ extern "C" {
 void* malloc(size_t n)
 {
     count();
+    if (counting && n == output_size && n != 0)
+        ++output_allocations;
     return __libc_malloc(n);
 }
 void* calloc(size_t n, size_t m)
@@ -70,6 +87,20 @@ void* realloc(void* p, size_t n)
 void free(void* p)
 {
     __libc_free(p);
+}
+// Copies of exactly the output's size: the copies of return data (evmone copies it with
+// memcpy of a run-time size, std::basic_string::assign included; none is inlined).
+void* memcpy(void* __restrict dest, const void* __restrict src, size_t n) noexcept
+{
+    if (counting && n == output_size && n != 0)
+        ++output_copies;
+    return __memcpy_chk(dest, src, n, n);
+}
+void* memmove(void* dest, const void* src, size_t n) noexcept
+{
+    if (counting && n == output_size && n != 0)
+        ++output_copies;
+    return __memmove_chk(dest, src, n, n);
 }
 void* aligned_alloc(size_t alignment, size_t n)
 {
@@ -210,8 +241,15 @@ public:
     }
     evmc::Result call(const evmc_message& msg) noexcept override
     {
+        if (nested_vm != nullptr)  // the call boundary cases: run the callee
+            return nested_vm->execute(
+                *this, EVMC_ISTANBUL, msg, nested_code.data(), nested_code.size());
         return evmc::Result{EVMC_SUCCESS, msg.gas, 0};
     }
+
+    /// When set, CALLs run nested_code through nested_vm.
+    evmc::VM* nested_vm = nullptr;
+    std::vector<std::uint8_t> nested_code;
     evmc_tx_context get_tx_context() const noexcept override { return {}; }
     evmc::bytes32 get_block_hash(int64_t) const noexcept override { return {}; }
     void emit_log(const evmc::address&, const uint8_t*, size_t, const evmc::bytes32[],
@@ -300,14 +338,16 @@ int main(int argc, char** argv)
             run(0);
 
         allocations = 0;
-        std::uint64_t with_output = 0;
+        output_allocations = 0;
+        output_size = static_cast<std::size_t>(first[2]);
         const long f0 = minflt();
         counting = true;
         for (int i = 0; i < calls; ++i)
-            with_output += run(0)[2] != 0 ? 1 : 0;
+            run(0);
         counting = false;
         const long f1 = minflt();
         const std::uint64_t steady_allocs = allocations;
+        output_size = 0;
 
         allocations = 0;
         counting = true;
@@ -320,9 +360,57 @@ int main(int argc, char** argv)
                     ", \"steady\": %.3f, \"output_allocs\": %.3f, \"new_depth\": %" PRIu64
                     ", \"minflt\": %.3f, \"calls\": %d}\n",
             name.c_str(), first[0], first[1], first[2], first_allocs,
-            static_cast<double>(steady_allocs) / calls, static_cast<double>(with_output) / calls,
-            depth_allocs, static_cast<double>(f1 - f0) / calls, calls);
+            static_cast<double>(steady_allocs) / calls,
+            static_cast<double>(output_allocations) / calls, depth_allocs,
+            static_cast<double>(f1 - f0) / calls, calls);
         if (first[0] != EVMC_SUCCESS)
+            rc = 1;
+    }
+    // --- the call boundary -------------------------------------------------------------------
+    for (const unsigned n : {32u, 1024u, 16384u})
+    {
+        const auto hi = static_cast<std::uint8_t>(n >> 8), lo = static_cast<std::uint8_t>(n);
+        // CALL(gas, 0xaa, 0, 0, 0, 0, n); POP; RETURN(0, n)
+        const std::vector<std::uint8_t> caller{0x61, hi, lo, 0x60, 0, 0x60, 0, 0x60, 0, 0x60, 0,
+            0x60, 0xaa, 0x5a, 0xf1, 0x50, 0x61, hi, lo, 0x60, 0, 0xf3};
+        evmc::VM vm{evmc_create_evmone()};
+        Host host;
+        host.nested_vm = &vm;
+        host.nested_code = {0x61, hi, lo, 0x60, 0, 0xf3};  // RETURN(0, n)
+        evmc_message msg{};
+        msg.kind = EVMC_CALL;
+        msg.gas = 10'000'000;
+        auto run = [&]() {
+            const evmc::Result r =
+                vm.execute(host, EVMC_ISTANBUL, msg, caller.data(), caller.size());
+            return std::array<std::int64_t, 3>{
+                r.status_code, msg.gas - r.gas_left, static_cast<std::int64_t>(r.output_size)};
+        };
+        allocations = 0;
+        counting = true;
+        const auto first = run();
+        counting = false;
+        const std::uint64_t first_allocs = allocations;
+        for (int i = 0; i < warmup; ++i)
+            run();
+        allocations = 0;
+        output_allocations = 0;
+        output_copies = 0;
+        output_size = n;
+        counting = true;
+        for (int i = 0; i < calls; ++i)
+            run();
+        counting = false;
+        output_size = 0;
+        std::printf("{\"name\": \"boundary/call_output_%u\", \"status\": %" PRId64
+                    ", \"gas_used\": %" PRId64 ", \"output_size\": %" PRId64
+                    ", \"first_call\": %" PRIu64 ", \"steady\": %.3f, \"output_allocs\": %.3f, "
+                    "\"new_depth\": 0, \"minflt\": 0, \"calls\": %d, \"vm_calls\": 2, "
+                    "\"output_copies\": %.3f}\n",
+            n, first[0], first[1], first[2], first_allocs, static_cast<double>(allocations) / calls,
+            static_cast<double>(output_allocations) / calls, calls,
+            static_cast<double>(output_copies) / calls);
+        if (first[0] != EVMC_SUCCESS || first[2] != n)
             rc = 1;
     }
     return rc;

@@ -7,7 +7,8 @@
   report.py report OUT_DIR ROUNDS_DIR ALLOCS_DIR
       reads ROUNDS_DIR/<variant>-<round>.json (Google Benchmark JSON) and
       ALLOCS_DIR/allocs-<variant>.jsonl (alloc_count) for the variants stock, evmalloc and
-      evmalloc-perframe; writes OUT_DIR/{report.md,results.json,chart.png}.
+      evmalloc-perframe, and OUT_DIR/instructions.json (bench/instructions.py) if there;
+      writes OUT_DIR/{report.md,results.json,chart.png}.
 
 Times are Google Benchmark's CPU time per iteration (on a shared machine the wall time also
 counts the time the process waited for the core). Ratio = stock time / evmalloc time, per
@@ -79,6 +80,43 @@ def ratio_stats(s, e):
     return {"ratio": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "rounds": k}
 
 
+# --- instructions per iteration (callgrind, bench/instructions.py) --------------------------------
+def instructions_section(out, rows):
+    """The instruction counts beside the times: a table per kind, rows more than 2% behind
+    stock marked."""
+    path = pathlib.Path(out) / "instructions.json"
+    if not path.exists():
+        return []
+    ir = json.load(open(path))
+    stock, shared, perframe = ir.get("stock", {}), ir.get("evmalloc", {}), ir.get("evmalloc-perframe", {})
+    times = {r["name"]: r for r in rows}
+    md = ["## Instructions per iteration (callgrind)", "",
+          "bench/instructions.py: evmone-bench under callgrind with 1 and 1 + k iterations, the "
+          "difference over k (k iterations >= 20 M instructions). Ratio = stock instructions / "
+          "evmalloc instructions (above 1: evmalloc executes fewer); **behind** marks a row where "
+          "evmalloc executes more than 2% more. The time ratio of the same row is beside it.", ""]
+    for kind in ("execute", "total"):
+        names = [n for n in stock if kind_of(n) == kind and n in shared]
+        if not names:
+            continue
+        md.append(f"### {kind}")
+        md.append("")
+        md.append("| benchmark | Ir stock | Ir shared | Ir ratio | Ir per-frame | Ir ratio | time ratio |")
+        md.append("|---|---:|---:|---:|---:|---:|---:|")
+        ratios = []
+        for n in names:
+            r = stock[n] / shared[n]
+            ratios.append(r)
+            pf = f"{perframe[n]:,.0f} | {stock[n] / perframe[n]:.4f}" if n in perframe else " | "
+            t = times.get(n, {}).get("shared", {}).get("ratio")
+            flag = " **behind**" if shared[n] > 1.02 * stock[n] else ""
+            md.append(f"| {'/'.join(n.split('/')[2:])} | {stock[n]:,.0f} | {shared[n]:,.0f} | "
+                      f"{r:.4f}{flag} | {pf} | {f'{t:.3f}' if t else ''} |")
+        md.append(f"| geometric mean | | | {statistics.geometric_mean(ratios):.4f} | | | |")
+        md.append("")
+    return md
+
+
 def make_report(out_dir, rounds_dir, allocs_dir):
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -148,15 +186,20 @@ def make_report(out_dir, rounds_dir, allocs_dir):
         md.append("")
         md.append("Counted by alloc_count (ours: replaced malloc family and operator new, linked with "
                   "each evmone library; EVMC calls on a host that never allocates). steady = per call "
-                  "after warm-up; output = of those, EVMC's result buffer (evmc_make_result copies the "
-                  "output into malloc'ed memory, in either VM); first = the first call of a new VM; "
-                  "new depth = one call at a depth not used before; faults = minor page faults per "
-                  "call, steady.")
+                  "after warm-up; output = of those, mallocs of exactly the output's size (stock: "
+                  "evmc_make_result's copy of the output; evmalloc puts it in a pooled buffer); "
+                  "first = the first call of a new VM; new depth = one call at a depth not used "
+                  "before; faults = minor page faults per call, steady. The boundary/ cases: a "
+                  "caller CALLs a callee returning n bytes, the host running it through the same VM "
+                  "(two executions per call, both counted in steady); copies = memcpy/memmove calls "
+                  "of exactly n bytes per call: the return data's copies (callee RETURN into its "
+                  "result, into the caller's return data, into the caller's output area, the "
+                  "caller's RETURN into its result).")
         md.append("")
-        md.append("| case | steady stock | steady shared | steady per-frame | output | first stock "
+        md.append("| case | steady stock | steady shared | steady per-frame | output stock / shared | first stock "
                   "| first shared | new depth stock | new depth shared | faults stock | faults shared "
-                  "| same gas |")
-        md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+                  "| copies stock / shared | same gas |")
+        md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for n, s in sa.items():
             e, p = ea.get(n), pa.get(n)
             if e is None:
@@ -164,10 +207,14 @@ def make_report(out_dir, rounds_dir, allocs_dir):
             same = all(x is None or (x["gas_used"] == s["gas_used"] and x["status"] == s["status"])
                        for x in (e, p))
             pf = f"{p['steady']:.2f}" if p else ""
-            md.append(f"| {n} | {s['steady']:.2f} | {e['steady']:.2f} | {pf} | {e['output_allocs']:.2f} "
+            copies = (f"{s['output_copies']:.2f} / {e['output_copies']:.2f}"
+                      if "output_copies" in s and "output_copies" in e else "")
+            md.append(f"| {n} | {s['steady']:.2f} | {e['steady']:.2f} | {pf} | "
+                      f"{s['output_allocs']:.2f} / {e['output_allocs']:.2f} "
                       f"| {s['first_call']} | {e['first_call']} | {s['new_depth']} | {e['new_depth']} "
-                      f"| {s['minflt']:.2f} | {e['minflt']:.2f} | {'yes' if same else 'NO'} |")
+                      f"| {s['minflt']:.2f} | {e['minflt']:.2f} | {copies} | {'yes' if same else 'NO'} |")
         md.append("")
+    md += instructions_section(out, rows)
     md.append("![stock / evmalloc](chart.png)")
     (out / "report.md").write_text("\n".join(md) + "\n")
 

@@ -14,7 +14,8 @@ evmalloc::FramePoolConfig pool_config() noexcept
 {
     evmalloc::FramePoolConfig config;
     config.max_code_size = 0xFFFFFFFE;  // 2^32 - 2: any code an EVMC VM is given
-    config.auto_trim = true;
+    // Trimmed by Frames::call_ended() instead: only past Frames::retain_bytes.
+    config.auto_trim = false;
     config.memory_limit = Memory::limit;
     return config;
 }
@@ -27,10 +28,28 @@ bool share_analyses() noexcept
 }  // namespace
 
 Frames::Frames() noexcept
-  : pool_{std::pmr::new_delete_resource(), pool_config()},
-    cache_{std::pmr::new_delete_resource(), {.max_bytes = std::size_t{64} << 20}},
+  : pool_{evmalloc::nothrow_new_delete_resource(), pool_config()},
+    cache_{evmalloc::nothrow_new_delete_resource(), {.max_bytes = std::size_t{64} << 20}},
+    outputs_{OutputBuffers::create()},
     share_{share_analyses()}
 {}
+
+Frames::~Frames()
+{
+    if (outputs_ != nullptr)
+        outputs_->drop();
+}
+
+void Frames::call_ended() noexcept
+{
+    // Buffers only pile up when the pool takes new ones from upstream (Memory objects keep to
+    // the pool's own memory budget): the retained bytes are summed only then.
+    if (pool_.active() != 0 || pool_.buffers_allocated() == buffers_checked_) [[likely]]
+        return;
+    buffers_checked_ = pool_.buffers_allocated();
+    if (pool_.bytes_retained() > retain_bytes)
+        pool_.trim();
+}
 
 evmc_status_code status_of(evmalloc::Errc error) noexcept
 {
@@ -87,36 +106,45 @@ CallFrame::~CallFrame()
 {
     if (frames_.pending_ == this)
         frames_.pending_ = nullptr;
+    frame_.reset();
+    frames_.call_ended();
 }
 
 StateBinding::StateBinding(Frames& frames, evmone::ExecutionState& state,
     const evmone::baseline::CodeAnalysis& analysis) noexcept
-  : state_{state}
+  : frames_{frames}, state_{state}
 {
-    Frame* frame = nullptr;
     if (CallFrame* pending = frames.pending_;
         pending != nullptr && &*pending->analysis_ == &analysis) [[likely]]
     {
-        frame = &*pending->frame_;
         frames.pending_ = nullptr;
+        Frame& frame = *pending->frame_;
+        state.stack_space.bind(frame.stack().data());
+        state.memory.bind(frame.memory());
+        return;
     }
-    else
+    // Code analysed by the caller (evmone-bench's execute rows): a stack and a Memory only.
+    const evmalloc::Result<FramePool::Lease> own = frames.pool_.acquire_stack();
+    if (!own) [[unlikely]]
     {
-        evmalloc::Result<Frame> own = Frame::init(0, frames.pool_);
-        if (!own) [[unlikely]]
-        {
-            status_ = status_of(own.error());
-            return;
-        }
-        frame = &own_.emplace(std::move(*own));
+        status_ = status_of(own.error());
+        return;
     }
-    state.stack_space.bind(frame->stack().data());
-    state.memory.bind(frame->memory());
+    own_ = *own;
+    state.stack_space.bind(reinterpret_cast<intx::uint256*>(own->buffer));
+    state.memory.bind(own->memory->memory);
 }
 
 StateBinding::~StateBinding()
 {
+    // The output of the call's last call is not needed any more: its buffer goes back now.
+    state_.return_data.clear();
     state_.stack_space.unbind();
     state_.memory.unbind();
+    if (own_)
+    {
+        frames_.pool_.release(*own_);
+        frames_.call_ended();
+    }
 }
 }  // namespace evmalloc_evmone

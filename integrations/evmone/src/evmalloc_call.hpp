@@ -62,8 +62,9 @@ public:
     [[nodiscard]] evmc_status_code status() const noexcept { return status_; }
 
 private:
+    Frames& frames_;
     evmone::ExecutionState& state_;
-    std::optional<Frame> own_;
+    std::optional<FramePool::Lease> own_;  // a stack-only buffer and a Memory of its own
     evmc_status_code status_ = EVMC_SUCCESS;
 };
 }  // namespace evmalloc_evmone

@@ -20,9 +20,17 @@
 // other.
 //
 // The pool: max_code_size 2^32 - 2 (an EVMC VM runs any code it is given; above the largest
-// tier a frame gets an exactly sized buffer that is not kept) and auto_trim on (EVMC has no
-// end-of-transaction hook: the pool trims itself when the outermost call ends).
+// tier a frame gets an exactly sized buffer that is not kept). EVMC has no end-of-transaction
+// hook, so the pool is trimmed when an outermost call ends, but only once it holds more than
+// retain_bytes (64 MiB): a transaction that recurses 1024 deep leaves its 1025 stack buffers
+// (32 MiB) for the next one, as stock evmone keeps one ExecutionState per depth, where trimming
+// after every call made each such transaction allocate and fault them in again.
+//
+// The call boundary (evmalloc_output.hpp): make_result() puts a call's output in a pooled
+// buffer instead of evmc::make_result()'s malloc, so a call allocates nothing, output included.
 #pragma once
+
+#include "evmalloc_output.hpp"
 
 #include <evmalloc/analysis_cache.hpp>
 #include <evmalloc/frame_pool.hpp>
@@ -49,7 +57,13 @@ class CallFrame;
 class Frames
 {
 public:
+    /// The pool keeps what its frames released up to this many bytes (FramePool::bytes_retained).
+    static constexpr std::size_t retain_bytes = std::size_t{64} << 20;
+
     Frames() noexcept;
+    ~Frames();
+    Frames(const Frames&) = delete;
+    Frames& operator=(const Frames&) = delete;
 
     [[nodiscard]] FramePool& pool() noexcept { return pool_; }
     [[nodiscard]] const FramePool& pool() const noexcept { return pool_; }
@@ -57,12 +71,29 @@ public:
     /// False when EVMONE_EVMALLOC_CACHE=0 was set: every call analyses into its own frame.
     [[nodiscard]] bool shares_analyses() const noexcept { return share_; }
 
+    /// The EVMC result of a call: evmc_make_result(), with the output copied into a pooled
+    /// buffer (malloc'ed only if the pools could not be created).
+    [[nodiscard]] evmc_result make_result(evmc_status_code status, std::int64_t gas_left,
+        std::int64_t gas_refund, const std::uint8_t* output, std::size_t output_size) noexcept
+    {
+        if (outputs_ != nullptr) [[likely]]
+            return outputs_->make_result(status, gas_left, gas_refund, output, output_size);
+        return evmc_make_result(status, gas_left, gas_refund, output, output_size);
+    }
+    [[nodiscard]] const OutputBuffers* outputs() const noexcept { return outputs_; }
+
 private:
     friend class CallFrame;
     friend class StateBinding;
 
+    /// After a frame went back: trims the pool when no frame is alive and it holds more than
+    /// retain_bytes.
+    void call_ended() noexcept;
+
     FramePool pool_;
     AnalysisCache cache_;
+    OutputBuffers* outputs_;
+    std::size_t buffers_checked_ = 0;  // pool_.buffers_allocated() when call_ended() last looked
     bool share_;
     /// The CallFrame whose analysis the next baseline::execute(VM&, ...) runs, if any.
     CallFrame* pending_ = nullptr;

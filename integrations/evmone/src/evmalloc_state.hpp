@@ -12,6 +12,8 @@
 // evmone's own Memory.
 #pragma once
 
+#include "evmalloc_output.hpp"
+
 #include <evmalloc/memory.hpp>
 #include <intx/intx.hpp>
 
@@ -20,7 +22,7 @@
 #include <cstdlib>
 #include <exception>
 #include <memory>
-#include <optional>
+#include <new>
 #include <utility>
 
 namespace evmalloc_evmone
@@ -39,23 +41,20 @@ public:
     Memory& operator=(const Memory&) = delete;
 
     Memory(Memory&& other) noexcept
-      : bound_{std::exchange(other.bound_, nullptr)},
-        data_{std::exchange(other.data_, empty_data())},
+      : data_{std::exchange(other.data_, empty_data())},
         size_{std::exchange(other.size_, 0)},
+        bound_{std::exchange(other.bound_, nullptr)},
         own_{std::move(other.own_)}
-    {
-        other.own_.reset();
-    }
+    {}
 
     Memory& operator=(Memory&& other) noexcept
     {
         if (this != &other)
         {
-            bound_ = std::exchange(other.bound_, nullptr);
             data_ = std::exchange(other.data_, empty_data());
             size_ = std::exchange(other.size_, 0);
+            bound_ = std::exchange(other.bound_, nullptr);
             own_ = std::move(other.own_);
-            other.own_.reset();
         }
         return *this;
     }
@@ -76,12 +75,10 @@ public:
         std::int64_t gas_left, std::uint64_t new_size) noexcept
     {
         evmalloc::Memory& m = target();
-        const evmalloc::Result<std::uint64_t> gas = m.expand(0, new_size, gas_left);
-        if (!gas) [[unlikely]]
-            return failed_growth(m, gas_left, new_size);
-        data_ = m.data();
+        const std::int64_t left = m.expand_charged(0, new_size, gas_left);
+        data_ = m.data();  // as they were if the expansion failed
         size_ = m.size();
-        return gas_left - static_cast<std::int64_t>(*gas);
+        return left;
     }
 
     /// evmone's Memory::grow(): grows to `new_size` (a multiple of 32) with no gas; used by
@@ -133,28 +130,24 @@ private:
         if (bound_ != nullptr) [[likely]]
             return *bound_;
         if (!own_) [[unlikely]]
-            own_.emplace(std::pmr::new_delete_resource(), limit);
+            make_own();
         return *own_;
     }
 
-    [[gnu::cold, gnu::noinline]] static std::int64_t failed_growth(
-        const evmalloc::Memory& m, std::int64_t gas_left, std::uint64_t new_size) noexcept
+    [[gnu::cold, gnu::noinline]] void make_own() noexcept
     {
-        // Out of gas: report what the expansion would have cost, as evmone does.
-        const evmalloc::Result<std::uint64_t> gas = m.expansion_gas(0, new_size);
-        if (gas && *gas <= static_cast<std::uint64_t>(INT64_MAX))
-        {
-            const std::int64_t rest = gas_left - static_cast<std::int64_t>(*gas);
-            if (rest < 0)
-                return rest;
-        }
-        return -1;
+        own_.reset(
+            new (std::nothrow) evmalloc::Memory{evmalloc::nothrow_new_delete_resource(), limit});
+        if (!own_)
+            std::terminate();
     }
 
-    evmalloc::Memory* bound_ = nullptr;
+    // The first two are what the instructions read (evmone's Memory has its data pointer and
+    // size first too); 32 bytes in all, where evmone's Memory takes 24.
     std::uint8_t* data_ = empty_data();
     std::size_t size_ = 0;
-    std::optional<evmalloc::Memory> own_;
+    evmalloc::Memory* bound_ = nullptr;
+    std::unique_ptr<evmalloc::Memory> own_;
 };
 
 /// The EVM stack storage of one ExecutionState: evmone's StackSpace interface (bottom()), the
