@@ -1,21 +1,26 @@
 // evmalloc: analyses shared between calls, found by code hash, pinned by the frames that run them.
 //
 // Real chains call the same few contracts again and again, and a contract that calls itself
-// 1024 deep would otherwise hold 1025 identical analyses. So the code part of a frame (the
-// padded code, the analysis and, in an instruction frame, ops and metadata) is also kept here:
-// built once, read-only after that, and pinned by every frame that runs it; such a frame's own
-// buffer holds only the stack (StackFrame::init(code, ..., pool, cache)).
+// 1024 deep would otherwise hold 1025 identical analyses. So the code part of a frame (any
+// CodePart, code_part.hpp: the padded code and what the interpreter's analysis writes beside it)
+// is also kept here: built once through the part's prepare(), read-only after that, and pinned
+// by every frame that runs it; such a frame's own buffer holds only the stack
+// (StackFrame::init(code, ..., pool, cache)) and its code_part() is the entry's View.
 //
-// One entry is one block from the upstream resource: a header (192 bytes; what a lookup reads is
-// in its first 64, a cache line, checked at compile time), then the code part
-// carved for the code's real length (code_part_bytes(n), not its tier). Per code byte that is
+// One entry is one block from the upstream resource: a header (the lookup fields, the part's
+// View, the bookkeeping: 192 bytes with the built-in instruction part, 128 with the jumpdest
+// part; what a lookup reads is in its first 64, a cache line, checked at compile time), then the
+// code part prepared for the code's real length (code_part_bytes(n), not its tier). Per code
+// byte that is
 //   instruction frame, DefaultTraits:  4 (inst_to_pc) + 4 (pc_to_inst) + 1/8 (jumpdest bits)
 //                                      + 8 (ops) + 8 (metadata) + 1 (code)  ~ 25.1 bytes
 //   jumpdest frame:                    1/8 (jumpdest bits) + 1 (code)      ~ 1.13 bytes
+//   an interpreter-defined part:       its calculate_allocation(n).size / n
 // plus the 33 bytes of padding and the rounding to 64.
 //
 // Keys. One entry per (key, op table object): the same code under another OpTable object is
-// another entry (a jumpdest frame has no table). Two ways to find code, whose entries never
+// another entry (a part without a table, the jumpdest frame's, has none); table_address() is the
+// one place that says what identifies a table. Two ways to find code, whose entries never
 // answer each other:
 //   trusted   by the CodeHash the caller has (it promises it is the hash of exactly these
 //             bytes): O(1) whatever the code size. An entry found under the hash with another
@@ -56,7 +61,6 @@
 #include "code_hash.hpp"
 #include "config.hpp"
 #include "frame_layout.hpp"
-#include "monotonic_arena.hpp"
 #include "result.hpp"
 #include "traits.hpp"
 #include "upstream.hpp"
@@ -99,10 +103,8 @@ struct CacheEntry
     CodeHash code_hash;  ///< trusted entries only
     std::uint32_t pins;  ///< frames alive that run it
     bool trusted;        ///< found by CodeHash (else by the bytes)
-    // What a frame reads.
-    const typename Traits::Op* ops;
-    const typename Traits::Metadata* metadata;
-    FrameAnalysis<Traits> analysis;
+    // What a frame reads: the code part's view.
+    typename FrameCodePart<Traits>::View view;
     // Bookkeeping.
     CacheEntry* newer;
     CacheEntry* older;
@@ -283,20 +285,21 @@ public:
         return upstream_.resource();
     }
 
-    /// A new entry for `key`, built from upstream (not linked in): the padded code copy and its
-    /// analysis (with ops and metadata through `table` in an instruction frame).
-    /// \returns nullptr when upstream fails, or when the analysis fails (code above
-    /// Analysis::max_analysable_size: the caches refuse it before they get here).
+    /// A new entry for `key`, built from upstream (not linked in): the code part, prepared for
+    /// the code's real size (through `table` when the part takes one).
+    /// \returns Errc::out_of_memory when upstream fails, or the error of the part's prepare()
+    /// (for the built-in parts only code above Analysis::max_analysable_size, which the caches
+    /// refuse before they get here); nothing is left allocated then.
     template <class... Table>
-    Entry* build(const CacheKey& key, const Table&... table) noexcept
+    Result<Entry*> build(const CacheKey& key, const Table&... table) noexcept
     {
         const std::size_t n = key.code.size();
         if (n > Analysis::max_analysable_size) [[unlikely]]
-            return nullptr;
+            return Errc::code_too_large;
         const std::size_t bytes = Entry::code_part_offset() + code_part_bytes<Traits>(n);
         void* const block = upstream_.try_allocate(bytes, frame_buffer_alignment);
         if (block == nullptr)
-            return nullptr;
+            return Errc::out_of_memory;
         Entry* const e = ::new (block) Entry{};
         e->bucket_hash = static_cast<std::uint32_t>(key.bucket_hash);
         e->table = key.table;
@@ -305,21 +308,13 @@ public:
         if (key.hash != nullptr)
             e->code_hash = *key.hash;
         e->bytes = bytes;
-        MonotonicArena arena{e->code_part()};
-        const CodeSpans<Traits> spans = carve_code<Traits>(arena, n);
-        const Result<FrameAnalysis<Traits>> analysis =
-            prepare_code<Traits>(spans, key.code, table...);
-        if (!analysis) [[unlikely]]  // not reachable: sized for n, and n checked above
+        const auto view = prepare_code<Traits>(e->code_part(), key.code, table...);
+        if (!view) [[unlikely]]
         {
             free_entry(e);
-            return nullptr;
+            return view.error();
         }
-        e->analysis = *analysis;
-        if constexpr (is_instruction_frame<Traits>)
-        {
-            e->ops = spans.ops.data();
-            e->metadata = spans.metadata.data();
-        }
+        e->view = *view;
         return e;
     }
 
@@ -334,8 +329,7 @@ public:
 private:
     bool same_code(const Entry* e, std::span<const std::uint8_t> code) const noexcept
     {
-        return code.empty() ||
-               std::memcmp(e->analysis.code().data(), code.data(), code.size()) == 0;
+        return code.empty() || std::memcmp(e->view.code().data(), code.data(), code.size()) == 0;
     }
 
     void pin(Entry* e) noexcept
@@ -443,7 +437,8 @@ CacheKey make_key(
     return {code, hash, table, bucket_hash(h, table, hash != nullptr)};
 }
 
-/// The OpTable object an entry is keyed by: its address, or nullptr without one.
+/// Table identity, the one place it is decided: the table object an entry is keyed by (and
+/// compared with on a lookup) is its address, or nullptr for a part that takes no table.
 inline const void* table_address() noexcept
 {
     return nullptr;
@@ -498,7 +493,7 @@ public:
     /// For StackFrame::init: the entry for the code, pinned; built on a miss.
     /// \returns Errc::code_too_large (code above Analysis::max_analysable_size, nothing read),
     /// Errc::code_hash_mismatch (trusted key, other code), Errc::out_of_memory (upstream failed;
-    /// nothing inserted).
+    /// nothing inserted), or the error of the code part's prepare() (nothing inserted).
     template <class... Table>
     Result<detail::PinnedEntry<Traits>> pin(
         std::span<const std::uint8_t> code, const CodeHash* hash, const Table&... table) noexcept
@@ -514,9 +509,10 @@ public:
             return detail::PinnedEntry<Traits>{*found, {*found, &unpin_entry}, false};
         if (!core_.reserve()) [[unlikely]]
             return Errc::out_of_memory;
-        Entry* const e = core_.build(key, table...);
-        if (e == nullptr) [[unlikely]]
-            return Errc::out_of_memory;
+        const Result<Entry*> built = core_.build(key, table...);
+        if (!built) [[unlikely]]
+            return built.error();
+        Entry* const e = *built;
         core_.insert_pinned(e);
         e->owner = this;
         return detail::PinnedEntry<Traits>{e, {e, &unpin_entry}, true};
@@ -626,9 +622,10 @@ public:
             if (*found != nullptr) [[likely]]
                 return detail::PinnedEntry<Traits>{*found, {*found, &unpin_entry}, false};
         }
-        Entry* const e = s.core.build(key, table...);  // outside the lock
-        if (e == nullptr) [[unlikely]]
-            return Errc::out_of_memory;
+        const Result<Entry*> built = s.core.build(key, table...);  // outside the lock
+        if (!built) [[unlikely]]
+            return built.error();
+        Entry* const e = *built;
         Result<Entry*> found = static_cast<Entry*>(nullptr);
         {
             const std::lock_guard lock{s.mutex};
