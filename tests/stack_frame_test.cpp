@@ -789,8 +789,9 @@ void check_part(const T* p, std::size_t used, std::size_t capacity, bool last = 
         CHECK(poisoned_at(p + used));
 }
 
-// What the code of `n` bytes may be read at is addressable; the first byte past each part's
-// need, and the buffer's tail after the last part, are not.
+// What the code of `n` bytes may be read at is addressable; the first byte past the code part's
+// need (the code part is laid out for the code's real size: its pieces follow one another and
+// the padded code comes last), and the buffer's tail after it, are not.
 template <class Traits>
 void check_poisoning(const evmalloc::StackFrame<Traits>& f, std::size_t n)
 {
@@ -799,14 +800,14 @@ void check_poisoning(const evmalloc::StackFrame<Traits>& f, std::size_t n)
     const std::uint8_t* const code = a.code().data();
     constexpr std::size_t padding = evmalloc::PaddedCode::padding;
     check_part(code, n + padding, cap + padding + 1, true);  // the tail follows the last part
-    check_part(a.jumpdest_bits_span().data(), evmalloc::JumpdestAnalysis::jumpdest_words(n),
-        evmalloc::JumpdestAnalysis::jumpdest_words(cap));
+    CHECK(
+        addressable(a.jumpdest_bits_span().data(), evmalloc::JumpdestAnalysis::jumpdest_words(n)));
     if constexpr (evmalloc::is_instruction_frame<Traits>)
     {
-        check_part(a.inst_to_pc_span().data(), n + 1, cap + 1);
-        check_part(a.pc_to_inst_span().data(), n + 1, cap + 1);
-        check_part(f.ops().data(), n + 1, cap + 1);
-        check_part(f.metadata().data(), n + 1, cap + 1);
+        CHECK(addressable(a.inst_to_pc_span().data(), n + 1));
+        CHECK(addressable(a.pc_to_inst_span().data(), n + 1));
+        CHECK(addressable(f.ops().data(), n + 1));
+        CHECK(addressable(f.metadata().data(), n + 1));
     }
     // The tail after the last part carved for the frame's capacity, to the buffer's end.
     const auto* const begin = reinterpret_cast<const std::uint8_t*>(f.stack().data());

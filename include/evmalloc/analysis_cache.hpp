@@ -1,21 +1,26 @@
 // evmalloc: analyses shared between calls, found by code hash, pinned by the frames that run them.
 //
 // Real chains call the same few contracts again and again, and a contract that calls itself
-// 1024 deep would otherwise hold 1025 identical analyses. So the code part of a frame (the
-// padded code, the analysis and, in an instruction frame, ops and metadata) is also kept here:
-// built once, read-only after that, and pinned by every frame that runs it; such a frame's own
-// buffer holds only the stack (StackFrame::init(code, ..., pool, cache)).
+// 1024 deep would otherwise hold 1025 identical analyses. So the code part of a frame (any
+// CodePart, code_part.hpp: the padded code and what the interpreter's analysis writes beside it)
+// is also kept here: built once through the part's prepare(), read-only after that, and pinned
+// by every frame that runs it; such a frame's own buffer holds only the stack
+// (StackFrame::init(code, ..., pool, cache)) and its code_part() is the entry's View.
 //
-// One entry is one block from the upstream resource: a header (192 bytes; what a lookup reads is
-// in its first 64, a cache line, checked at compile time), then the code part
-// carved for the code's real length (code_part_bytes(n), not its tier). Per code byte that is
+// One entry is one block from the upstream resource: a header (the lookup fields, the part's
+// View, the bookkeeping: 192 bytes with the built-in instruction part, 128 with the jumpdest
+// part; what a lookup reads is in its first 64, a cache line, checked at compile time), then the
+// code part prepared for the code's real length (code_part_bytes(n), not its tier). Per code
+// byte that is
 //   instruction frame, DefaultTraits:  4 (inst_to_pc) + 4 (pc_to_inst) + 1/8 (jumpdest bits)
 //                                      + 8 (ops) + 8 (metadata) + 1 (code)  ~ 25.1 bytes
 //   jumpdest frame:                    1/8 (jumpdest bits) + 1 (code)      ~ 1.13 bytes
+//   an interpreter-defined part:       its calculate_allocation(n).size / n
 // plus the 33 bytes of padding and the rounding to 64.
 //
 // Keys. One entry per (key, op table object): the same code under another OpTable object is
-// another entry (a jumpdest frame has no table). Two ways to find code, whose entries never
+// another entry (a part without a table, the jumpdest frame's, has none); table_address() is the
+// one place that says what identifies a table. Two ways to find code, whose entries never
 // answer each other:
 //   trusted   by the CodeHash the caller has (it promises it is the hash of exactly these
 //             bytes): O(1) whatever the code size. An entry found under the hash with other code
@@ -77,7 +82,6 @@
 #include "config.hpp"
 #include "frame_layout.hpp"
 #include "keyed_hash.hpp"
-#include "monotonic_arena.hpp"
 #include "result.hpp"
 #include "traits.hpp"
 #include "upstream.hpp"
@@ -123,10 +127,8 @@ struct CacheEntry
     CodeHash code_hash;  ///< trusted entries only
     std::uint32_t pins;  ///< frames alive that run it
     bool trusted;        ///< found by CodeHash (else by the bytes)
-    // What a frame reads.
-    const typename Traits::Op* ops;
-    const typename Traits::Metadata* metadata;
-    FrameAnalysis<Traits> analysis;
+    // What a frame reads: the code part's view.
+    typename FrameCodePart<Traits>::View view;
     // Bookkeeping.
     CacheEntry* newer;
     CacheEntry* older;
@@ -470,20 +472,21 @@ public:
         return upstream_.resource();
     }
 
-    /// A new entry for `key`, built from upstream (not linked in): the padded code copy and its
-    /// analysis (with ops and metadata through `table` in an instruction frame).
-    /// \returns nullptr when upstream fails, or when the analysis fails (code above
-    /// Analysis::max_analysable_size: the caches refuse it before they get here).
+    /// A new entry for `key`, built from upstream (not linked in): the code part, prepared for
+    /// the code's real size (through `table` when the part takes one).
+    /// \returns Errc::out_of_memory when upstream fails, or the error of the part's prepare()
+    /// (for the built-in parts only code above Analysis::max_analysable_size, which the caches
+    /// refuse before they get here); nothing is left allocated then.
     template <class... Table>
-    Entry* build(const CacheKey& key, const Table&... table) noexcept
+    Result<Entry*> build(const CacheKey& key, const Table&... table) noexcept
     {
         const std::size_t n = key.code.size();
         if (n > Analysis::max_analysable_size) [[unlikely]]
-            return nullptr;
+            return Errc::code_too_large;
         const std::size_t bytes = Entry::code_part_offset() + code_part_bytes<Traits>(n);
         void* const block = upstream_.try_allocate(bytes, frame_buffer_alignment);
         if (block == nullptr)
-            return nullptr;
+            return Errc::out_of_memory;
         Entry* const e = ::new (block) Entry{};
         e->bucket_hash = static_cast<std::uint32_t>(key.bucket_hash);
         e->table = key.table;
@@ -492,42 +495,35 @@ public:
         if (key.hash != nullptr)
             e->code_hash = *key.hash;
         e->bytes = bytes;
-        MonotonicArena arena{e->code_part()};
-        const CodeSpans<Traits> spans = carve_code<Traits>(arena, n);
-        const Result<FrameAnalysis<Traits>> analysis =
-            prepare_code<Traits>(spans, key.code, table...);
-        if (!analysis) [[unlikely]]  // not reachable: sized for n, and n checked above
+        const auto view = prepare_code<Traits>(e->code_part(), key.code, table...);
+        if (!view) [[unlikely]]
         {
             free_entry(e);
-            return nullptr;
+            return view.error();
         }
-        e->analysis = *analysis;
-        if constexpr (is_instruction_frame<Traits>)
-        {
-            e->ops = spans.ops.data();
-            e->metadata = spans.metadata.data();
-        }
+        e->view = *view;
         return e;
     }
 
     /// An admitted miss: builds the entry for `key` into `p` (owned by `owner`, let go through
-    /// `release_pin`), not linked in. \returns false when upstream failed (what `p` reserved is given
-    /// back). Touches no shared state but the upstream: callable without the cache's lock.
+    /// `release_pin`), not linked in. \returns build()'s error when it fails (what `p` reserved is
+    /// given back). Touches no shared state but the upstream: callable without the cache's lock.
     template <class... Table>
-    bool build_new(PinnedEntry<Traits>& p, const CacheKey& key, void* owner,
+    Result<void> build_new(PinnedEntry<Traits>& p, const CacheKey& key, void* owner,
         void (*release_pin)(void*) noexcept, const Table&... table) noexcept
     {
-        Entry* const e = build(key, table...);
-        if (e == nullptr) [[unlikely]]
+        const Result<Entry*> built = build(key, table...);
+        if (!built) [[unlikely]]
         {
             release(p.reserved);
-            return false;
+            return built.error();
         }
+        Entry* const e = *built;
         e->owner = owner;
         p.entry = e;
         p.pin = {e, release_pin};
         p.inserted = true;
-        return true;
+        return {};
     }
 
     /// Frees an entry build() made that was never linked in.
@@ -541,8 +537,7 @@ public:
 private:
     bool same_code(const Entry* e, std::span<const std::uint8_t> code) const noexcept
     {
-        return code.empty() ||
-               std::memcmp(e->analysis.code().data(), code.data(), code.size()) == 0;
+        return code.empty() || std::memcmp(e->view.code().data(), code.data(), code.size()) == 0;
     }
 
     // The trusted key's release-build check: the first and the last 32 bytes (the size is
@@ -550,7 +545,7 @@ private:
     bool same_ends(const Entry* e, std::span<const std::uint8_t> code) const noexcept
     {
         const std::size_t n = std::min<std::size_t>(code.size(), 32);
-        const std::uint8_t* const kept = e->analysis.code().data();
+        const std::uint8_t* const kept = e->view.code().data();
         return n == 0 ||
                (std::memcmp(kept, code.data(), n) == 0 &&
                    std::memcmp(kept + code.size() - n, code.data() + code.size() - n, n) == 0);
@@ -678,7 +673,8 @@ CacheKey make_key(
     return {code, hash, table, bucket_hash(h, table, hash != nullptr)};
 }
 
-/// The OpTable object an entry is keyed by: its address, or nullptr without one.
+/// Table identity, the one place it is decided: the table object an entry is keyed by (and
+/// compared with on a lookup) is its address, or nullptr for a part that takes no table.
 inline const void* table_address() noexcept
 {
     return nullptr;
@@ -732,7 +728,7 @@ public:
     /// commit(); abandon() gives back what pin() took.
     /// \returns Errc::code_too_large (code above Analysis::max_analysable_size, nothing read),
     /// Errc::code_hash_mismatch (trusted key, other code), Errc::out_of_memory (upstream failed;
-    /// nothing changed).
+    /// nothing changed), or the error of the code part's prepare() (nothing changed).
     template <class... Table>
     Result<detail::PinnedEntry<Traits>> pin(
         std::span<const std::uint8_t> code, const CodeHash* hash, const Table&... table) noexcept
@@ -754,8 +750,9 @@ public:
             return Errc::out_of_memory;
         if (!admit)
             return p;
-        if (!core_.build_new(p, key, this, &unpin_entry, table...)) [[unlikely]]
-            return Errc::out_of_memory;
+        if (const Result<void> built = core_.build_new(p, key, this, &unpin_entry, table...);
+            !built) [[unlikely]]
+            return built.error();
         return p;
     }
 
@@ -895,8 +892,9 @@ public:
         }
         if (!admit)
             return p;
-        if (!s.core.build_new(p, key, &s, &unpin_entry, table...)) [[unlikely]]  // unlocked
-            return Errc::out_of_memory;
+        if (const Result<void> built = s.core.build_new(p, key, &s, &unpin_entry, table...); !built)
+            [[unlikely]]  // unlocked
+            return built.error();
         return p;
     }
 

@@ -23,6 +23,7 @@
 
 // components
 #include "analysis.hpp"
+#include "code_part.hpp"
 #include "instruction_array.hpp"
 #include "jumpdest_analysis.hpp"
 #include "jumpdest_scan.hpp"

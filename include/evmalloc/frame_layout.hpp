@@ -1,28 +1,33 @@
 // evmalloc: the layout of one frame buffer, and the arena that carves it.
 //
-// A frame buffer holds the stack, then the code part: what the code of the call needs, in
-// this order and each at its own alignment, for code of up to n bytes:
+// A frame buffer holds the stack, then the code part (code_part.hpp): one block of
+// FrameCodePart<Traits>::calculate_allocation(n) bytes at its alignment, for code of up to n
+// bytes. The built-in parts lay their block out as
 //
-//   instruction frame                        jumpdest frame (Traits::Op is void)
+//   instruction frame (InstructionCodePart)  jumpdest frame (JumpdestCodePart, Op = void)
 //   Stack<Word>           1024 words         Stack<Word>          1024 words
 //   Analysis buffers      (Analysis::carve)  jumpdest bits        (n + 64) / 64 words
 //   InstructionArray<Op>        n + 1        PaddedCode           n + 33 bytes
 //   InstructionArray<Metadata>  n + 1
 //   PaddedCode                  n + 33
 //
-// Every size comes from the components' calculate_allocation(n). A tier's buffer is carved for
-// n = code_capacity(tier); frame_buffer_size() adds the parts up at compile time (one table per
-// traits type) and rounds the total up to 64 bytes, no more. A frame for code above the
-// largest tier gets a buffer carved for the code's own size (frame_buffer_bytes(n)). A shared
-// analysis entry holds the code part alone, carved for the code's real size (code_part_bytes).
-// Carving walks the same sequence through one step, detail::carve_code(), used by the frames,
-// FrameArena and the shared entries alike.
+// and an interpreter-defined part (Traits::CodePart) lays out its own. A tier's buffer is
+// carved for n = code_capacity(tier); frame_buffer_size() adds the stack and the part up at
+// compile time (one table per traits type) and rounds the total up to 64 bytes, no more. A frame
+// for code above the largest tier gets a buffer carved for the code's own size
+// (frame_buffer_bytes(n)). A shared analysis entry holds the code part alone, for the code's real
+// size (code_part_bytes). The part's prepare() lays its block out for the real size of the code
+// it is given, so what a prepared frame uses of its block is always the first
+// calculate_allocation(code.size()).size bytes. Carving goes through one step,
+// detail::carve_code(), used by carve_frame() and FrameArena alike; preparing through one,
+// detail::prepare_code(), used by the frames and the shared entries alike.
 //
-// Under AddressSanitizer a frame buffer's bytes that no part uses stay poisoned while the frame
-// lives: the alignment gaps, the tail after the last part, and (once prepared, through
-// poison_unused()) each part's capacity beyond what the prepared code needs; what the
-// interpreter may read (the code and its padding, the bits up to jumpdest_words(n), the tables'
-// n + 1 entries) stays addressable. ASan tracks 8-byte granules, so up to 7 bytes after a part's
+// Under AddressSanitizer a frame buffer's bytes that the code part does not use stay poisoned
+// while the frame lives: the whole code part until prepare(), then (through poison_unused())
+// everything after the first calculate_allocation(code.size()).size bytes of the part, so what
+// the interpreter may read (for the built-in parts: the code and its padding, the bits up to
+// jumpdest_words(n), the tables' n + 1 entries) stays addressable and the part's capacity beyond
+// it and the tail do not. ASan tracks 8-byte granules, so up to 7 bytes after a part's
 // end (or before a part that starts inside a granule) may stay addressable. No-op without ASan.
 //
 // Invariant: a frame buffer starts 64-byte aligned, so offsets from its start have the same
@@ -37,11 +42,9 @@
 
 #include "allocation.hpp"
 #include "analysis.hpp"
+#include "code_part.hpp"
 #include "config.hpp"
-#include "instruction_array.hpp"
-#include "jumpdest_analysis.hpp"
 #include "monotonic_arena.hpp"
-#include "padded_code.hpp"
 #include "sanitizer.hpp"
 #include "stack.hpp"
 #include "tier.hpp"
@@ -52,52 +55,16 @@ namespace evmalloc
 /// Alignment of every frame buffer, and the multiple its size is rounded up to.
 inline constexpr std::size_t frame_buffer_alignment = 64;
 
-/// The analysis a frame holds: Analysis in an instruction frame, JumpdestAnalysis in a
-/// jumpdest frame.
-template <class Traits>
-using FrameAnalysis = std::conditional_t<is_instruction_frame<Traits>, Analysis, JumpdestAnalysis>;
-
-/// The code part of a frame buffer (or of a shared entry), carved for code of n bytes.
-template <class Traits, bool = is_instruction_frame<Traits>>
-struct CodeSpans
-{
-    AnalysisBuffers analysis;                       ///< for n bytes
-    std::span<typename Traits::Op> ops;             ///< n + 1 entries
-    std::span<typename Traits::Metadata> metadata;  ///< n + 1 entries
-    std::span<std::uint8_t> padded_code;            ///< n + PaddedCode::padding bytes
-};
-
-template <class Traits>
-struct CodeSpans<Traits, false>
-{
-    std::span<std::uint64_t> jumpdest_bits;  ///< JumpdestAnalysis::jumpdest_words(n) words
-    std::span<std::uint8_t> padded_code;     ///< n + PaddedCode::padding bytes
-};
-
-/// The components carved from one frame buffer: the stack, then the code part's spans.
-template <class Traits = DefaultTraits, bool = is_instruction_frame<Traits>>
-struct FrameSpans
-{
-    std::span<typename Traits::Word> stack;         ///< Stack<Word>::capacity words
-    AnalysisBuffers analysis;                       ///< for code_capacity(tier) bytes
-    std::span<typename Traits::Op> ops;             ///< code_capacity(tier) + 1 entries
-    std::span<typename Traits::Metadata> metadata;  ///< code_capacity(tier) + 1 entries
-    std::span<std::uint8_t> padded_code;            ///< code_capacity(tier) + 33 bytes
-
-    FrameSpans(std::span<typename Traits::Word> s, const CodeSpans<Traits>& c) noexcept
-      : stack{s}, analysis{c.analysis}, ops{c.ops}, metadata{c.metadata}, padded_code{c.padded_code}
-    {}
-};
-
-template <class Traits>
-struct FrameSpans<Traits, false>
+/// The components carved from one frame buffer: the stack, then the code part's spans (for a
+/// built-in part its named spans: analysis, ops, metadata, padded_code or jumpdest_bits,
+/// padded_code; for an interpreter-defined part without Spans, `storage`).
+template <class Traits = DefaultTraits>
+struct FrameSpans : CodeSpans<Traits>
 {
     std::span<typename Traits::Word> stack;  ///< Stack<Word>::capacity words
-    std::span<std::uint64_t> jumpdest_bits;  ///< for code_capacity(tier) bytes
-    std::span<std::uint8_t> padded_code;     ///< code_capacity(tier) + 33 bytes
 
     FrameSpans(std::span<typename Traits::Word> s, const CodeSpans<Traits>& c) noexcept
-      : stack{s}, jumpdest_bits{c.jumpdest_bits}, padded_code{c.padded_code}
+      : CodeSpans<Traits>{c}, stack{s}
     {}
 };
 
@@ -107,58 +74,34 @@ template <class Traits>
 constexpr void check_traits() noexcept
 {
     using Word = typename Traits::Word;
-    static_assert(Component<Stack<Word>> && Component<PaddedCode>);
+    using Part = FrameCodePart<Traits>;
+    static_assert(Component<Stack<Word>>);
+    static_assert(CodePart<Part>, "Traits::CodePart must model CodePart (code_part.hpp)");
     static_assert(alignof(Word) <= frame_buffer_alignment, "a frame buffer is 64-byte aligned");
-    if constexpr (is_instruction_frame<Traits>)
-    {
-        using Op = typename Traits::Op;
-        using Metadata = typename Traits::Metadata;
-        static_assert(!std::is_void_v<Metadata>, "an instruction frame needs a Metadata type");
-        static_assert(Component<Analysis> && Component<InstructionArray<Op>> &&
-                      Component<InstructionArray<Metadata>>);
-        static_assert(
-            alignof(Op) <= frame_buffer_alignment && alignof(Metadata) <= frame_buffer_alignment,
-            "a frame buffer is 64-byte aligned: no component may need more");
-    }
-    else
-        static_assert(Component<JumpdestAnalysis>);
+    static_assert(Part::calculate_allocation(0).alignment <= frame_buffer_alignment,
+        "a frame buffer is 64-byte aligned: no component may need more");
 }
 
-/// The code part's allocations for code of n bytes, in carving order.
+/// The code part's allocation for code of n bytes.
 template <class Traits>
-constexpr auto code_part_allocations(std::size_t n) noexcept
+constexpr Allocation code_part_allocation(std::size_t n) noexcept
 {
     check_traits<Traits>();
-    if constexpr (is_instruction_frame<Traits>)
-        return std::array{Analysis::calculate_allocation(n),
-            InstructionArray<typename Traits::Op>::calculate_allocation(n),
-            InstructionArray<typename Traits::Metadata>::calculate_allocation(n),
-            PaddedCode::calculate_allocation(n)};
-    else
-        return std::array{
-            JumpdestAnalysis::calculate_allocation(n), PaddedCode::calculate_allocation(n)};
+    return FrameCodePart<Traits>::calculate_allocation(n);
 }
 
 /// Where the code part starts in a frame buffer: after the stack, at the code part's alignment.
 template <class Traits>
 inline constexpr std::size_t code_part_offset = align_up(
     Stack<typename Traits::Word>::calculate_allocation(0).size,
-    code_part_allocations<Traits>(0)[0].alignment);
+    code_part_allocation<Traits>(0).alignment);
 
 /// The end of the code part for code of n bytes, laid out from `start` (64-byte aligned).
 template <class Traits>
 constexpr std::size_t code_part_end(std::size_t start, std::size_t n) noexcept
 {
-    std::size_t end = start;
-    for (const Allocation& a : code_part_allocations<Traits>(n))
-        end = align_up(end, a.alignment) + a.size;
-    return end;
-}
-
-template <class T>
-std::span<T> typed(void* p, std::size_t count) noexcept
-{
-    return {static_cast<T*>(p), p != nullptr ? count : 0};
+    const Allocation a = code_part_allocation<Traits>(n);
+    return align_up(start, a.alignment) + a.size;
 }
 
 /// A bump over raw bytes for carve_code(), with no sanitizer annotations of its own (a
@@ -173,52 +116,26 @@ struct Carver
     }
 };
 
-/// Makes the first `count` elements of `part` (at most all of them) addressable under ASan.
-template <class T>
-void unpoison_first(std::span<T> part, std::size_t count) noexcept
-{
-    EVMALLOC_UNPOISON(part.data(), (count < part.size() ? count : part.size()) * sizeof(T));
-}
-
-/// The one carving step: takes the code part for code of n bytes from `bump` (anything with
-/// MonotonicArena's try_allocate), in code_part_allocations order. Nothing is read or written.
-/// \requires the bump has room for it all (checked in debug builds).
+/// The one carving step: takes the code part's block for code of n bytes from `bump` (anything
+/// with MonotonicArena's try_allocate) and splits it as the part says. Nothing is read or
+/// written. \requires the bump has room for it (checked in debug builds).
 template <class Traits, class Bump>
 CodeSpans<Traits> carve_code(Bump& bump, std::size_t n) noexcept
 {
-    const auto parts = code_part_allocations<Traits>(n);
-    std::array<void*, parts.size()> at{};
-    for (std::size_t i = 0; i < parts.size(); ++i)
-    {
-        at[i] = bump.try_allocate(parts[i].size, parts[i].alignment);
-        EVMALLOC_ASSERT(at[i] != nullptr);
-    }
-    if constexpr (is_instruction_frame<Traits>)
-    {
-        auto* const analysis = static_cast<std::byte*>(at[0]);
-        return {Analysis::carve({analysis, analysis != nullptr ? parts[0].size : 0}, n),
-            typed<typename Traits::Op>(at[1], InstructionArray<typename Traits::Op>::entries(n)),
-            typed<typename Traits::Metadata>(
-                at[2], InstructionArray<typename Traits::Metadata>::entries(n)),
-            typed<std::uint8_t>(at[3], parts[3].size)};
-    }
-    else
-        return {typed<std::uint64_t>(at[0], JumpdestAnalysis::jumpdest_words(n)),
-            typed<std::uint8_t>(at[1], parts[1].size)};
+    const Allocation a = code_part_allocation<Traits>(n);
+    void* const block = bump.try_allocate(a.size, a.alignment);
+    EVMALLOC_ASSERT(block != nullptr);
+    return carve_part<FrameCodePart<Traits>>(
+        {static_cast<std::byte*>(block), block != nullptr ? a.size : 0}, n);
 }
 
-/// Fills a carved code part for `code` (code.size() <= what it was carved for): the padded
-/// copy and the analysis of that copy (in an instruction frame, also ops and metadata through
-/// `table`, which a jumpdest frame does not take; a jumpdest frame does all in one pass).
+/// Fills a code part's block for `code` through the part's prepare() (with `table` when the part
+/// takes one): the one preparing step of frames and shared entries.
 template <class Traits, class... Table>
-Result<FrameAnalysis<Traits>> prepare_code(const CodeSpans<Traits>& spans,
-    std::span<const std::uint8_t> code, const Table&... table) noexcept
+Result<typename FrameCodePart<Traits>::View> prepare_code(
+    std::span<std::byte> block, std::span<const std::uint8_t> code, const Table&... table) noexcept
 {
-    if constexpr (is_instruction_frame<Traits>)
-        return Analysis::prepare(PaddedCode::copy(code, spans.padded_code), spans.analysis,
-            table..., spans.ops, spans.metadata);
-    else
-        return JumpdestAnalysis::prepare(code, spans.padded_code, spans.jumpdest_bits);
+    return FrameCodePart<Traits>::prepare(block, code, table...);
 }
 template <class Traits>
 inline constexpr std::array<std::size_t, tier_count> frame_buffer_sizes = [] {
@@ -266,42 +183,58 @@ template <class Traits = DefaultTraits>
 }
 
 /// Under AddressSanitizer: of the code part of `buffer` (everything after the stack), only
-/// what code of `code_size` bytes uses of each part in `spans` stays addressable: the padded
-/// code (code_size + PaddedCode::padding bytes), the jumpdest bits (jumpdest_words(code_size))
-/// and, in an instruction frame, code_size + 1 entries of inst_to_pc, pc_to_inst, ops and
-/// metadata. The rest is poisoned: gaps, the tail, each part's unused capacity. No-op otherwise.
-/// \requires `spans` were carved from `buffer` (carve_code_part) for at least code_size bytes.
+/// what code of `code_size` bytes uses stays addressable: the first
+/// calculate_allocation(code_size).size bytes of the part, which it lays out for the real size
+/// (for the built-in parts: the jumpdest bits, the tables' code_size + 1 entries, the padded
+/// code). The rest is poisoned: the part's unused capacity, the tail. No-op otherwise.
+/// \requires `buffer` is a frame buffer (its code part carved for at least code_size bytes).
 template <class Traits = DefaultTraits>
-void poison_unused(
-    std::span<std::byte> buffer, const CodeSpans<Traits>& spans, std::size_t code_size) noexcept
+void poison_unused(std::span<std::byte> buffer, std::size_t code_size) noexcept
+{
+#if EVMALLOC_HAS_ASAN
+    constexpr std::size_t start = detail::code_part_offset<Traits>;
+    if (buffer.size() > start)
+    {
+        EVMALLOC_POISON(buffer.data() + start, buffer.size() - start);
+        const std::size_t used = detail::code_part_allocation<Traits>(code_size).size;
+        EVMALLOC_UNPOISON(
+            buffer.data() + start, used < buffer.size() - start ? used : buffer.size() - start);
+    }
+#else
+    static_cast<void>(buffer);
+    static_cast<void>(code_size);
+#endif
+}
+
+/// Under AddressSanitizer: the whole code part of `buffer` poisoned (nothing prepared yet).
+/// No-op otherwise.
+template <class Traits = DefaultTraits>
+void poison_code_part(std::span<std::byte> buffer) noexcept
 {
 #if EVMALLOC_HAS_ASAN
     constexpr std::size_t start = detail::code_part_offset<Traits>;
     if (buffer.size() > start)
         EVMALLOC_POISON(buffer.data() + start, buffer.size() - start);
-    if constexpr (is_instruction_frame<Traits>)
-    {
-        detail::unpoison_first(spans.analysis.jumpdest_bits, Analysis::jumpdest_words(code_size));
-        detail::unpoison_first(spans.analysis.inst_to_pc, Analysis::table_entries(code_size));
-        detail::unpoison_first(spans.analysis.pc_to_inst, Analysis::table_entries(code_size));
-        detail::unpoison_first(
-            spans.ops, InstructionArray<typename Traits::Op>::entries(code_size));
-        detail::unpoison_first(
-            spans.metadata, InstructionArray<typename Traits::Metadata>::entries(code_size));
-    }
-    else
-        detail::unpoison_first(spans.jumpdest_bits, JumpdestAnalysis::jumpdest_words(code_size));
-    detail::unpoison_first(spans.padded_code, PaddedCode::calculate_allocation(code_size).size);
 #else
     static_cast<void>(buffer);
-    static_cast<void>(spans);
-    static_cast<void>(code_size);
 #endif
 }
 
+/// The code part's block of a frame buffer carved for code of up to n bytes: what its
+/// prepare() writes into. \requires as carve_code_part().
+template <class Traits = DefaultTraits>
+[[nodiscard]] std::span<std::byte> code_part_block(
+    std::span<std::byte> buffer, std::size_t n) noexcept
+{
+    EVMALLOC_ASSERT(buffer.size() >= frame_buffer_bytes<Traits>(n));
+    constexpr std::size_t start = detail::code_part_offset<Traits>;
+    const std::size_t size = detail::code_part_allocation<Traits>(n).size;
+    return {buffer.data() + start, start + size <= buffer.size() ? size : 0};
+}
+
 /// The code part of a frame buffer carved for code of up to n bytes (nothing is read or
-/// written). Under ASan the parts are addressable and the rest of the code part (alignment
-/// gaps, the tail) is poisoned: poison_unused(buffer, spans, n).
+/// written). Under ASan the part's block is addressable and the rest of the code part (the
+/// tail) is poisoned: poison_unused(buffer, n).
 /// \requires buffer.data() is 64-byte aligned and buffer.size() >= frame_buffer_bytes(n)
 /// (checked in debug builds).
 template <class Traits = DefaultTraits>
@@ -314,7 +247,7 @@ template <class Traits = DefaultTraits>
     const CodeSpans<Traits> spans = detail::carve_code<Traits>(carver, n);
     EVMALLOC_ASSERT(align_up(static_cast<std::size_t>(carver.cursor - buffer.data()),
                         frame_buffer_alignment) == frame_buffer_bytes<Traits>(n));
-    poison_unused<Traits>(buffer, spans, n);
+    poison_unused<Traits>(buffer, n);
     return spans;
 }
 

@@ -7,11 +7,14 @@
 //     interpret(*frame);                                     // only memory() may allocate
 //     // ~StackFrame: buffer and Memory go back to the pool (LIFO)
 //
-// The traits choose the frame's shape (traits.hpp). An instruction frame's prepare(code, table)
-// copies the code into the frame's padded area (the code, then PaddedCode::padding zero bytes)
-// and analyses that copy, filling in the same pass ops()[i] = table[opcode of instruction i]
-// (the implicit STOP gets table[0x00]) and metadata()[i] = the immediate of PUSH1..PUSH8 as a
-// big-endian integer (bytes past the end of the code read as zero), else 0. A jumpdest frame's
+// The traits choose the frame's code part (code_part.hpp: the CodePart concept): the stack plus
+// one of the built-in parts, or the interpreter's own (Traits::CodePart), whose prepare() runs
+// into the frame's buffer (or once into a shared entry) and whose View code_part() returns.
+// An instruction frame's prepare(code, table) copies the code into the frame's padded area (the
+// code, then PaddedCode::padding zero bytes) and analyses that copy, filling in the same pass
+// ops()[i] = table[opcode of instruction i] (the implicit STOP gets table[0x00]) and
+// metadata()[i] = the immediate of PUSH1..PUSH8 as a big-endian integer (bytes past the end of
+// the code read as zero), else 0. A jumpdest frame's
 // prepare(code) copies the code and writes the jumpdest bits, nothing per instruction. Either
 // way analysis().code() views the padded copy, so an interpreter may read a PUSH32 immediate or
 // the next opcode past the end of the code without a bounds check.
@@ -67,14 +70,23 @@ class StackFrame
 {
 public:
     using Word = typename Traits::Word;
-    using Op = typename Traits::Op;
-    using Metadata = typename Traits::Metadata;
     using Pool = FramePool<Traits>;
-    /// The analysis this shape holds: Analysis or JumpdestAnalysis.
+    /// The code part (code_part.hpp): Traits::CodePart, or a built-in one.
+    using CodePartType = FrameCodePart<Traits>;
+    /// What the code part hands the interpreter (code_part()).
+    using View = typename CodePartType::View;
+    /// The built-in instruction part's element types (void for other parts).
+    using Op = typename detail::PartOp<CodePartType>::type;
+    using Metadata = typename detail::PartOp<CodePartType>::metadata;
+    /// What analysis() returns: Analysis, JumpdestAnalysis, or an interpreter-defined View.
     using AnalysisType = FrameAnalysis<Traits>;
-    /// The handler of every opcode (instruction frames only: a jumpdest frame takes no table).
-    using OpTable =
-        std::array<std::conditional_t<is_instruction_frame<Traits>, Op, const void*>, 256>;
+    /// What prepare() reads besides the code: the part's Table (std::array<Op, 256> in an
+    /// instruction frame). A part without one (a jumpdest frame) takes none; the type is then
+    /// std::array<const void*, 256>, unused.
+    using OpTable = std::conditional_t<std::is_void_v<typename CodePartType::Table>,
+        std::array<const void*, 256>, detail::table_or_int<CodePartType>>;
+    /// True when the part takes a table (prepare(code, table), init(..., table, ...)).
+    static constexpr bool takes_table = !std::is_void_v<typename CodePartType::Table>;
 
     /// A frame for code of `code_size` bytes: one buffer of select_tier(code_size) (or, above
     /// the largest tier, one carved for code_size bytes) and one cleared Memory from `pool`,
@@ -119,7 +131,7 @@ public:
     template <class Cache>
     [[nodiscard]] static Result<StackFrame> init(std::span<const std::uint8_t> code,
         const CodeHash& hash, const OpTable& table, Pool& pool,
-        Cache& cache) noexcept requires is_instruction_frame<Traits>
+        Cache& cache) noexcept requires takes_table
     {
         return init_shared(code, &hash, pool, cache, table);
     }
@@ -128,25 +140,24 @@ public:
     /// every hit (for callers with no code hash, such as an EVMC VM).
     template <class Cache>
     [[nodiscard]] static Result<StackFrame> init(std::span<const std::uint8_t> code,
-        const OpTable& table, Pool& pool,
-        Cache& cache) noexcept requires is_instruction_frame<Traits>
+        const OpTable& table, Pool& pool, Cache& cache) noexcept requires takes_table
     {
         return init_shared(code, nullptr, pool, cache, table);
     }
 
-    /// A jumpdest frame on a shared entry, by the trusted key. As the instruction frame's.
+    /// A frame whose part takes no table (a jumpdest frame) on a shared entry, by the trusted
+    /// key. As the instruction frame's.
     template <class Cache>
-    [[nodiscard]] static Result<StackFrame> init(
-        std::span<const std::uint8_t> code, const CodeHash& hash, Pool& pool, Cache& cache) noexcept
-        requires(!is_instruction_frame<Traits>)
+    [[nodiscard]] static Result<StackFrame> init(std::span<const std::uint8_t> code,
+        const CodeHash& hash, Pool& pool, Cache& cache) noexcept requires(!takes_table)
     {
         return init_shared(code, &hash, pool, cache);
     }
 
-    /// A jumpdest frame on a shared entry, by the verified key. As the instruction frame's.
+    /// As above, by the verified key.
     template <class Cache>
     [[nodiscard]] static Result<StackFrame> init(std::span<const std::uint8_t> code, Pool& pool,
-        Cache& cache) noexcept requires(!is_instruction_frame<Traits>)
+        Cache& cache) noexcept requires(!takes_table)
     {
         return init_shared(code, nullptr, pool, cache);
     }
@@ -160,9 +171,7 @@ public:
       : pool_{other.pool_},
         lease_{other.lease_},
         stack_{other.stack_},
-        analysis_{other.analysis_},
-        ops_{other.ops_},
-        metadata_{other.metadata_},
+        view_{other.view_},
         pin_{other.pin_},
         code_capacity_{other.code_capacity_},
         tier_{other.tier_},
@@ -181,9 +190,7 @@ public:
             pool_ = other.pool_;
             lease_ = other.lease_;
             stack_ = other.stack_;
-            analysis_ = other.analysis_;
-            ops_ = other.ops_;
-            metadata_ = other.metadata_;
+            view_ = other.view_;
             pin_ = other.pin_;
             code_capacity_ = other.code_capacity_;
             tier_ = other.tier_;
@@ -197,22 +204,26 @@ public:
     ~StackFrame() { release(); }
 
     /// The call-site step of an instruction frame: the padded copy of `code`, its analysis, and
-    /// ops() and metadata() through `table`. May be called again with other code that fits.
+    /// ops() and metadata() through `table` (for an interpreter-defined part: its prepare() with
+    /// `table`, into the frame's buffer). May be called again with other code that fits.
     /// \returns Errc::code_too_large when code.size() is larger than the frame holds (its tier,
     ///          or the size init() was given above the largest tier; a frame on a shared entry
     ///          holds no code of its own); Errc::buffer_too_small when the frame owns no buffer
-    ///          (moved from); then nothing changes (a previous prepare stays valid).
+    ///          (moved from); then nothing changes (a previous prepare stays valid). An
+    ///          interpreter-defined part's own error from its prepare() comes back as it is, and
+    ///          the frame is then not prepared (the built-in parts have none left here).
     /// \requires the frame owns a buffer (was not moved from; checked in debug builds).
-    [[nodiscard]] Result<void> prepare(std::span<const std::uint8_t> code,
-        const OpTable& table) noexcept requires is_instruction_frame<Traits>
+    [[nodiscard]] Result<void> prepare(
+        std::span<const std::uint8_t> code, const OpTable& table) noexcept requires takes_table
     {
         return prepare_with(code, table);
     }
 
-    /// The call-site step of a jumpdest frame: the padded copy of `code` and its jumpdest bits.
+    /// The call-site step of a jumpdest frame: the padded copy of `code` and its jumpdest bits
+    /// (for an interpreter-defined part without a table: its prepare()).
     /// \returns as prepare(code, table) above.
     [[nodiscard]] Result<void> prepare(std::span<const std::uint8_t> code) noexcept
-        requires(!is_instruction_frame<Traits>)
+        requires(!takes_table)
     {
         return prepare_with(code);
     }
@@ -242,28 +253,40 @@ public:
         return stack_;
     }
 
-    /// The analysis of the prepared code; its code() is the padded copy. \requires is_prepared()
+    /// The prepared code part's view (its code() is the padded copy). \requires is_prepared()
+    [[nodiscard]] const View& code_part() const noexcept
+    {
+        EVMALLOC_ASSERT_MSG(prepared_, not_prepared);
+        return view_;
+    }
+
+    /// The analysis of the prepared code (an interpreter-defined part: its view); its code() is
+    /// the padded copy. \requires is_prepared()
     [[nodiscard]] const AnalysisType& analysis() const noexcept
     {
         EVMALLOC_ASSERT_MSG(prepared_, not_prepared);
-        return analysis_;
+        if constexpr (detail::is_instruction_part<CodePartType>)
+            return view_.analysis;
+        else
+            return view_;
     }
 
     /// ops()[i]: the handler of instruction i; instruction_count() entries.
     /// \requires is_prepared()
-    [[nodiscard]] std::span<const Op> ops() const noexcept requires is_instruction_frame<Traits>
+    [[nodiscard]] std::span<const Op> ops()
+        const noexcept requires detail::is_instruction_part<CodePartType>
     {
         EVMALLOC_ASSERT_MSG(prepared_, not_prepared);
-        return {ops_, analysis_.instruction_count()};
+        return {view_.ops, view_.analysis.instruction_count()};
     }
 
     /// metadata()[i]: the PUSH1..PUSH8 immediate of instruction i, else 0;
     /// instruction_count() entries. \requires is_prepared()
-    [[nodiscard]] std::span<const Metadata> metadata() const noexcept requires
-        is_instruction_frame<Traits>
+    [[nodiscard]] std::span<const Metadata> metadata()
+        const noexcept requires detail::is_instruction_part<CodePartType>
     {
         EVMALLOC_ASSERT_MSG(prepared_, not_prepared);
-        return {metadata_, analysis_.instruction_count()};
+        return {view_.metadata, view_.analysis.instruction_count()};
     }
 
     /// The EVM memory of this call: size 0 after init, its capacity kept from earlier calls.
@@ -294,11 +317,11 @@ private:
         tier_{tier}
     {
         EVMALLOC_ASSERT(code_capacity <= Analysis::max_analysable_size);
-        poison_unused<Traits>({lease.buffer, lease.bytes}, {}, 0);  // nothing prepared yet
+        poison_code_part<Traits>({lease.buffer, lease.bytes});  // nothing prepared yet
     }
 
     /// What a move leaves behind: a frame that owns nothing (what it owned went elsewhere). The
-    /// analysis and the instruction arrays stay as they were, unreachable: not prepared.
+    /// view stays as it was, unreachable: not prepared.
     void disown() noexcept
     {
         pool_ = nullptr;
@@ -343,9 +366,7 @@ private:
         const auto* const e = cache.commit(*pinned);
         const Tier tier = code.size() <= max_code_size ? *select_tier(code.size()) : Tier::kb128;
         StackFrame frame{pool, *lease, tier, 0};
-        frame.analysis_ = e->analysis;
-        frame.ops_ = e->ops;
-        frame.metadata_ = e->metadata;
+        frame.view_ = e->view;
         frame.pin_ = pinned->pin;
         frame.prepared_ = true;
         return frame;
@@ -358,17 +379,17 @@ private:
         if (code.size() > code_capacity_ || pin_.entry != nullptr || pool_ == nullptr) [[unlikely]]
             return pool_ == nullptr ? Errc::buffer_too_small : Errc::code_too_large;
         const std::span<std::byte> buffer{lease_.buffer, lease_.bytes};
-        const CodeSpans<Traits> spans = carve_code_part<Traits>(buffer, code_capacity_);
-        const Result<AnalysisType> analysis = detail::prepare_code<Traits>(spans, code, table...);
-        if (!analysis) [[unlikely]]
-            return analysis.error();  // not reachable: the carve is sized for code_capacity_
-        poison_unused<Traits>(buffer, spans, code.size());
-        analysis_ = *analysis;
-        if constexpr (is_instruction_frame<Traits>)
+        poison_unused<Traits>(buffer, code.size());  // what the part may write is addressable
+        const Result<View> view = detail::prepare_code<Traits>(
+            code_part_block<Traits>(buffer, code_capacity_), code, table...);
+        if (!view) [[unlikely]]
         {
-            ops_ = spans.ops.data();
-            metadata_ = spans.metadata.data();
+            // A built-in part does not fail here (the block is sized for code_capacity_); an
+            // interpreter-defined one may. The frame is not prepared then.
+            prepared_ = false;
+            return view.error();
         }
+        view_ = *view;
         prepared_ = true;
         return {};
     }
@@ -391,9 +412,7 @@ private:
     Pool* pool_ = nullptr;
     Lease lease_{};
     Stack<Word> stack_{};
-    AnalysisType analysis_{};
-    const Op* ops_ = nullptr;  // const void* in a jumpdest frame, never set there
-    const Metadata* metadata_ = nullptr;
+    View view_{};
     detail::CachePin pin_{};           // the shared entry this frame runs, if any
     std::uint32_t code_capacity_ = 0;  // <= Analysis::max_analysable_size
     Tier tier_ = Tier::kb4;

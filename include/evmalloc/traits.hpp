@@ -5,14 +5,17 @@
 //   instruction frame  (any Op)      Stack<Word> | Analysis (inst_to_pc, pc_to_inst, jumpdest
 //                                    bits) | Op[] | Metadata[] | padded code
 //   jumpdest frame     (Op = void)   Stack<Word> | jumpdest bits | padded code
+//   its own part       (CodePart)    Stack<Word> | Traits::CodePart (code_part.hpp)
 //
-// evmone's baseline, geth and most interpreters want a jumpdest frame; instruction-indexed
-// interpreters (evmone's advanced one, threaded-code designs) want an instruction frame. A part
-// the shape leaves out costs no byte and no store. An existing EVM supplies its own traits
+// evmone's baseline, geth and most interpreters want a jumpdest frame; the seeds' interpret2
+// wants an instruction frame; an interpreter with a shape of its own (evmone's advanced
+// instruction array with push values and per-block requirements) names its own code part. A
+// part the shape leaves out costs no byte and no store. An existing EVM supplies its own traits
 // struct of the same shape, for example
 //
 //     struct MyTraits { using Word = intx::uint256; using Op = MyHandler; using Metadata = std::uint64_t; };
 //     struct MyBaselineTraits { using Word = intx::uint256; using Op = void; using Metadata = void; };
+//     struct MyAdvancedTraits { using Word = intx::uint256; using CodePart = MyCodePart; };
 #pragma once
 
 #include <array>
@@ -52,7 +55,22 @@ struct JumpdestTraits
     using Metadata = void;
 };
 
-/// True when Traits describes an instruction frame (Op is not void).
+namespace detail
+{
 template <class Traits>
-inline constexpr bool is_instruction_frame = !std::is_void_v<typename Traits::Op>;
+concept names_code_part = requires
+{
+    typename Traits::CodePart;
+};
+}  // namespace detail
+
+/// True when Traits describes the built-in instruction frame: it names no CodePart and its Op
+/// is not void.
+template <class Traits>
+inline constexpr bool is_instruction_frame = [] {
+    if constexpr (detail::names_code_part<Traits>)
+        return false;
+    else
+        return !std::is_void_v<typename Traits::Op>;
+}();
 }  // namespace evmalloc

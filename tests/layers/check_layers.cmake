@@ -14,7 +14,7 @@ set(layer_core config result allocation tier traits sanitizer opcodes upstream i
     admission keyed_hash)
 set(layer_resources monotonic_arena slot_pool object_pool buffer_pool synchronized statistics
     transaction_arena)
-set(layer_components stack analysis jumpdest_scan jumpdest_analysis instruction_array memory padded_code)
+set(layer_components stack analysis jumpdest_scan jumpdest_analysis instruction_array memory padded_code code_part)
 set(layer_frame frame_layout frame_pool analysis_cache stack_frame)
 set(layer_composition evm_allocator)
 set(layer_tools layout evmalloc)
