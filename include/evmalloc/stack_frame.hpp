@@ -347,8 +347,13 @@ private:
         if (pinned->entry == nullptr)  // not admitted: the per-frame path
         {
             Result<StackFrame> frame = init(code.size(), pool);
-            if (frame && !frame->prepare_with(code, table...)) [[unlikely]]
-                frame = Errc::code_too_large;  // not reachable: the tier fits code.size()
+            if (frame)
+            {
+                // The tier fits code.size(): only the code part's own prepare() can say no.
+                if (const Result<void> prepared = frame->prepare_with(code, table...); !prepared)
+                    [[unlikely]]
+                    frame = prepared.error();
+            }
             if (!frame) [[unlikely]]
             {
                 cache.abandon(*pinned);
