@@ -15,7 +15,8 @@ endif()
 option(EVMONE_EVMALLOC_ASSERTS "Build evmalloc with its asserts on" OFF)
 
 target_sources(evmone PRIVATE ${CMAKE_CURRENT_LIST_DIR}/src/evmalloc_call.cpp
-    ${CMAKE_CURRENT_LIST_DIR}/src/evmalloc_output.cpp)
+    ${CMAKE_CURRENT_LIST_DIR}/src/evmalloc_output.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/src/evmalloc_advanced.cpp)
 target_include_directories(evmone PUBLIC ${CMAKE_CURRENT_LIST_DIR}/src ${EVMALLOC_INCLUDE_DIR})
 # evmalloc_call.hpp includes evmone's own headers of this directory.
 target_include_directories(evmone PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})

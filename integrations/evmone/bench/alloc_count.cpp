@@ -22,7 +22,13 @@
 // RETURN into its result, the result into the caller's return data, into the caller's output
 // area, and the caller's RETURN into its own result).
 //
-// usage: alloc_count CASES_FILE [warmup=5] [calls=50]
+// With --advanced every VM runs evmone's advanced interpreter (evmc option "advanced"), and each
+// case also prints "part_bytes": the bytes of evmalloc's advanced code part for the case's code
+// (evmalloc_evmone_advanced_part_bytes, found when linked with evmone on evmalloc; absent with
+// stock evmone) and "stock_reserve": what stock evmone's analysis reserves per call for it
+// (advanced_analysis.cpp: 16-byte instructions for n + 2, 32-byte push values for n + 1).
+//
+// usage: alloc_count CASES_FILE [warmup=5] [calls=50] [--advanced]
 #include <evmone/evmone.h>
 #include <evmc/evmc.hpp>
 
@@ -41,6 +47,8 @@
 #include <vector>
 
 extern "C" {
+// Defined by evmone on evmalloc (evmalloc_advanced.hpp); null when linked with stock evmone.
+[[gnu::weak]] std::size_t evmalloc_evmone_advanced_part_bytes(std::size_t code_size) noexcept;
 void* __libc_malloc(size_t);
 void* __libc_calloc(size_t, size_t);
 void* __libc_realloc(void*, size_t);
@@ -293,17 +301,35 @@ long minflt() noexcept
 
 int main(int argc, char** argv)
 {
-    if (argc < 2)
+    bool advanced = false;
+    std::vector<const char*> args;
+    for (int i = 1; i < argc; ++i)
     {
-        std::fprintf(stderr, "usage: %s CASES_FILE [warmup] [calls]\n", argv[0]);
+        if (std::strcmp(argv[i], "--advanced") == 0)
+            advanced = true;
+        else
+            args.push_back(argv[i]);
+    }
+    if (args.empty())
+    {
+        std::fprintf(stderr, "usage: %s CASES_FILE [warmup] [calls] [--advanced]\n", argv[0]);
         return 2;
     }
-    const int warmup = argc > 2 ? std::atoi(argv[2]) : 5;
-    const int calls = argc > 3 ? std::atoi(argv[3]) : 50;
+    const int warmup = args.size() > 1 ? std::atoi(args[1]) : 5;
+    const int calls = args.size() > 2 ? std::atoi(args[2]) : 50;
+    const auto make_vm = [advanced] {
+        evmc::VM vm{evmc_create_evmone()};
+        if (advanced && vm.set_option("advanced", "") != EVMC_SET_OPTION_SUCCESS)
+        {
+            std::fprintf(stderr, "alloc_count: the VM has no advanced interpreter\n");
+            std::exit(2);
+        }
+        return vm;
+    };
     constexpr auto rev = EVMC_ISTANBUL;  // evmone-bench's default revision
     constexpr auto gas = std::numeric_limits<int64_t>::max();
 
-    std::ifstream in{argv[1]};
+    std::ifstream in{args[0]};
     std::string name, code_hex, input_hex;
     int rc = 0;
     while (in >> name >> code_hex >> input_hex)
@@ -312,7 +338,7 @@ int main(int argc, char** argv)
         const auto input = input_hex == "-" ? std::vector<std::uint8_t>{} : from_hex(input_hex);
 
         // A fresh VM per case: the first call is the first at depth 0.
-        evmc::VM vm{evmc_create_evmone()};
+        evmc::VM vm = make_vm();
         Host host;
         evmc_message msg{};
         msg.kind = EVMC_CALL;
@@ -358,11 +384,20 @@ int main(int argc, char** argv)
         std::printf("{\"name\": \"%s\", \"status\": %" PRId64 ", \"gas_used\": %" PRId64
                     ", \"output_size\": %" PRId64 ", \"first_call\": %" PRIu64
                     ", \"steady\": %.3f, \"output_allocs\": %.3f, \"new_depth\": %" PRIu64
-                    ", \"minflt\": %.3f, \"calls\": %d}\n",
+                    ", \"minflt\": %.3f, \"calls\": %d",
             name.c_str(), first[0], first[1], first[2], first_allocs,
             static_cast<double>(steady_allocs) / calls,
             static_cast<double>(output_allocations) / calls, depth_allocs,
             static_cast<double>(f1 - f0) / calls, calls);
+        if (advanced)
+        {
+            const std::size_t n = code.size();
+            std::printf(
+                ", \"code_size\": %zu, \"stock_reserve\": %zu", n, 16 * (n + 2) + 32 * (n + 1));
+            if (evmalloc_evmone_advanced_part_bytes != nullptr)
+                std::printf(", \"part_bytes\": %zu", evmalloc_evmone_advanced_part_bytes(n));
+        }
+        std::printf("}\n");
         if (first[0] != EVMC_SUCCESS)
             rc = 1;
     }
@@ -373,7 +408,7 @@ int main(int argc, char** argv)
         // CALL(gas, 0xaa, 0, 0, 0, 0, n); POP; RETURN(0, n)
         const std::vector<std::uint8_t> caller{0x61, hi, lo, 0x60, 0, 0x60, 0, 0x60, 0, 0x60, 0,
             0x60, 0xaa, 0x5a, 0xf1, 0x50, 0x61, hi, lo, 0x60, 0, 0xf3};
-        evmc::VM vm{evmc_create_evmone()};
+        evmc::VM vm = make_vm();
         Host host;
         host.nested_vm = &vm;
         host.nested_code = {0x61, hi, lo, 0x60, 0, 0xf3};  // RETURN(0, n)

@@ -6,8 +6,9 @@
       alloc_count, from evm-benchmarks' state-test files.
   report.py report OUT_DIR ROUNDS_DIR ALLOCS_DIR
       reads ROUNDS_DIR/<variant>-<round>.json (Google Benchmark JSON) and
-      ALLOCS_DIR/allocs-<variant>.jsonl (alloc_count) for the variants stock, evmalloc and
-      evmalloc-perframe, and OUT_DIR/instructions.json (bench/instructions.py) if there;
+      ALLOCS_DIR/allocs-<variant>.jsonl and allocs-<variant>-advanced.jsonl (alloc_count, baseline
+      and advanced) for the variants stock, evmalloc and evmalloc-perframe, and
+      OUT_DIR/instructions.json (bench/instructions.py) if there;
       writes OUT_DIR/{report.md,results.json,chart.png}.
 
 Times are Google Benchmark's CPU time per iteration (on a shared machine the wall time also
@@ -69,9 +70,16 @@ def load_allocs(path):
 
 
 def kind_of(name):
-    # baseline/<kind>/<group>/<bench>[/<input>]
+    # <interpreter>/<kind>/<group>/<bench>[/<input>]; interpreter: baseline or advanced
     parts = name.split("/")
     return parts[1] if len(parts) > 1 else ""
+
+
+def interpreter_of(name):
+    return name.split("/")[0]
+
+
+INTERPRETERS = ("baseline", "advanced")
 
 
 def ratio_stats(s, e):
@@ -95,11 +103,11 @@ def instructions_section(out, rows):
           "difference over k (k iterations >= 20 M instructions). Ratio = stock instructions / "
           "evmalloc instructions (above 1: evmalloc executes fewer); **behind** marks a row where "
           "evmalloc executes more than 2% more. The time ratio of the same row is beside it.", ""]
-    for kind in ("execute", "total"):
-        names = [n for n in stock if kind_of(n) == kind and n in shared]
+    for interp, kind in ((i, k) for i in INTERPRETERS for k in ("execute", "total")):
+        names = [n for n in stock if kind_of(n) == kind and interpreter_of(n) == interp and n in shared]
         if not names:
             continue
-        md.append(f"### {kind}")
+        md.append(f"### {interp}/{kind}")
         md.append("")
         md.append("| benchmark | Ir stock | Ir shared | Ir ratio | Ir per-frame | Ir ratio | time ratio |")
         md.append("|---|---:|---:|---:|---:|---:|---:|")
@@ -117,72 +125,12 @@ def instructions_section(out, rows):
     return md
 
 
-def make_report(out_dir, rounds_dir, allocs_dir):
-    out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    times, units = load_rounds(rounds_dir)
-    rows = []
-    for n in times["stock"]:
-        if n not in times["evmalloc"]:
-            continue
-        row = {"name": n, "kind": kind_of(n), "unit": units[n]}
-        for v in VARIANTS:
-            if n in times[v]:
-                row[v] = statistics.median(times[v][n])
-        row["shared"] = ratio_stats(times["stock"][n], times["evmalloc"][n])
-        if n in times["evmalloc-perframe"]:
-            row["perframe"] = ratio_stats(times["stock"][n], times["evmalloc-perframe"][n])
-        rows.append(row)
-    analyse = [r for r in rows if r["kind"] == "analyse"]
-    noise = None
-    if analyse:
-        noise = {"min": min(r["shared"]["min"] for r in analyse),
-                 "max": max(r["shared"]["max"] for r in analyse)}
-    allocs = {v: load_allocs(pathlib.Path(allocs_dir) / f"allocs-{v}.jsonl") for v in VARIANTS}
-
-    results = {"benchmarks": rows, "noise_floor_from_analyse_rows": noise, "allocations": allocs}
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-
-    rounds = max((r["shared"]["rounds"] for r in rows), default=0)
-    md = ["# evmone on evmalloc: evmone-bench, stock / evmalloc", ""]
-    md.append(f"{rounds} rounds; in each, the three builds run back to back (order rotating), "
-              "pinned to one core; times are CPU time per iteration. **shared**: evmone on evmalloc as shipped (jumpdest frames, "
-              "analyses shared by the verified key); **per-frame**: the same binary with "
-              "EVMONE_EVMALLOC_CACHE=0 (every call copies and analyses its code into its frame). "
-              "Ratio = stock time / evmalloc time, median over rounds, min..max in brackets; "
-              "above 1: evmalloc faster.")
-    md.append("")
-    if noise:
-        md.append(f"Noise floor: the `analyse` rows run evmone's own analysis, the same code in "
-                  f"both builds; their per-round ratios span {noise['min']:.3f}..{noise['max']:.3f}.")
-        md.append("")
-    titles = (("total", "total: through EVMC, per call (stock analyses every call)"),
-              ("execute", "execute: code analysed beforehand by evmone; evmalloc gives the stack "
-               "and memory (a frame per call)"),
-              ("analyse", "analyse: evmone's own analysis in both builds (the noise floor)"))
-    for kind, title in titles:
-        sel = [r for r in rows if r["kind"] == kind]
-        if not sel:
-            continue
-        md.append(f"## {title}")
-        md.append("")
-        md.append("| benchmark | stock | shared | ratio [spread] | per-frame | ratio [spread] |")
-        md.append("|---|---:|---:|---|---:|---|")
-        for r in sel:
-            short = "/".join(r["name"].split("/")[2:])
-            sh, pf = r["shared"], r.get("perframe")
-            pf_cells = (f"{r['evmalloc-perframe']:.3f} | {pf['ratio']:.3f} [{pf['min']:.3f}..{pf['max']:.3f}]"
-                        if pf else " | ")
-            md.append(f"| {short} | {r['stock']:.3f} {r['unit']} | {r['evmalloc']:.3f} | "
-                      f"{sh['ratio']:.3f} [{sh['min']:.3f}..{sh['max']:.3f}] | {pf_cells} |")
-        gm = statistics.geometric_mean([r["shared"]["ratio"] for r in sel])
-        pfs = [r["perframe"]["ratio"] for r in sel if "perframe" in r]
-        gm_pf = f"{statistics.geometric_mean(pfs):.3f}" if pfs else ""
-        md.append(f"| geometric mean | | | {gm:.3f} | | {gm_pf} |")
-        md.append("")
+def allocation_section(interp, allocs):
+    """The alloc_count table of one interpreter."""
+    md = []
     sa, ea, pa = allocs["stock"], allocs["evmalloc"], allocs["evmalloc-perframe"]
     if sa and ea:
-        md.append("## Heap allocations and page faults per call")
+        md.append(f"## Heap allocations and page faults per call ({interp})")
         md.append("")
         md.append("Counted by alloc_count (ours: replaced malloc family and operator new, linked with "
                   "each evmone library; EVMC calls on a host that never allocates). steady = per call "
@@ -214,6 +162,94 @@ def make_report(out_dir, rounds_dir, allocs_dir):
                       f"| {s['first_call']} | {e['first_call']} | {s['new_depth']} | {e['new_depth']} "
                       f"| {s['minflt']:.2f} | {e['minflt']:.2f} | {copies} | {'yes' if same else 'NO'} |")
         md.append("")
+    if interp == "advanced":
+        parts = [r for r in ea.values() if "part_bytes" in r]
+        if parts:
+            md.append("Bytes per code byte of an advanced analysis: evmalloc's code part (the "
+                      "instructions, push values, jumpdest map and padded code; built once per code "
+                      "and revision, shared) against what stock evmone's analysis reserves on every "
+                      "call (16-byte instructions for n + 2, 32-byte push values for n + 1; its two "
+                      "jumpdest vectors grow on top).")
+            md.append("")
+            md.append("| case | code bytes | evmalloc part | per code byte | stock reserve | per code byte |")
+            md.append("|---|---:|---:|---:|---:|---:|")
+            for r in parts:
+                n = r["code_size"]
+                md.append(f"| {r['name']} | {n} | {r['part_bytes']} | {r['part_bytes'] / n:.1f} | "
+                          f"{r['stock_reserve']} | {r['stock_reserve'] / n:.1f} |")
+            md.append("")
+    return md
+
+
+def make_report(out_dir, rounds_dir, allocs_dir):
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    times, units = load_rounds(rounds_dir)
+    rows = []
+    for n in times["stock"]:
+        if n not in times["evmalloc"]:
+            continue
+        row = {"name": n, "kind": kind_of(n), "unit": units[n]}
+        for v in VARIANTS:
+            if n in times[v]:
+                row[v] = statistics.median(times[v][n])
+        row["shared"] = ratio_stats(times["stock"][n], times["evmalloc"][n])
+        if n in times["evmalloc-perframe"]:
+            row["perframe"] = ratio_stats(times["stock"][n], times["evmalloc-perframe"][n])
+        rows.append(row)
+    analyse = [r for r in rows if r["kind"] == "analyse"]
+    noise = None
+    if analyse:
+        noise = {"min": min(r["shared"]["min"] for r in analyse),
+                 "max": max(r["shared"]["max"] for r in analyse)}
+    allocs = {v: load_allocs(pathlib.Path(allocs_dir) / f"allocs-{v}.jsonl") for v in VARIANTS}
+    allocs_advanced = {v: load_allocs(pathlib.Path(allocs_dir) / f"allocs-{v}-advanced.jsonl")
+                       for v in VARIANTS}
+
+    results = {"benchmarks": rows, "noise_floor_from_analyse_rows": noise, "allocations": allocs,
+               "allocations_advanced": allocs_advanced}
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+
+    rounds = max((r["shared"]["rounds"] for r in rows), default=0)
+    md = ["# evmone on evmalloc: evmone-bench, stock / evmalloc", ""]
+    md.append(f"{rounds} rounds; in each, the three builds run back to back (order rotating), "
+              "pinned to one core; times are CPU time per iteration. **shared**: evmone on evmalloc as shipped (jumpdest frames, "
+              "analyses shared by the verified key); **per-frame**: the same binary with "
+              "EVMONE_EVMALLOC_CACHE=0 (every call copies and analyses its code into its frame). "
+              "Ratio = stock time / evmalloc time, median over rounds, min..max in brackets; "
+              "above 1: evmalloc faster.")
+    md.append("")
+    if noise:
+        md.append(f"Noise floor: the `analyse` rows run evmone's own analysis, the same code in "
+                  f"both builds; their per-round ratios span {noise['min']:.3f}..{noise['max']:.3f}.")
+        md.append("")
+    titles = (("total", "total: through EVMC, per call (stock analyses every call)"),
+              ("execute", "execute: code analysed beforehand by evmone; evmalloc gives the stack "
+               "and memory (baseline: a frame per call; advanced: the state's own, as stock)"),
+              ("analyse", "analyse: evmone's own analysis in both builds (the noise floor)"))
+    for interp in INTERPRETERS:
+        for kind, title in titles:
+            sel = [r for r in rows if r["kind"] == kind and interpreter_of(r["name"]) == interp]
+            if not sel:
+                continue
+            md.append(f"## {interp}/{title}")
+            md.append("")
+            md.append("| benchmark | stock | shared | ratio [spread] | per-frame | ratio [spread] |")
+            md.append("|---|---:|---:|---|---:|---|")
+            for r in sel:
+                short = "/".join(r["name"].split("/")[2:])
+                sh, pf = r["shared"], r.get("perframe")
+                pf_cells = (f"{r['evmalloc-perframe']:.3f} | {pf['ratio']:.3f} [{pf['min']:.3f}..{pf['max']:.3f}]"
+                            if pf else " | ")
+                md.append(f"| {short} | {r['stock']:.3f} {r['unit']} | {r['evmalloc']:.3f} | "
+                          f"{sh['ratio']:.3f} [{sh['min']:.3f}..{sh['max']:.3f}] | {pf_cells} |")
+            gm = statistics.geometric_mean([r["shared"]["ratio"] for r in sel])
+            pfs = [r["perframe"]["ratio"] for r in sel if "perframe" in r]
+            gm_pf = f"{statistics.geometric_mean(pfs):.3f}" if pfs else ""
+            md.append(f"| geometric mean | | | {gm:.3f} | | {gm_pf} |")
+            md.append("")
+    for interp, a in (("baseline", allocs), ("advanced", allocs_advanced)):
+        md += allocation_section(interp, a)
     md += instructions_section(out, rows)
     md.append("![stock / evmalloc](chart.png)")
     (out / "report.md").write_text("\n".join(md) + "\n")
@@ -239,7 +275,7 @@ def make_report(out_dir, rounds_dir, allocs_dir):
                 xerr=[[st["ratio"] - st["min"] for _, st in pts], [st["max"] - st["ratio"] for _, st in pts]],
                 capsize=1.5, error_kw={"linewidth": 0.6})
     ax.set_yticks(range(len(sel)))
-    ax.set_yticklabels(["/".join(r["name"].split("/")[1:]) for r in sel], fontsize=6)
+    ax.set_yticklabels([r["name"] for r in sel], fontsize=6)
     ax.axvline(1, color="black", linewidth=0.8)
     ax.invert_yaxis()
     ax.legend(fontsize=7, loc="lower right")

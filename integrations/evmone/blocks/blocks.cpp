@@ -31,8 +31,11 @@
 // repetition is the only part callgrind instruments (run under valgrind --tool=callgrind
 // --instr-atstart=no), dumped per block.
 //
+// With --advanced the VM runs evmone's advanced interpreter (evmc option "advanced") instead of
+// baseline.
+//
 // usage: evmone-blocks [--size full|ci] [--blocks a,b,...] [--reps N] [--warmup N] [--seed S]
-//                      [--callgrind]
+//                      [--callgrind] [--advanced]
 #include "contracts.hpp"
 
 #include <evmone/evmone.h>
@@ -745,6 +748,7 @@ int main(int argc, char** argv)
     int reps = 3, warmup = 1;
     std::uint64_t seed = 1;
     bool callgrind = false;
+    bool advanced = false;
     for (int i = 1; i < argc; ++i)
     {
         const std::string arg = argv[i];
@@ -765,6 +769,8 @@ int main(int argc, char** argv)
             seed = std::stoull(value());
         else if (arg == "--callgrind")
             callgrind = true;
+        else if (arg == "--advanced")
+            advanced = true;
         else
             throw std::runtime_error("unknown argument: " + arg);
     }
@@ -773,6 +779,8 @@ int main(int argc, char** argv)
     const Sizes& z = size == "ci" ? ci_sizes : full_sizes;
 
     evmc::VM vm{evmc_create_evmone()};
+    if (advanced && vm.set_option("advanced", "") != EVMC_SET_OPTION_SUCCESS)
+        throw std::runtime_error("the VM has no advanced interpreter");
     int rc = 0;
     for (const auto& name : names)
     {

@@ -8,14 +8,11 @@
 
 namespace evmalloc_evmone
 {
-namespace
-{
 evmalloc::FramePoolConfig pool_config() noexcept
 {
     evmalloc::FramePoolConfig config;
     config.max_code_size = 0xFFFFFFFE;  // 2^32 - 2: any code an EVMC VM is given
-    // Trimmed by Frames::call_ended() instead: only past Frames::retain_bytes.
-    config.auto_trim = false;
+    config.auto_trim = false;           // trim_past_retain() after each call instead
     config.memory_limit = Memory::limit;
     return config;
 }
@@ -25,11 +22,10 @@ bool share_analyses() noexcept
     const char* v = std::getenv("EVMONE_EVMALLOC_CACHE");
     return v == nullptr || std::string_view{v} != "0";
 }
-}  // namespace
 
 Frames::Frames() noexcept
   : pool_{evmalloc::nothrow_new_delete_resource(), pool_config()},
-    cache_{evmalloc::nothrow_new_delete_resource(), {.max_bytes = std::size_t{64} << 20}},
+    cache_{evmalloc::nothrow_new_delete_resource(), {.max_bytes = cache_bytes}},
     outputs_{OutputBuffers::create()},
     share_{share_analyses()}
 {}
@@ -38,17 +34,6 @@ Frames::~Frames()
 {
     if (outputs_ != nullptr)
         outputs_->drop();
-}
-
-void Frames::call_ended() noexcept
-{
-    // Buffers only pile up when the pool takes new ones from upstream (Memory objects keep to
-    // the pool's own memory budget): the retained bytes are summed only then.
-    if (pool_.active() != 0 || pool_.buffers_allocated() == buffers_checked_) [[likely]]
-        return;
-    buffers_checked_ = pool_.buffers_allocated();
-    if (pool_.bytes_retained() > retain_bytes)
-        pool_.trim();
 }
 
 evmc_status_code status_of(evmalloc::Errc error) noexcept

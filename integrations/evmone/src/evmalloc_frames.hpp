@@ -53,13 +53,38 @@ using AnalysisCache = evmalloc::AnalysisCache<Traits>;
 
 class CallFrame;
 
+/// A VM's pools keep what their frames released up to this many bytes (bytes_retained()).
+inline constexpr std::size_t retain_bytes = std::size_t{64} << 20;
+
+/// The budget of a VM's shared analyses (AnalysisCacheConfig::max_bytes), per interpreter.
+inline constexpr std::size_t cache_bytes = std::size_t{64} << 20;
+
+/// The configuration of a VM's frame pools (baseline's and advanced's): max_code_size 2^32 - 2,
+/// no auto_trim (trim_past_retain() after each call instead), Memory::limit.
+[[nodiscard]] evmalloc::FramePoolConfig pool_config() noexcept;
+
+/// False when EVMONE_EVMALLOC_CACHE=0 is set in the environment: every call analyses into its
+/// own frame.
+[[nodiscard]] bool share_analyses() noexcept;
+
+/// After a frame of `pool` went back: trims the pool when no frame is alive and it holds more
+/// than retain_bytes. Buffers only pile up when the pool takes new ones from upstream (Memory
+/// objects keep to the pool's own budget), so the retained bytes are summed only when
+/// buffers_allocated() moved past `checked` (updated here).
+template <class Pool>
+void trim_past_retain(Pool& pool, std::size_t& checked) noexcept
+{
+    if (pool.active() != 0 || pool.buffers_allocated() == checked) [[likely]]
+        return;
+    checked = pool.buffers_allocated();
+    if (pool.bytes_retained() > retain_bytes)
+        pool.trim();
+}
+
 /// What an evmone VM holds: the pool every call takes its frame from, and the shared analyses.
 class Frames
 {
 public:
-    /// The pool keeps what its frames released up to this many bytes (FramePool::bytes_retained).
-    static constexpr std::size_t retain_bytes = std::size_t{64} << 20;
-
     Frames() noexcept;
     ~Frames();
     Frames(const Frames&) = delete;
@@ -86,9 +111,8 @@ private:
     friend class CallFrame;
     friend class StateBinding;
 
-    /// After a frame went back: trims the pool when no frame is alive and it holds more than
-    /// retain_bytes.
-    void call_ended() noexcept;
+    /// After a frame went back (trim_past_retain).
+    void call_ended() noexcept { trim_past_retain(pool_, buffers_checked_); }
 
     FramePool pool_;
     AnalysisCache cache_;

@@ -192,6 +192,14 @@ public:
     /// Back to the storage of its own (taken on first use).
     void unbind() noexcept { bottom_ = own_.get(); }
 
+    /// Frees the storage of its own, if any (a constructor that read bottom() unbound took it);
+    /// bottom() takes it again when it is next read unbound. \requires not bound.
+    void free_own() noexcept
+    {
+        own_.reset();
+        bottom_ = nullptr;
+    }
+
 private:
     struct Free
     {

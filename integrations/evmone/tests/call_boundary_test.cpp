@@ -5,6 +5,9 @@
 // on; the stock one passes too) and built with AddressSanitizer, which sees a block used after it
 // went back, given back twice, or never freed (the pools outliving their last result).
 //
+// Every check runs on evmone's baseline interpreter, then on its advanced one (the evmc option
+// "advanced", evmalloc_advanced.hpp).
+//
 // usage: evmone-call-boundary-test   (exit 0: every check held)
 #include <evmone/evmone.h>
 #include <evmc/evmc.hpp>
@@ -13,12 +16,25 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <vector>
 
 namespace
 {
 int failures = 0;
+bool advanced = false;  // the interpreter of every VM make_vm() makes
+
+evmc::VM make_vm()
+{
+    evmc::VM vm{evmc_create_evmone()};
+    if (advanced && vm.set_option("advanced", "") != EVMC_SET_OPTION_SUCCESS)
+    {
+        std::fprintf(stderr, "evmone-call-boundary-test: the VM has no advanced interpreter\n");
+        std::exit(2);
+    }
+    return vm;
+}
 
 #define CHECK(cond)                                                                           \
     do                                                                                        \
@@ -103,7 +119,7 @@ std::vector<Call> make_calls(evmc::VM& vm, evmc::MockedHost& host, std::uint64_t
 /// was still out would hold another call's output).
 void release_in_any_order()
 {
-    evmc::VM vm{evmc_create_evmone()};
+    evmc::VM vm = make_vm();
     evmc::MockedHost host;
     std::mt19937_64 rng{19};
     for (int round = 0; round < 4; ++round)
@@ -131,7 +147,7 @@ void release_after_the_vm_is_gone()
 {
     std::vector<Call> calls;
     {
-        evmc::VM vm{evmc_create_evmone()};
+        evmc::VM vm = make_vm();
         evmc::MockedHost host;
         calls = make_calls(vm, host, 7, 2);
         auto early = make_calls(vm, host, 900, 1);  // released while the VM lives
@@ -149,7 +165,7 @@ void release_after_the_vm_is_gone()
 /// A result moved out of the call and released later, by its new owner.
 void release_after_a_move()
 {
-    evmc::VM vm{evmc_create_evmone()};
+    evmc::VM vm = make_vm();
     evmc::MockedHost host;
     auto calls = make_calls(vm, host, 3, 1);
     std::vector<evmc::Result> kept;
@@ -177,7 +193,7 @@ public:
 /// the call), RETURNDATACOPY after the callee returned, and the caller returns what it copied.
 void return_data_after_the_call()
 {
-    evmc::VM vm{evmc_create_evmone()};
+    evmc::VM vm = make_vm();
     NestedHost host;
     host.vm = &vm;
     for (const std::uint32_t n : {32u, 1000u, 5000u, 70000u})
@@ -212,10 +228,14 @@ void return_data_after_the_call()
 
 int main()
 {
-    release_in_any_order();
-    release_after_the_vm_is_gone();
-    release_after_a_move();
-    return_data_after_the_call();
+    for (const bool a : {false, true})
+    {
+        advanced = a;
+        release_in_any_order();
+        release_after_the_vm_is_gone();
+        release_after_a_move();
+        return_data_after_the_call();
+    }
     if (failures != 0)
     {
         std::fprintf(stderr, "evmone-call-boundary-test: %d checks failed\n", failures);
