@@ -160,10 +160,6 @@ public:
         if (s == nullptr) [[unlikely]]
         {
             s.reset(new (std::nothrow) adv::AdvancedExecutionState{});
-            // Its constructor read the stack's bottom and so took 32 KiB it never uses: every
-            // call binds the stack to its frame.
-            if (s != nullptr)
-                s->stack_space.free_own();
         }
         return s.get();
     }

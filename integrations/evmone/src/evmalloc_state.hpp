@@ -4,8 +4,9 @@
 // and `stack_space` members have the two types below. While a baseline call runs, both are
 // bound to the call's evmalloc frame (evmalloc_frames.hpp): the stack is the frame's stack
 // storage and the memory is the frame's evmalloc::Memory, grown gas-first. An ExecutionState
-// used outside a frame (evmone's advanced interpreter, tests that build one by hand) gets
-// storage of its own on first use, as stock evmone's does.
+// used outside a frame (tests and benchmarks that build one by hand) uses storage of its own: a
+// memory made on first use, and a stack of 1024 words taken when the state is made, as stock
+// evmone's is (so that bottom(), read at every block of the advanced interpreter, is one load).
 //
 // Both keep evmone's interface (bottom(); operator[], data(), size(), clear(), grow()), so
 // evmone's instructions are unchanged; operator[] and size() read cached copies, as cheap as
@@ -158,7 +159,9 @@ public:
     /// The maximum number of EVM stack items (evmone's StackSpace::limit).
     static constexpr auto limit = 1024;
 
-    StackSpace() noexcept = default;
+    /// Takes its own 1024 words, as evmone's StackSpace does: bottom() is then one load, with
+    /// no test on the interpreters' paths (advanced reads it at every block).
+    StackSpace() noexcept { bottom_ = own_bottom(); }
     StackSpace(const StackSpace&) = delete;
     StackSpace& operator=(const StackSpace&) = delete;
 
@@ -179,26 +182,13 @@ public:
     ~StackSpace() = default;
 
     /// The bottom of the stack: item i (0 = bottom) is bottom()[i]; room for `limit` items.
-    [[nodiscard]] intx::uint256* bottom() noexcept
-    {
-        if (bottom_ == nullptr) [[unlikely]]
-            bottom_ = own_bottom();
-        return bottom_;
-    }
+    [[nodiscard]] intx::uint256* bottom() noexcept { return bottom_; }
 
     /// Uses `storage` (at least `limit` words) until unbind().
     void bind(intx::uint256* storage) noexcept { bottom_ = storage; }
 
-    /// Back to the storage of its own (taken on first use).
+    /// Back to the storage of its own.
     void unbind() noexcept { bottom_ = own_.get(); }
-
-    /// Frees the storage of its own, if any (a constructor that read bottom() unbound took it);
-    /// bottom() takes it again when it is next read unbound. \requires not bound.
-    void free_own() noexcept
-    {
-        own_.reset();
-        bottom_ = nullptr;
-    }
 
 private:
     struct Free
@@ -208,13 +198,10 @@ private:
 
     [[gnu::cold, gnu::noinline]] intx::uint256* own_bottom() noexcept
     {
-        if (!own_)
-        {
-            void* p = std::aligned_alloc(sizeof(intx::uint256), limit * sizeof(intx::uint256));
-            if (p == nullptr)
-                std::terminate();
-            own_.reset(static_cast<intx::uint256*>(p));
-        }
+        void* p = std::aligned_alloc(sizeof(intx::uint256), limit * sizeof(intx::uint256));
+        if (p == nullptr)
+            std::terminate();
+        own_.reset(static_cast<intx::uint256*>(p));
         return own_.get();
     }
 
