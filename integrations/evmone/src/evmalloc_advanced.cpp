@@ -158,9 +158,7 @@ public:
     {
         auto& s = states_[depth];
         if (s == nullptr) [[unlikely]]
-        {
             s.reset(new (std::nothrow) adv::AdvancedExecutionState{});
-        }
         return s.get();
     }
 
@@ -187,22 +185,16 @@ evmc_result failure(evmc_status_code status) noexcept
     return evmc::make_result(status, 0, 0, nullptr, 0);
 }
 
-/// The state bound to the frame for one call; unbound (return data released) at the end.
+/// The state bound to the frame for one call (bind_state, unbind_state).
 class AdvancedBinding
 {
 public:
     AdvancedBinding(adv::AdvancedExecutionState& state, AdvancedFrame& frame) noexcept
       : state_{state}
     {
-        state.stack_space.bind(frame.stack().data());
-        state.memory.bind(frame.memory());
+        bind_state(state, frame.stack().data(), frame.memory());
     }
-    ~AdvancedBinding()
-    {
-        state_.return_data.clear();
-        state_.stack_space.unbind();
-        state_.memory.unbind();
-    }
+    ~AdvancedBinding() { unbind_state(state_); }
     AdvancedBinding(const AdvancedBinding&) = delete;
     AdvancedBinding& operator=(const AdvancedBinding&) = delete;
 

@@ -104,8 +104,7 @@ StateBinding::StateBinding(Frames& frames, evmone::ExecutionState& state,
     {
         frames.pending_ = nullptr;
         Frame& frame = *pending->frame_;
-        state.stack_space.bind(frame.stack().data());
-        state.memory.bind(frame.memory());
+        bind_state(state, frame.stack().data(), frame.memory());
         return;
     }
     // Code analysed by the caller (evmone-bench's execute rows): a stack and a Memory only.
@@ -116,16 +115,12 @@ StateBinding::StateBinding(Frames& frames, evmone::ExecutionState& state,
         return;
     }
     own_ = *own;
-    state.stack_space.bind(reinterpret_cast<intx::uint256*>(own->buffer));
-    state.memory.bind(own->memory->memory);
+    bind_state(state, reinterpret_cast<intx::uint256*>(own->buffer), own->memory->memory);
 }
 
 StateBinding::~StateBinding()
 {
-    // The output of the call's last call is not needed any more: its buffer goes back now.
-    state_.return_data.clear();
-    state_.stack_space.unbind();
-    state_.memory.unbind();
+    unbind_state(state_);
     if (own_)
     {
         frames_.pool_.release(*own_);

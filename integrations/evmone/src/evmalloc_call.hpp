@@ -46,6 +46,24 @@ private:
     evmc_status_code status_ = EVMC_SUCCESS;
 };
 
+/// Points `state`'s stack and memory at a frame's (`stack`: at least 1024 words), for one call
+/// of either interpreter.
+inline void bind_state(
+    evmone::ExecutionState& state, intx::uint256* stack, evmalloc::Memory& memory) noexcept
+{
+    state.stack_space.bind(stack);
+    state.memory.bind(memory);
+}
+
+/// Ends a call's binding: the output of the call's last call is not needed any more (its buffer
+/// goes back now), and the stack and memory are the state's own again.
+inline void unbind_state(evmone::ExecutionState& state) noexcept
+{
+    state.return_data.clear();
+    state.stack_space.unbind();
+    state.memory.unbind();
+}
+
 /// Binds an ExecutionState's stack and memory to the frame of the call it runs, for the
 /// duration of the call: the pending CallFrame's when `analysis` is its, else a frame of its own.
 class StateBinding
