@@ -3,9 +3,9 @@
 //
 // shared_hit/<contract>/<impl>, per contract of the code set (support/workload_code.hpp) and
 // for generated code of 128 KiB (gen_131072), instruction frames (DefaultTraits), warm pool:
-//   trusted       StackFrame::init(code, hash, table, pool, cache) on a warm AnalysisCache
+//   trusted       StackFrame::init(code, hash, table, id, pool, cache) on a warm AnalysisCache
 //                 + release: the hot call of a client that has the code hash
-//   verified      StackFrame::init(code, table, pool, cache) on a warm cache + release: the
+//   verified      StackFrame::init(code, table, id, pool, cache) on a warm cache + release: the
 //                 fingerprint of the bytes and one comparison of them (an EVMC VM's hot call)
 //   init_prepare  the per-frame path: init(code.size(), pool) + prepare(code, table) + release
 //   bare_init     init(code.size(), pool) + release, no prepare: the least a call can cost
@@ -22,7 +22,7 @@
 //   per_frame     init(code.size(), pool) per frame (prepare does not change what is held: the
 //                 buffer is the tier's, taken at init; it is left out so the larger tiers do
 //                 not write gigabytes)
-//   shared        init(code, hash, table, pool, cache): stack-only buffers and one entry
+//   shared        init(code, hash, table, id, pool, cache): stack-only buffers and one entry
 //   The time column is the time of the whole 1025-deep setup and teardown (one iteration).
 // cache_threads/<key>/threads:N: ConcurrentAnalysisCache hit throughput, N = 1 and 2 threads,
 //   each with its own FramePool, all on one warm cache of the code set's contracts, each thread
@@ -57,6 +57,11 @@ const Frame::OpTable& op_table()
     return evmalloc::test::distinct_op_table();
 }
 
+evmalloc::TableId op_table_id()
+{
+    return evmalloc::test::distinct_op_table_id();
+}
+
 /// The code set, plus 128 KiB of generated code (the largest a default pool takes).
 const std::vector<WorkloadContract>& hit_codes()
 {
@@ -81,9 +86,9 @@ evmalloc::Result<Frame> shared_init(
     const std::vector<std::uint8_t>& code, const evmalloc::CodeHash& hash, Pool& pool, C& cache)
 {
     if constexpr (K == Key::trusted)
-        return Frame::init(code, hash, op_table(), pool, cache);
+        return Frame::init(code, hash, op_table(), op_table_id(), pool, cache);
     else
-        return Frame::init(code, op_table(), pool, cache);
+        return Frame::init(code, op_table(), op_table_id(), pool, cache);
 }
 
 template <Key K>
@@ -221,8 +226,9 @@ void footprint(benchmark::State& state, evmalloc::Tier tier)
         {
             for (std::size_t depth = 0; depth < recursion_frames; ++depth)
             {
-                auto frame = Shared ? Frame::init(code, hash, op_table(), pool, cache)
-                                    : Frame::init(code.size(), pool);
+                auto frame = Shared
+                                 ? Frame::init(code, hash, op_table(), op_table_id(), pool, cache)
+                                 : Frame::init(code.size(), pool);
                 if (!frame)
                 {
                     state.SkipWithError("init failed");
@@ -263,8 +269,9 @@ ThreadsSet& threads_set()
         {
             set.codes.push_back(&c.code);
             set.hashes.push_back(evmalloc::bench::stand_in_hash(c.code));
-            auto t = Frame::init(c.code, set.hashes.back(), op_table(), pool, set.cache);
-            auto v = Frame::init(c.code, op_table(), pool, set.cache);
+            auto t =
+                Frame::init(c.code, set.hashes.back(), op_table(), op_table_id(), pool, set.cache);
+            auto v = Frame::init(c.code, op_table(), op_table_id(), pool, set.cache);
             if (!t || !v)
                 return false;
         }

@@ -49,6 +49,11 @@ const Frame::OpTable& op_table()
     return evmalloc::test::distinct_op_table();
 }
 
+evmalloc::TableId op_table_id()
+{
+    return evmalloc::test::distinct_op_table_id();
+}
+
 struct HotSet
 {
     std::vector<std::vector<std::uint8_t>> codes;
@@ -129,7 +134,7 @@ public:
             return false;
         }
         const std::size_t hits = cache_.hits();
-        auto f = Frame::init(code, hash, op_table(), pool_, cache_);
+        auto f = Frame::init(code, hash, op_table(), op_table_id(), pool_, cache_);
         if (!f)
             std::abort();
         benchmark::DoNotOptimize(f->ops().data());
@@ -247,7 +252,7 @@ void collision_hit(benchmark::State& state, bool colliding)
     {
         for (const auto& c : codes)
         {
-            if (!Frame::init(c, op_table(), pool, cache))
+            if (!Frame::init(c, op_table(), op_table_id(), pool, cache))
                 state.SkipWithError("init failed");
         }
     }
@@ -256,13 +261,13 @@ void collision_hit(benchmark::State& state, bool colliding)
     for (const auto& c : codes)
     {
         const std::size_t hits = cache.hits();
-        if (Frame::init(c, op_table(), pool, cache) && cache.hits() != hits)
+        if (Frame::init(c, op_table(), op_table_id(), pool, cache) && cache.hits() != hits)
             cached.push_back(&c);
     }
     std::size_t i = 0;
     for (auto _ : state)
     {
-        auto f = Frame::init(*cached[i], op_table(), pool, cache);
+        auto f = Frame::init(*cached[i], op_table(), op_table_id(), pool, cache);
         benchmark::DoNotOptimize(f);
         i = i + 1 == cached.size() ? 0 : i + 1;
     }

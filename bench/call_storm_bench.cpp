@@ -27,7 +27,7 @@
 // popularity (exponent 1) over a large code set, the corpus's real contracts plus 2,000
 // generated ones with mainnet-like sizes (support/mainnet_codes.hpp; its size distribution is an
 // assumption, written there), popularity ranks shuffled so size and popularity are independent.
-//   evmalloc            StackFrame::init(code, hash, table, pool, cache): the shared analysis by
+//   evmalloc            StackFrame::init(code, hash, table, id, pool, cache): the shared analysis by
 //                       the trusted key (a stand-in hash, support/stand_in_hash.hpp), one
 //                       AnalysisCache whose budget (case name: 64 MiB, the default, and 16 MiB)
 //                       holds only part of the code set, so there are hits, misses and
@@ -239,6 +239,12 @@ const std::array<const void*, 256>& op_table()
     return table;
 }
 
+evmalloc::TableId op_table_id()
+{
+    static const evmalloc::TableId id = evmalloc::table_id(op_table());
+    return id;
+}
+
 Word topic(std::uint32_t n) noexcept
 {
     return Word::from(0x7ddf'252a'd1be'2c89u + n);
@@ -337,7 +343,7 @@ private:
         if constexpr (Shared)
         {
             auto frame = evmalloc::StackFrame<>::init(
-                code, hashes_[contract], op_table(), alloc_.frames(), cache_);
+                code, hashes_[contract], op_table(), op_table_id(), alloc_.frames(), cache_);
             if (!frame)
                 std::abort();
             return std::move(*frame);

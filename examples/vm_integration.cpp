@@ -153,7 +153,7 @@ public:
         // this frame runs; found by the verified key, the bytes), one pooled stack buffer and
         // one pooled Memory. The frame comes back prepared.
         auto frame = evmalloc::StackFrame<>::init(
-            code, op_table(), allocator_->frames(), allocator_->analyses());
+            code, op_table(), op_table_id(), allocator_->frames(), allocator_->analyses());
         if (!frame)
             return false;  // code_too_large, call_depth_exceeded, out_of_memory
         frame->stack().push_unchecked(input);
@@ -172,6 +172,12 @@ public:
     }
 
     static const evmalloc::StackFrame<>::OpTable& op_table();
+    /// op_table()'s id in the analysis cache, its contents hashed once (table_id.hpp).
+    static evmalloc::TableId op_table_id()
+    {
+        static const evmalloc::TableId id = evmalloc::table_id(op_table());
+        return id;
+    }
 
 private:
     static Status interpret(Exec& ex)

@@ -231,30 +231,86 @@ TEST_CASE("cached frames equal the per-frame path on every corpus contract", "[a
     check_codes_in_every_shape(codes);
 }
 
-TEST_CASE("another OpTable object is another entry, even with equal contents", "[analysis_cache]")
+TEST_CASE("a table is named by its contents or its id, never by its address", "[analysis_cache]")
 {
     RecordingResource upstream;
     AnalysisCache<> cache{&upstream};
     FramePool<> pool{&upstream};
     const Code code = random_code(3000, 5);
     const StackFrame<>::OpTable table_a = evmalloc::test::distinct_op_table();
-    const StackFrame<>::OpTable table_b = table_a;
+    const StackFrame<>::OpTable table_b = table_a;  // another object, the same contents
+    StackFrame<>::OpTable table_c = table_a;
+    std::swap(table_c[0x01], table_c[0x02]);  // other contents
+    CHECK(evmalloc::table_id(table_a) == evmalloc::table_id(table_b));
+    CHECK(evmalloc::table_id(table_a) != evmalloc::table_id(table_c));
+    CHECK(evmalloc::table_id(table_a) != evmalloc::TableId{});
+
     auto a = StackFrame<>::init(code, table_a, pool, cache);
-    auto b = StackFrame<>::init(code, table_b, pool, cache);
+    auto b = StackFrame<>::init(code, table_b, pool, cache);  // equal contents: the same entry
     REQUIRE(a.has_value());
     REQUIRE(b.has_value());
-    CHECK(cache.entries() == 2);
-    CHECK(cache.misses() == 2);
-    CHECK(cache.hits() == 0);
-    CHECK(cache.pinned() == 2);
-    CHECK(a->analysis().code().data() != b->analysis().code().data());
-    CHECK(a->ops().data() != b->ops().data());
-    CHECK(image_of(*a) == image_of(*b));
-    auto a2 = StackFrame<>::init(code, table_a, pool, cache);
-    REQUIRE(a2.has_value());
-    CHECK(a2->ops().data() == a->ops().data());
+    CHECK(cache.entries() == 1);
     CHECK(cache.hits() == 1);
-    CHECK(cache.bytes() == 2 * entry_bytes<DefaultTraits>(code.size()));
+    CHECK(b->ops().data() == a->ops().data());
+    auto c = StackFrame<>::init(code, table_c, pool, cache);  // other contents: another entry
+    REQUIRE(c.has_value());
+    CHECK(cache.entries() == 2);
+    CHECK(c->ops().data() != a->ops().data());
+    CHECK(image_of(*c) != image_of(*a));
+
+    // Given ids: one id, one entry, whatever the table object; another id, another entry.
+    const evmalloc::TableId seven{7};
+    auto d = StackFrame<>::init(code, table_a, seven, pool, cache);
+    auto d2 = StackFrame<>::init(code, table_b, seven, pool, cache);
+    auto e = StackFrame<>::init(code, table_a, evmalloc::TableId{8}, pool, cache);
+    REQUIRE(d.has_value());
+    REQUIRE(d2.has_value());
+    REQUIRE(e.has_value());
+    CHECK(cache.entries() == 4);
+    CHECK(d2->ops().data() == d->ops().data());
+    CHECK(d->ops().data() != a->ops().data());
+    CHECK(e->ops().data() != d->ops().data());
+    CHECK(image_of(*d) == image_of(*a));
+    // The trusted key is keyed by the table too.
+    const CodeHash h = hash_of(1);
+    auto t1 = StackFrame<>::init(code, h, table_a, seven, pool, cache);
+    auto t2 = StackFrame<>::init(code, h, table_c, pool, cache);
+    REQUIRE(t1.has_value());
+    REQUIRE(t2.has_value());
+    CHECK(t1->ops().data() != t2->ops().data());
+    CHECK(image_of(*t1) == image_of(*a));
+    CHECK(image_of(*t2) == image_of(*c));
+}
+
+TEST_CASE("a new table at a destroyed table's address gets its own handlers", "[analysis_cache]")
+{
+    // 0.2.0 keyed entries by the table's address: the second table, built where the first one
+    // was, got the first one's handlers back.
+    AnalysisCache<> cache;
+    FramePool<> pool;
+    const Code code = random_code(2000, 6);
+    alignas(StackFrame<>::OpTable) std::byte storage[sizeof(StackFrame<>::OpTable)];
+    const StackFrame<>::OpTable reference = evmalloc::test::distinct_op_table();
+    auto* const first = ::new (storage) StackFrame<>::OpTable{reference};
+    {
+        auto f = StackFrame<>::init(code, *first, pool, cache);
+        REQUIRE(f.has_value());
+        CHECK(f->ops()[0] == reference[code[0]]);
+    }
+    first->~array();
+    StackFrame<>::OpTable shifted{};
+    for (std::size_t i = 0; i < shifted.size(); ++i)
+        shifted[i] = reference[(i + 1) % reference.size()];
+    auto* const second = ::new (storage) StackFrame<>::OpTable{shifted};
+    REQUIRE(static_cast<void*>(second) == static_cast<void*>(first));
+    auto f = StackFrame<>::init(code, *second, pool, cache);
+    REQUIRE(f.has_value());
+    CHECK(cache.entries() == 2);
+    CHECK(cache.hits() == 0);
+    const auto ops = f->ops();
+    for (std::size_t i = 0; i + 1 < ops.size(); ++i)
+        REQUIRE(ops[i] == shifted[code[f->analysis().inst_to_pc(i)]]);
+    second->~array();
 }
 
 TEST_CASE("entry bytes follow the code's real length, not its tier", "[analysis_cache]")
@@ -357,9 +413,10 @@ void check_code_above_analysable(const Unreadable& code)
         // The cache checks on its own too (a caller without a pool).
         const auto pinned = [&] {
             if constexpr (evmalloc::is_instruction_frame<Traits>)
-                return cache.pin(code.first(n), &h, table_for<Traits>());
+                return cache.pin(code.first(n), &h, evmalloc::table_id(table_for<Traits>()),
+                    table_for<Traits>());
             else
-                return cache.pin(code.first(n), &h);
+                return cache.pin(code.first(n), &h, evmalloc::TableId{});
         }();
         CHECK(pinned.error() == Errc::code_too_large);
     }

@@ -18,10 +18,11 @@
 //   an interpreter-defined part:       its calculate_allocation(n).size / n
 // plus the 33 bytes of padding and the rounding to 64.
 //
-// Keys. One entry per (key, op table object): the same code under another OpTable object is
-// another entry (a part without a table, the jumpdest frame's, has none); table_address() is the
-// one place that says what identifies a table. Two ways to find code, whose entries never
-// answer each other:
+// Keys. One entry per (key, TableId): the same code through another op table is another entry.
+// A table is named by its TableId (table_id.hpp: its contents hashed, or an id the caller gives),
+// never by its address, so a new table at a destroyed one's address cannot get the old one's
+// entries; a part without a table (the jumpdest frame's) has TableId{}. Two ways to find code,
+// whose entries never answer each other:
 //   trusted   by the CodeHash the caller has (it promises it is the hash of exactly these
 //             bytes): O(1) whatever the code size. An entry found under the hash with other code
 //             is Errc::code_hash_mismatch: checked by the size and the first and last 32 bytes
@@ -83,6 +84,7 @@
 #include "frame_layout.hpp"
 #include "keyed_hash.hpp"
 #include "result.hpp"
+#include "table_id.hpp"
 #include "traits.hpp"
 #include "upstream.hpp"
 
@@ -122,11 +124,11 @@ struct CacheEntry
     // What a lookup reads (find_and_pin): the first cache line (checked below).
     std::uint32_t bucket_hash;  ///< the key's bucket hash, its low 32 bits
     std::uint32_t code_size;
-    CacheEntry* chain;   ///< the next entry in the same bucket
-    const void* table;   ///< the OpTable object; nullptr in a jumpdest frame
-    CodeHash code_hash;  ///< trusted entries only
-    std::uint32_t pins;  ///< frames alive that run it
-    bool trusted;        ///< found by CodeHash (else by the bytes)
+    CacheEntry* chain;    ///< the next entry in the same bucket
+    std::uint64_t table;  ///< the TableId's value; 0 for a part without a table
+    CodeHash code_hash;   ///< trusted entries only
+    std::uint32_t pins;   ///< frames alive that run it
+    bool trusted;         ///< found by CodeHash (else by the bytes)
     // What a frame reads: the code part's view.
     typename FrameCodePart<Traits>::View view;
     // Bookkeeping.
@@ -168,7 +170,7 @@ struct CacheKey
 {
     std::span<const std::uint8_t> code;
     const CodeHash* hash;  ///< the trusted key, or nullptr for the verified one
-    const void* table;     ///< the OpTable object, nullptr in a jumpdest frame
+    std::uint64_t table;   ///< the TableId's value, 0 for a part without a table
     std::uint64_t bucket_hash;
 };
 
@@ -659,30 +661,17 @@ private:
 };
 
 /// The bucket hash of a key: the trusted hash's first bytes or the verified fingerprint, mixed
-/// with the table object and the kind of key.
-inline std::uint64_t bucket_hash(std::uint64_t h, const void* table, bool trusted) noexcept
+/// with the table's id and the kind of key.
+inline std::uint64_t bucket_hash(std::uint64_t h, TableId table, bool trusted) noexcept
 {
-    return mix64(h ^ mix64(reinterpret_cast<std::uintptr_t>(table) ^ (trusted ? 1U : 0U)));
+    return mix64(h ^ mix64(table.value ^ (trusted ? 1U : 0U)));
 }
 
 template <class Fingerprint>
-CacheKey make_key(
-    std::span<const std::uint8_t> code, const CodeHash* hash, const void* table) noexcept
+CacheKey make_key(std::span<const std::uint8_t> code, const CodeHash* hash, TableId table) noexcept
 {
     const std::uint64_t h = hash != nullptr ? load_le64(hash->bytes.data()) : Fingerprint{}(code);
-    return {code, hash, table, bucket_hash(h, table, hash != nullptr)};
-}
-
-/// Table identity, the one place it is decided: the table object an entry is keyed by (and
-/// compared with on a lookup) is its address, or nullptr for a part that takes no table.
-inline const void* table_address() noexcept
-{
-    return nullptr;
-}
-template <class Table>
-const void* table_address(const Table& table) noexcept
-{
-    return static_cast<const void*>(&table);
+    return {code, hash, table.value, bucket_hash(h, table, hash != nullptr)};
 }
 }  // namespace detail
 
@@ -725,18 +714,18 @@ public:
     /// For StackFrame::init: the entry for the code, pinned (a hit), or built and not yet linked
     /// in (an admitted miss: commit() links it), or none (not admitted: the frame runs the
     /// per-frame path and calls commit() once it did). Nothing observable changes before
-    /// commit(); abandon() gives back what pin() took.
+    /// commit(); abandon() gives back what pin() took. `table_id` names `table` (TableId{} and
+    /// no table for a part that takes none); the entry is keyed by it.
     /// \returns Errc::code_too_large (code above Analysis::max_analysable_size, nothing read),
     /// Errc::code_hash_mismatch (trusted key, other code), Errc::out_of_memory (upstream failed;
     /// nothing changed), or the error of the code part's prepare() (nothing changed).
     template <class... Table>
-    Result<detail::PinnedEntry<Traits>> pin(
-        std::span<const std::uint8_t> code, const CodeHash* hash, const Table&... table) noexcept
+    Result<detail::PinnedEntry<Traits>> pin(std::span<const std::uint8_t> code,
+        const CodeHash* hash, TableId table_id, const Table&... table) noexcept
     {
         if (code.size() > Analysis::max_analysable_size) [[unlikely]]
             return Errc::code_too_large;
-        const detail::CacheKey key =
-            detail::make_key<Fingerprint>(code, hash, detail::table_address(table...));
+        const detail::CacheKey key = detail::make_key<Fingerprint>(code, hash, table_id);
         const Result<detail::CacheLookup<Entry>> found = core_.find_and_pin(key);
         if (!found) [[unlikely]]
             return found.error();
@@ -866,13 +855,12 @@ public:
 
     /// As AnalysisCache::pin.
     template <class... Table>
-    Result<detail::PinnedEntry<Traits>> pin(
-        std::span<const std::uint8_t> code, const CodeHash* hash, const Table&... table) noexcept
+    Result<detail::PinnedEntry<Traits>> pin(std::span<const std::uint8_t> code,
+        const CodeHash* hash, TableId table_id, const Table&... table) noexcept
     {
         if (code.size() > Analysis::max_analysable_size) [[unlikely]]
             return Errc::code_too_large;
-        const detail::CacheKey key =
-            detail::make_key<Fingerprint>(code, hash, detail::table_address(table...));
+        const detail::CacheKey key = detail::make_key<Fingerprint>(code, hash, table_id);
         const auto shard = static_cast<std::uint32_t>(key.bucket_hash >> 60);
         Shard& s = shards_[shard];
         detail::PinnedEntry<Traits> p = detail::PinnedEntry<Traits>::miss(key, shard);

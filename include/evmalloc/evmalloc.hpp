@@ -8,6 +8,7 @@
 #include "opcodes.hpp"
 #include "result.hpp"
 #include "sanitizer.hpp"
+#include "table_id.hpp"
 #include "tier.hpp"
 #include "traits.hpp"
 #include "upstream.hpp"

@@ -26,7 +26,8 @@
 //
 // On a shared analysis (analysis_cache.hpp) the call site is one step:
 //
-//     auto frame = StackFrame<>::init(code, code_hash, op_table, pool, cache);  // or without the hash
+//     auto frame = StackFrame<>::init(code, code_hash, op_table, table_id, pool, cache);
+//                                    // or without the hash; table_id: table_id.hpp
 //
 // and the frame comes back prepared: its code part is the cache's entry, pinned until the frame
 // goes, and its own buffer (stack_buffer_size()) holds only the stack.
@@ -119,30 +120,51 @@ public:
     /// inserted; pinned until the frame goes. The frame is_prepared() at once; its buffer holds
     /// only the stack (a pooled stack-only buffer). A miss the cache's admission policy does not
     /// admit runs on the per-frame path instead (init(code.size(), pool) + prepare: the tier's
-    /// buffer, no entry). Instruction frames take the op table the entry is keyed by (the same
-    /// code under another OpTable object is another entry).
+    /// buffer, no entry). Instruction frames take the op table and the TableId the entry is
+    /// keyed by (table_id.hpp: the same code through another table is another entry); without
+    /// an id, table_id(table) is computed on every call (one hash of the table: compute the id
+    /// once and pass it on hot paths).
     /// \returns Errc::code_too_large when code.size() > pool.config().max_code_size;
     ///          Errc::call_depth_exceeded when pool already has max_frames alive;
     ///          Errc::code_hash_mismatch when the entry under `hash` has other code (another
     ///          size, or other first or last 32 bytes; in debug builds any other byte);
     ///          Errc::out_of_memory when an upstream failed (nothing inserted).
     ///          On error the pool and the cache are as they were.
-    /// \requires `hash` is the keccak-256 of exactly `code`; `pool` and `cache` outlive the frame.
+    /// \requires `hash` is the keccak-256 of exactly `code`; `id` names `table` (table_id.hpp);
+    ///           `pool` and `cache` outlive the frame.
     template <class Cache>
     [[nodiscard]] static Result<StackFrame> init(std::span<const std::uint8_t> code,
-        const CodeHash& hash, const OpTable& table, Pool& pool,
+        const CodeHash& hash, const OpTable& table, TableId id, Pool& pool,
         Cache& cache) noexcept requires takes_table
     {
-        return init_shared(code, &hash, pool, cache, table);
+        return init_shared(code, &hash, pool, cache, id, table);
+    }
+
+    /// As above, the table named by its contents: table_id(table), hashed on every call.
+    template <class Cache>
+    [[nodiscard]] static Result<StackFrame> init(std::span<const std::uint8_t> code,
+        const CodeHash& hash, const OpTable& table, Pool& pool, Cache& cache) noexcept
+        requires(takes_table&& hashable_table<OpTable>)
+    {
+        return init_shared(code, &hash, pool, cache, table_id(table), table);
     }
 
     /// As above, found by the verified key: a fast hash of the bytes, and the bytes compared on
     /// every hit (for callers with no code hash, such as an EVMC VM).
     template <class Cache>
     [[nodiscard]] static Result<StackFrame> init(std::span<const std::uint8_t> code,
-        const OpTable& table, Pool& pool, Cache& cache) noexcept requires takes_table
+        const OpTable& table, TableId id, Pool& pool, Cache& cache) noexcept requires takes_table
     {
-        return init_shared(code, nullptr, pool, cache, table);
+        return init_shared(code, nullptr, pool, cache, id, table);
+    }
+
+    /// As above, the table named by its contents: table_id(table), hashed on every call.
+    template <class Cache>
+    [[nodiscard]] static Result<StackFrame> init(
+        std::span<const std::uint8_t> code, const OpTable& table, Pool& pool, Cache& cache) noexcept
+        requires(takes_table&& hashable_table<OpTable>)
+    {
+        return init_shared(code, nullptr, pool, cache, table_id(table), table);
     }
 
     /// A frame whose part takes no table (a jumpdest frame) on a shared entry, by the trusted
@@ -151,7 +173,7 @@ public:
     [[nodiscard]] static Result<StackFrame> init(std::span<const std::uint8_t> code,
         const CodeHash& hash, Pool& pool, Cache& cache) noexcept requires(!takes_table)
     {
-        return init_shared(code, &hash, pool, cache);
+        return init_shared(code, &hash, pool, cache, TableId{});
     }
 
     /// As above, by the verified key.
@@ -159,7 +181,7 @@ public:
     [[nodiscard]] static Result<StackFrame> init(std::span<const std::uint8_t> code, Pool& pool,
         Cache& cache) noexcept requires(!takes_table)
     {
-        return init_shared(code, nullptr, pool, cache);
+        return init_shared(code, nullptr, pool, cache, TableId{});
     }
 
     StackFrame(const StackFrame&) = delete;
@@ -335,13 +357,13 @@ private:
 
     template <class Cache, class... Table>
     static Result<StackFrame> init_shared(std::span<const std::uint8_t> code, const CodeHash* hash,
-        Pool& pool, Cache& cache, const Table&... table) noexcept
+        Pool& pool, Cache& cache, TableId id, const Table&... table) noexcept
     {
         if (code.size() > pool.config().max_code_size) [[unlikely]]
             return Errc::code_too_large;
         if (pool.active() >= pool.config().max_frames) [[unlikely]]
             return Errc::call_depth_exceeded;
-        Result<detail::PinnedEntry<Traits>> pinned = cache.pin(code, hash, table...);
+        Result<detail::PinnedEntry<Traits>> pinned = cache.pin(code, hash, id, table...);
         if (!pinned) [[unlikely]]
             return pinned.error();
         if (pinned->entry == nullptr)  // not admitted: the per-frame path

@@ -11,7 +11,7 @@ cmake_minimum_required(VERSION 3.25)
 # Lowest first. A name with no header (yet) is allowed: the table may place a header before it lands.
 set(layers core resources components frame composition tools)
 set(layer_core config result allocation tier traits sanitizer opcodes upstream intrusive_list code_hash
-    admission keyed_hash)
+    admission keyed_hash table_id)
 set(layer_resources monotonic_arena slot_pool object_pool buffer_pool synchronized statistics
     transaction_arena)
 set(layer_components stack analysis jumpdest_scan jumpdest_analysis instruction_array memory padded_code code_part)

@@ -216,7 +216,7 @@ inline std::string run_admission_model(std::span<const std::uint8_t> ops, Admiss
         const std::uint64_t id = 0x1000 + i;
         std::memcpy(code[i].data(), &id, sizeof(id));
         key[i] = static_cast<std::uint32_t>(
-            detail::bucket_hash(FirstBytesHash{}(code[i]), nullptr, false));
+            detail::bucket_hash(FirstBytesHash{}(code[i]), evmalloc::TableId{}, false));
     }
     FramePool<ModelTraits> pool;
     Cache cache{std::pmr::new_delete_resource(),

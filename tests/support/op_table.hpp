@@ -19,4 +19,11 @@ inline const StackFrame<>::OpTable& distinct_op_table()
     }();
     return table;
 }
+
+/// distinct_op_table()'s TableId, hashed once.
+inline evmalloc::TableId distinct_op_table_id()
+{
+    static const evmalloc::TableId id = evmalloc::table_id(distinct_op_table());
+    return id;
+}
 }  // namespace evmalloc::test

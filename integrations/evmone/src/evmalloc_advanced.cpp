@@ -214,10 +214,13 @@ evmc_result run(evmone::VM& vm, AdvancedFrames& frames, const evmc_host_interfac
         return failure(EVMC_OUT_OF_MEMORY);
 
     const adv::OpTable& table = adv::get_op_table(rev);
+    // One table per revision: the revision names it in the cache.
+    const evmalloc::TableId table_id{static_cast<std::uint64_t>(rev) + 1};
     const std::span<const std::uint8_t> bytes{code.data(), code.size()};
     evmalloc::Result<AdvancedFrame> frame =
-        frames.shares_analyses() ? AdvancedFrame::init(bytes, table, frames.pool(), frames.cache())
-                                 : AdvancedFrame::init(code.size(), frames.pool());
+        frames.shares_analyses()
+            ? AdvancedFrame::init(bytes, table, table_id, frames.pool(), frames.cache())
+            : AdvancedFrame::init(code.size(), frames.pool());
     if (!frame) [[unlikely]]
         return failure(status_of(frame.error()));
     if (!frame->is_prepared())
