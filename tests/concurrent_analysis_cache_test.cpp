@@ -13,8 +13,10 @@
 #include <barrier>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <random>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -322,6 +324,164 @@ TEST_CASE("four threads: TinyLFU admission and eviction race with pins and clear
     const auto blocks = live_blocks(upstream, entry_alignment);
     CHECK(cache.entries() == blocks.count);
     CHECK(cache.bytes() == blocks.bytes);
+    CHECK(cache.misses() == cache.entries() + cache.evictions());
+    CHECK(upstream.errors().empty());
+}
+
+namespace
+{
+// Codes whose verified key collides in groups of three (the id in their first 8 bytes, divided
+// by 3): lookups meet candidates without their bytes, never more than max_compared.
+struct GroupsOfThree
+{
+    std::uint64_t operator()(std::span<const std::uint8_t> code) const noexcept
+    {
+        std::uint64_t id = 0;
+        std::memcpy(&id, code.data(), sizeof(id));
+        return (id / 3 + 1) * 0x9e3779b97f4a7c15ULL;
+    }
+};
+
+// One call of both caches: the same code, the same key; \returns the two frames (or errors).
+template <class Cache>
+evmalloc::Result<StackFrame<JumpdestTraits>> call(
+    Cache& cache, FramePool<JumpdestTraits>& pool, const Code& code, const CodeHash* hash)
+{
+    return hash != nullptr ? StackFrame<JumpdestTraits>::init(code, *hash, pool, cache)
+                           : StackFrame<JumpdestTraits>::init(code, pool, cache);
+}
+}  // namespace
+
+TEST_CASE("the concurrent cache evicts in one global LRU order: the single cache's, call for call",
+    "[concurrent_analysis_cache]")
+{
+    // 0.2.0's concurrent cache evicted the inserting shard's entries first, so the most recently
+    // used entry could go while older ones stayed in other shards. One thread here: the order of
+    // releases is the same in both caches, so with one global LRU every hit, miss and eviction is.
+    constexpr std::size_t codes = 48;
+    std::vector<Code> code(codes);
+    std::vector<CodeHash> hashes(codes);
+    for (std::size_t i = 0; i < codes; ++i)
+    {
+        code[i] = random_code(40 + 211 * (i % 9), static_cast<std::uint32_t>(i + 7));
+        const std::uint64_t id = i;
+        std::memcpy(code[i].data(), &id, sizeof(id));
+        hashes[i] = hash_of(i + 1);
+    }
+    for (const std::size_t budget_entries : {std::size_t{0}, std::size_t{3}, std::size_t{8}})
+    {
+        INFO("budget " << budget_entries << " entries");
+        const evmalloc::AnalysisCacheConfig config{
+            .max_bytes = budget_entries * entry_bytes<JumpdestTraits>(900),
+            .admission = evmalloc::Admission::always};
+        evmalloc::AnalysisCache<JumpdestTraits, GroupsOfThree> single{
+            std::pmr::new_delete_resource(), config};
+        ConcurrentAnalysisCache<JumpdestTraits, GroupsOfThree> shared{
+            std::pmr::new_delete_resource(), config};
+        FramePool<JumpdestTraits> pool_a;
+        FramePool<JumpdestTraits> pool_b;
+        std::vector<StackFrame<JumpdestTraits>> live_a;
+        std::vector<StackFrame<JumpdestTraits>> live_b;
+        std::mt19937 rng{static_cast<std::uint32_t>(budget_entries + 1)};
+        std::size_t differences = 0;
+        for (std::size_t step = 0; step < 4000; ++step)
+        {
+            if (live_a.size() < 6 && (rng() % 10) < 6)
+            {
+                const std::size_t i = rng() % codes;
+                const CodeHash* const hash = (rng() & 1) != 0 ? &hashes[i] : nullptr;
+                auto a = call(single, pool_a, code[i], hash);
+                auto b = call(shared, pool_b, code[i], hash);
+                REQUIRE(a.has_value());
+                REQUIRE(b.has_value());
+                REQUIRE(image_of(*b) == image_of(*a));
+                live_a.push_back(std::move(*a));
+                live_b.push_back(std::move(*b));
+            }
+            else if (!live_a.empty())
+            {
+                const std::size_t k = rng() % live_a.size();  // any frame may go first
+                live_a.erase(live_a.begin() + static_cast<std::ptrdiff_t>(k));
+                live_b.erase(live_b.begin() + static_cast<std::ptrdiff_t>(k));
+            }
+            const bool same =
+                single.hits() == shared.hits() && single.misses() == shared.misses() &&
+                single.evictions() == shared.evictions() && single.entries() == shared.entries() &&
+                single.bytes() == shared.bytes() && single.pinned() == shared.pinned();
+            if (!same)
+                ++differences;
+        }
+        CHECK(differences == 0);
+        CHECK(shared.evictions() > 0);
+        CHECK(shared.hits() > 0);
+        live_a.clear();
+        live_b.clear();
+        CHECK(shared.pinned() == 0);
+        CHECK(shared.bytes() <= config.max_bytes);
+    }
+}
+
+TEST_CASE("four threads: verified hits on colliding codes, compared outside the lock, race with "
+          "eviction and clear()",
+    "[concurrent_analysis_cache][threads]")
+{
+    // Every lookup pins candidates under the lock and compares their bytes without it; other
+    // threads evict, clear and release the same entries meanwhile.
+    std::vector<Code> codes;
+    std::vector<FrameImage> refs;
+    for (std::uint32_t i = 0; i < 24; ++i)
+    {
+        codes.push_back(random_code(100 + 97 * (i % 5), 900 + i));
+        const std::uint64_t id = i;
+        std::memcpy(codes.back().data(), &id, sizeof(id));
+        refs.push_back(reference_image<JumpdestTraits>(codes.back()));
+    }
+    RecordingResource upstream;
+    ConcurrentAnalysisCache<JumpdestTraits, GroupsOfThree> cache{
+        &upstream, evmalloc::AnalysisCacheConfig{.max_bytes = 5 * entry_bytes<JumpdestTraits>(300),
+                       .admission = evmalloc::Admission::always}};
+    std::atomic<std::size_t> mismatches{0}, errors{0};
+    constexpr std::size_t calls = 800;
+    {
+        std::vector<std::thread> threads;
+        for (std::uint32_t t = 0; t < 4; ++t)
+        {
+            threads.emplace_back([&, t] {
+                FramePool<JumpdestTraits> pool;
+                std::mt19937 rng{501 + t};
+                std::vector<StackFrame<JumpdestTraits>> kept;
+                for (std::size_t c = 0; c < calls; ++c)
+                {
+                    if (t == 1 && c % 40 == 0)
+                        cache.clear();
+                    const std::size_t i = rng() % codes.size();
+                    auto f = StackFrame<JumpdestTraits>::init(codes[i], pool, cache);
+                    if (!f)
+                    {
+                        ++errors;
+                        continue;
+                    }
+                    if (image_of(*f) != refs[i])
+                        ++mismatches;
+                    kept.push_back(std::move(*f));
+                    if (kept.size() > 3 || rng() % 3 == 0)
+                        kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(rng() % kept.size()));
+                }
+            });
+        }
+        for (auto& th : threads)
+            th.join();
+    }
+    CHECK(mismatches.load() == 0);
+    CHECK(errors.load() == 0);
+    CHECK(cache.pinned() == 0);
+    CHECK(cache.hits() + cache.misses() + cache.not_admitted() == 4 * calls);
+    CHECK(cache.hits() > 0);
+    CHECK(cache.evictions() > 0);
+    const auto blocks = live_blocks(upstream, entry_alignment);
+    CHECK(cache.entries() == blocks.count);
+    CHECK(cache.bytes() == blocks.bytes);
+    CHECK(cache.bytes() <= 5 * entry_bytes<JumpdestTraits>(300));
     CHECK(cache.misses() == cache.entries() + cache.evictions());
     CHECK(upstream.errors().empty());
 }

@@ -129,16 +129,18 @@ struct CacheEntry
     CodeHash code_hash;   ///< trusted entries only
     std::uint32_t pins;   ///< frames alive that run it
     bool trusted;         ///< found by CodeHash (else by the bytes)
+    // Bookkeeping written when a frame unpins (beside `pins`, which a hit writes anyway).
+    std::uint8_t count;  ///< calls seen lately (the admission policy's frequency)
+    std::uint8_t stamp;  ///< the admission epoch `count` was written in
+    bool listed;         ///< on the recency list (every unpinned entry is; a pinned one may not be)
     // What a frame reads: the code part's view.
     typename FrameCodePart<Traits>::View view;
     // Bookkeeping.
     CacheEntry* newer;
     CacheEntry* older;
-    std::size_t bytes;   ///< the whole block
-    void* owner;         ///< the cache (shard) that unpins it
-    std::uint8_t count;  ///< calls seen lately (the admission policy's frequency)
-    std::uint8_t stamp;  ///< the admission epoch `count` was written in
-    bool listed;         ///< on the recency list (every unpinned entry is; a pinned one may not be)
+    std::size_t bytes;       ///< the whole block
+    void* owner;             ///< the cache (shard) that unpins it
+    std::uint64_t released;  ///< ConcurrentAnalysisCache: when it last became the newest
 
     static constexpr std::size_t code_part_offset() noexcept
     {
@@ -241,8 +243,21 @@ public:
     /// hashing the code once and max_compared comparisons of code.size() bytes.
     static constexpr std::size_t max_compared = 4;
 
-    CacheCore(Upstream upstream, Admission admission) noexcept
-      : upstream_{upstream}, admission_{admission}
+    /// The least recently used unpinned entry's admission count, when there is one.
+    struct Victim
+    {
+        bool present;
+        std::uint8_t count;
+    };
+
+    /// No entry was released at this time (oldest_released() of an empty recency list).
+    static constexpr std::uint64_t never = ~std::uint64_t{0};
+
+    /// \param clock when given (ConcurrentAnalysisCache: one clock for every shard), each entry
+    ///        that becomes the newest takes the next tick as its `released` time.
+    CacheCore(Upstream upstream, Admission admission,
+        std::atomic<std::uint64_t>* clock = nullptr) noexcept
+      : upstream_{upstream}, admission_{admission}, clock_{clock}
     {}
     CacheCore(const CacheCore&) = delete;
     CacheCore& operator=(const CacheCore&) = delete;
@@ -304,15 +319,99 @@ public:
         return Lookup{nullptr, false};
     }
 
-    /// The admission policy's decision for a missed code (key: its bucket hash's low 32 bits)
-    /// whose entry would take `bytes`, when `over` says the budget would then be passed.
-    bool admit(std::uint32_t key, bool over) noexcept
+    /// The verified key's lookup without the comparison (ConcurrentAnalysisCache compares
+    /// outside its lock): pins the first max_compared entries whose header matches `key` (bucket
+    /// hash, size, table) into `out` and counts a hit when there is one (a candidate that does
+    /// not hold the bytes is given back by release_candidate(), the hit by uncount_hit()).
+    /// Pinned entries are immutable, so matches() may read them without the lock.
+    /// \returns how many it pinned. \requires key.hash == nullptr.
+    std::size_t pin_candidates(const CacheKey& key, std::array<Entry*, max_compared>& out) noexcept
+    {
+        EVMALLOC_ASSERT(key.hash == nullptr);
+        if (buckets_ == nullptr)
+            return 0;
+        std::size_t n = 0;
+        for (Entry* e = buckets_[key.bucket_hash & (bucket_count_ - 1)];
+             e != nullptr && n < max_compared; e = e->chain)
+        {
+            if (e->bucket_hash == static_cast<std::uint32_t>(key.bucket_hash) &&
+                e->table == key.table && !e->trusted && e->code_size == key.code.size())
+            {
+                pin(e);
+                out[n++] = e;
+            }
+        }
+        hits_ += n != 0 ? 1 : 0;
+        return n;
+    }
+
+    /// Gives back a candidate pin_candidates() pinned: unpinned, its recency unchanged.
+    void release_candidate(Entry* e) noexcept
+    {
+        if (drop_pin(e) && !e->listed)
+            push_newest(e);
+    }
+
+    /// Takes back the hit pin_candidates() counted when no candidate held the bytes.
+    void uncount_hit() noexcept { --hits_; }
+
+    /// True when entry `e` holds exactly `code` (its sizes are equal).
+    static bool matches(const Entry* e, std::span<const std::uint8_t> code) noexcept
+    {
+        return code.empty() || std::memcmp(e->view.code().data(), code.data(), code.size()) == 0;
+    }
+
+    /// The least recently used unpinned entry's admission count (see Victim).
+    Victim victim_count() noexcept
+    {
+        const Entry* const v = victim();
+        return {v != nullptr, v != nullptr ? count_of(v) : std::uint8_t{0}};
+    }
+
+    /// The admission policy's decision for a missed code (key: its bucket hash's low 32 bits),
+    /// when `over` says its entry would pass the budget and `v` is the entry it would evict.
+    bool admit(std::uint32_t key, bool over, Victim v) const noexcept
     {
         if (admission_ == Admission::always || !over)
             return true;
         const auto candidate = static_cast<std::uint8_t>(history_.count(key) + 1);
+        return admit_over(candidate, v.present, v.count);
+    }
+
+    /// As above, against this cache's own least recently used unpinned entry.
+    bool admit(std::uint32_t key, bool over) noexcept
+    {
+        if (admission_ == Admission::always || !over)
+            return true;
+        return admit(key, over, victim_count());
+    }
+
+    /// The `released` time of the oldest entry on the recency list (it may be pinned), or
+    /// `never` when the list is empty. Only with a clock.
+    [[nodiscard]] std::uint64_t oldest_released() const noexcept
+    {
+        return oldest_ != nullptr ? oldest_->released : never;
+    }
+
+    /// Frees the least recently used unpinned entry (pinned ones met on the way leave the list).
+    /// \returns the bytes it freed, 0 when no entry is unpinned.
+    std::size_t evict_oldest() noexcept
+    {
+        Entry* const e = victim();
+        if (e == nullptr)
+            return 0;
+        const std::size_t freed = e->bytes;
+        history_.remember(e->bucket_hash, count_of(e));
+        remove(e);
+        ++evictions_;
+        return freed;
+    }
+
+    /// The `released` time of the least recently used unpinned entry, or `never`.
+    std::uint64_t victim_released() noexcept
+    {
         const Entry* const v = victim();
-        return admit_over(candidate, v != nullptr, v != nullptr ? count_of(v) : std::uint8_t{0});
+        return v != nullptr ? v->released : never;
     }
 
     /// Reserves what inserting one more entry needs (see CacheReservation).
@@ -427,10 +526,15 @@ public:
         e->count = static_cast<std::uint8_t>(n + (n < AdmissionHistory::max_count ? 1 : 0));
         e->stamp = history_.epoch();
         history_.tick();
-        if (e->listed && e != newest_)
+        if (e->listed)
         {
-            unlink(e);
-            push_newest(e);
+            if (e != newest_)
+            {
+                unlink(e);
+                push_newest(e);
+            }
+            else
+                tick_released(e);
         }
         const bool last = drop_pin(e);
         if (last && !e->listed)
@@ -442,18 +546,8 @@ public:
     template <class Over>
     void evict_while(Over&& over) noexcept
     {
-        while (oldest_ != nullptr && over())
-        {
-            Entry* const e = oldest_;
-            if (e->pins != 0)
-            {
-                unlink(e);  // back on the list when its last frame unpins it
-                continue;
-            }
-            history_.remember(e->bucket_hash, count_of(e));
-            remove(e);
-            ++evictions_;
-        }
+        while (over() && evict_oldest() != 0)
+        {}
     }
 
     /// Frees every unpinned entry.
@@ -539,7 +633,13 @@ public:
 private:
     bool same_code(const Entry* e, std::span<const std::uint8_t> code) const noexcept
     {
-        return code.empty() || std::memcmp(e->view.code().data(), code.data(), code.size()) == 0;
+        return matches(e, code);
+    }
+
+    void tick_released(Entry* e) noexcept
+    {
+        if (clock_ != nullptr)
+            e->released = clock_->fetch_add(1, std::memory_order_relaxed);
     }
 
     // The trusted key's release-build check: the first and the last 32 bytes (the size is
@@ -588,6 +688,7 @@ private:
 
     void push_newest(Entry* e) noexcept
     {
+        tick_released(e);
         e->newer = nullptr;
         e->older = newest_;
         (newest_ != nullptr ? newest_->newer : oldest_) = e;
@@ -646,6 +747,7 @@ private:
 
     Upstream upstream_;
     Admission admission_;
+    std::atomic<std::uint64_t>* clock_;
     Entry** buckets_ = nullptr;
     std::size_t bucket_count_ = 0;
     Entry* newest_ = nullptr;
@@ -796,15 +898,29 @@ private:
 };
 
 /// Analyses shared by frames on many threads (each thread with its own FramePool): the same
-/// interface as AnalysisCache, in 16 shards chosen by the key's hash, each an AnalysisCache
-/// engine under its own mutex, so hits on different threads do not serialise on one lock.
-/// max_bytes is one budget for the whole cache (an atomic total), not one per shard.
-/// Costs: a hit locks its shard twice (pin at init, unpin at release), the verified key's
-/// hash is computed outside the lock; a miss decides admission under the lock (against the
-/// shard's least recently used entry and the global total), builds its entry outside the lock,
-/// then inserts it under the lock at commit() unless another thread inserted the same code
-/// meanwhile (then its entry is used and the new one freed: one entry per code); eviction locks
-/// one shard at a time. The counters are sums over the shards, read under each shard's lock.
+/// interface as AnalysisCache, in 16 shards chosen by the key's hash, each a cache engine under
+/// its own mutex, so hits on different threads do not serialise on one lock.
+///
+/// One budget, one LRU order. max_bytes bounds the whole cache (an atomic total). Every entry
+/// takes a tick of one clock whenever it becomes the newest of its shard, so each shard's
+/// recency list is in clock order; each shard publishes its oldest entry's tick, and eviction
+/// frees the entry with the smallest tick among the shards' least recently used unpinned
+/// entries: exactly the least recently released unpinned entry of the whole cache (among
+/// concurrent releases, in the order their ticks were taken). Admission (tiny_lfu) compares a
+/// missed code against that same entry. Eviction never walks a pinned entry twice (as
+/// AnalysisCache's).
+///
+/// Costs. A trusted hit locks its shard twice (pin at init, unpin at release) and compares the
+/// size and 64 bytes under the lock. A verified hit hashes the code outside the lock, pins the
+/// entries whose header matches (at most max_compared) under it, and compares their bytes
+/// outside it, so threads running one hot contract hold the lock for O(1) work, not O(n); a
+/// second lock only when a candidate did not hold the bytes. A miss decides admission (locking
+/// the shard of the entry it would evict, alone), builds its entry outside any lock, then
+/// inserts it under the lock at commit() unless another thread inserted the same code meanwhile
+/// (then that entry is used and the new one freed: one entry per code; telling the two apart
+/// compares bytes under the lock, which only such a race or a collision of the keyed hash
+/// reaches). Eviction, per entry freed: 16 relaxed loads and one shard's lock. The counters are
+/// sums over the shards, read under each shard's lock.
 /// \requires the upstream resource is thread-safe (new_delete_resource, or a Synchronized one).
 template <class Traits = DefaultTraits, class Fingerprint = CodeFingerprint>
 class ConcurrentAnalysisCache
@@ -817,12 +933,11 @@ public:
     /// \requires as AnalysisCache's.
     explicit ConcurrentAnalysisCache(Upstream upstream = std::pmr::new_delete_resource(),
         AnalysisCacheConfig config = {}) noexcept
-      : shards_{make_shards(upstream, config.admission, std::make_index_sequence<shard_count>{})},
+      : shards_{make_shards(
+            upstream, config.admission, &clock_, std::make_index_sequence<shard_count>{})},
         config_{config}
     {
         EVMALLOC_ASSERT(upstream.resource() != nullptr);
-        for (Shard& s : shards_)
-            s.cache = this;
     }
 
     [[nodiscard]] std::size_t entries() const noexcept { return sum(&Core::entries); }
@@ -850,6 +965,7 @@ public:
             const std::size_t before = s.core.bytes();
             s.core.clear();
             bytes_.fetch_sub(before - s.core.bytes(), std::memory_order_relaxed);
+            publish(s);
         }
     }
 
@@ -863,8 +979,8 @@ public:
         const detail::CacheKey key = detail::make_key<Fingerprint>(code, hash, table_id);
         const auto shard = static_cast<std::uint32_t>(key.bucket_hash >> 60);
         Shard& s = shards_[shard];
-        detail::PinnedEntry<Traits> p = detail::PinnedEntry<Traits>::miss(key, shard);
-        bool admit = false;
+        bool crowded = false;
+        if (hash != nullptr)
         {
             const std::lock_guard lock{s.mutex};
             const Result<detail::CacheLookup<Entry>> found = s.core.find_and_pin(key);
@@ -872,9 +988,23 @@ public:
                 return found.error();
             if (found->entry != nullptr) [[likely]]
                 return detail::PinnedEntry<Traits>::hit(found->entry, &unpin_entry);
-            admit =
-                !found->crowded &&
-                s.core.admit(p.key, bytes() + Core::entry_bytes(code.size()) > config_.max_bytes);
+        }
+        else
+        {
+            const Entry* const hit = find_verified(s, key, crowded);
+            if (hit != nullptr) [[likely]]
+                return detail::PinnedEntry<Traits>::hit(hit, &unpin_entry);
+        }
+        detail::PinnedEntry<Traits> p = detail::PinnedEntry<Traits>::miss(key, shard);
+        const bool over = bytes() + Core::entry_bytes(code.size()) > config_.max_bytes;
+        const typename Core::Victim victim =
+            !crowded && over && config_.admission != Admission::always
+                ? global_victim()
+                : typename Core::Victim{false, 0};
+        bool admit = false;
+        {
+            const std::lock_guard lock{s.mutex};
+            admit = !crowded && s.core.admit(p.key, over, victim);
             if (!s.core.reserve(p.reserved, admit)) [[unlikely]]
                 return Errc::out_of_memory;
         }
@@ -916,6 +1046,7 @@ public:
                 s.core.grow_if_crowded();
                 s.core.insert_pinned(e);
                 bytes_.fetch_add(e->bytes, std::memory_order_relaxed);
+                publish(s);
             }
         }
         if (other != nullptr)
@@ -924,7 +1055,7 @@ public:
             p.pin = {other, &unpin_entry};
             return other;
         }
-        evict_over_budget(&s);
+        evict_over_budget();
         return e;
     }
 
@@ -942,6 +1073,7 @@ public:
         Shard& s = *static_cast<Shard*>(p.entry->owner);
         const std::lock_guard lock{s.mutex};
         s.core.abandon_hit(const_cast<Entry*>(p.entry));
+        publish(s);
     }
 
 private:
@@ -949,17 +1081,22 @@ private:
 
     struct alignas(64) Shard
     {
-        Shard(Upstream upstream, Admission admission) noexcept : core{upstream, admission} {}
+        Shard(Upstream upstream, Admission admission, std::atomic<std::uint64_t>* clock,
+            ConcurrentAnalysisCache* owner) noexcept
+          : core{upstream, admission, clock}, cache{owner}
+        {}
         std::mutex mutex;
         Core core;
-        ConcurrentAnalysisCache* cache = nullptr;
+        ConcurrentAnalysisCache* cache;
+        /// core.oldest_released(), published under the lock for eviction to read without it.
+        std::atomic<std::uint64_t> oldest{Core::never};
     };
 
     template <std::size_t... I>
-    static std::array<Shard, shard_count> make_shards(
-        Upstream upstream, Admission admission, std::index_sequence<I...>) noexcept
+    std::array<Shard, shard_count> make_shards(Upstream upstream, Admission admission,
+        std::atomic<std::uint64_t>* clock, std::index_sequence<I...>) noexcept
     {
-        return {{Shard{((void)I, upstream), admission}...}};
+        return {{Shard{((void)I, upstream), admission, clock, this}...}};
     }
 
     std::size_t sum(std::size_t (Core::*counter)() const noexcept) const noexcept
@@ -973,6 +1110,94 @@ private:
         return total;
     }
 
+    /// \requires s.mutex held.
+    static void publish(Shard& s) noexcept
+    {
+        s.oldest.store(s.core.oldest_released(), std::memory_order_relaxed);
+    }
+
+    // The verified lookup, its comparisons outside the lock. \returns the entry, pinned, or
+    // nullptr (`crowded`: max_compared candidates, none with the bytes).
+    static const Entry* find_verified(Shard& s, const detail::CacheKey& key, bool& crowded) noexcept
+    {
+        std::array<Entry*, Core::max_compared> candidates{};
+        std::size_t n = 0;
+        {
+            const std::lock_guard lock{s.mutex};
+            n = s.core.pin_candidates(key, candidates);
+        }
+        Entry* match = nullptr;
+        for (std::size_t i = 0; i < n && match == nullptr; ++i)
+        {
+            if (Core::matches(candidates[i], key.code))  // pinned: immutable, read unlocked
+                match = candidates[i];
+        }
+        if (n > (match != nullptr ? 1U : 0U))
+        {
+            const std::lock_guard lock{s.mutex};
+            for (std::size_t i = 0; i < n; ++i)
+            {
+                if (candidates[i] != match)
+                    s.core.release_candidate(candidates[i]);
+            }
+            if (match == nullptr)
+                s.core.uncount_hit();
+            publish(s);
+        }
+        crowded = match == nullptr && n == Core::max_compared;
+        return match;
+    }
+
+    // The shard whose published oldest tick is the smallest, and that tick (nullptr: every
+    // shard's recency list is empty).
+    std::pair<Shard*, std::uint64_t> oldest_shard() noexcept
+    {
+        Shard* best = nullptr;
+        std::uint64_t tick = Core::never;
+        for (Shard& s : shards_)
+        {
+            const std::uint64_t t = s.oldest.load(std::memory_order_relaxed);
+            if (t < tick)
+            {
+                tick = t;
+                best = &s;
+            }
+        }
+        return {best, tick};
+    }
+
+    // The cache's least recently used unpinned entry's admission count: the shard with the
+    // oldest tick, locked alone; looked at again when its oldest entry was pinned or changed.
+    typename Core::Victim global_victim() noexcept
+    {
+        for (;;)
+        {
+            const auto [s, tick] = oldest_shard();
+            if (s == nullptr)
+                return {false, 0};
+            const std::lock_guard lock{s->mutex};
+            const bool current = s->core.victim_released() == tick;
+            publish(*s);
+            if (current)
+                return s->core.victim_count();
+        }
+    }
+
+    // Frees the cache's least recently used unpinned entries while the budget is passed.
+    void evict_over_budget() noexcept
+    {
+        while (bytes_.load(std::memory_order_relaxed) > config_.max_bytes)
+        {
+            const auto [s, tick] = oldest_shard();
+            if (s == nullptr)
+                return;
+            const std::lock_guard lock{s->mutex};
+            if (s->core.victim_released() == tick)
+                bytes_.fetch_sub(s->core.evict_oldest(), std::memory_order_relaxed);
+            publish(*s);
+        }
+    }
+
     static void unpin_entry(void* p) noexcept
     {
         Entry* const e = static_cast<Entry*>(p);
@@ -981,30 +1206,13 @@ private:
         {
             const std::lock_guard lock{s.mutex};
             unpinned = s.core.unpin(e);
+            publish(s);
         }
         if (unpinned)
-            s.cache->evict_over_budget(&s);
+            s.cache->evict_over_budget();
     }
 
-    // Frees least recently used unpinned entries, this shard first, one shard locked at a time.
-    void evict_over_budget(Shard* first) noexcept
-    {
-        const std::size_t start = static_cast<std::size_t>(first - shards_.data());
-        for (std::size_t k = 0; k < shard_count; ++k)
-        {
-            if (bytes_.load(std::memory_order_relaxed) <= config_.max_bytes)
-                return;
-            Shard& s = shards_[(start + k) % shard_count];
-            const std::lock_guard lock{s.mutex};
-            const std::size_t before = s.core.bytes();
-            s.core.evict_while([&] {
-                return bytes_.load(std::memory_order_relaxed) - (before - s.core.bytes()) >
-                       config_.max_bytes;
-            });
-            bytes_.fetch_sub(before - s.core.bytes(), std::memory_order_relaxed);
-        }
-    }
-
+    std::atomic<std::uint64_t> clock_{0};
     mutable std::array<Shard, shard_count> shards_;
     AnalysisCacheConfig config_;
     std::atomic<std::size_t> bytes_{0};
