@@ -27,6 +27,9 @@
 // cache_threads/<key>/threads:N: ConcurrentAnalysisCache hit throughput, N = 1 and 2 threads,
 //   each with its own FramePool, all on one warm cache of the code set's contracts, each thread
 //   walking the contracts from its own starting point; items = calls, real time.
+//   verified_one: every thread calls the code set's largest contract by the verified key (the
+//   hot contract whose bytes every hit compares); verified_one_floor: the same hash and comparison
+//   with no cache, each thread on its own copy (what two threads cost on this machine anyway).
 // Counter allocs_per_iter: operator new calls per iteration (0 is the target on a hit).
 #include "support/alloc_counter.hpp"
 #include "support/counters.hpp"
@@ -40,6 +43,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory_resource>
 #include <string>
 #include <vector>
@@ -281,26 +285,56 @@ ThreadsSet& threads_set()
     return set;
 }
 
-template <Key K>
+/// The largest contract of the code set (the one hot contract of cache_threads/<key>_one).
+std::size_t largest_code(const ThreadsSet& set)
+{
+    std::size_t largest = 0;
+    for (std::size_t i = 1; i < set.codes.size(); ++i)
+        largest = set.codes[i]->size() > set.codes[largest]->size() ? i : largest;
+    return largest;
+}
+
+template <Key K, bool One>
 void cache_threads(benchmark::State& state)
 {
     ThreadsSet& set = threads_set();  // thread-safe: function-local statics
     Pool pool;
     const std::size_t n = set.codes.size();
-    std::size_t next = static_cast<std::size_t>(state.thread_index()) * (n / 2);
+    const std::size_t one = largest_code(set);
+    std::size_t next = One ? one : static_cast<std::size_t>(state.thread_index()) * (n / 2);
     const auto before = new_calls();
     for (auto _ : state)
     {
         const std::size_t i = next;
-        next = next + 1 == n ? 0 : next + 1;
+        if constexpr (!One)
+            next = next + 1 == n ? 0 : next + 1;
         auto frame = shared_init<K>(*set.codes[i], set.hashes[i], pool, set.cache);
         benchmark::DoNotOptimize(frame);
     }
+    if (One)
+        state.SetLabel(std::to_string(set.codes[one]->size()) + " bytes");
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
     const auto iterations = static_cast<double>(state.iterations());
     const double allocs =
         iterations == 0 ? 0.0 : static_cast<double>(new_calls() - before) / iterations;
     state.counters["allocs_per_iter"] = benchmark::Counter(allocs, benchmark::Counter::kAvgThreads);
+}
+
+/// The noise floor of cache_threads/verified_one: a verified hit's own work (the keyed hash of
+/// the code and one comparison with a copy of it, each thread its own copy), no cache.
+void cache_threads_floor(benchmark::State& state)
+{
+    ThreadsSet& set = threads_set();
+    const std::vector<std::uint8_t>& code = *set.codes[largest_code(set)];
+    const std::vector<std::uint8_t> copy = code;
+    for (auto _ : state)
+    {
+        std::uint64_t h = evmalloc::keyed_code_hash(code);
+        h += static_cast<std::uint64_t>(std::memcmp(copy.data(), code.data(), code.size()));
+        benchmark::DoNotOptimize(h);
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+    state.SetLabel(std::to_string(code.size()) + " bytes");
 }
 
 [[maybe_unused]] const bool registered = [] {
@@ -330,11 +364,19 @@ void cache_threads(benchmark::State& state)
         benchmark::RegisterBenchmark((prefix + "shared").c_str(), footprint<true>, tier)
             ->Iterations(1);
     }
-    benchmark::RegisterBenchmark("cache_threads/trusted", cache_threads<Key::trusted>)
+    benchmark::RegisterBenchmark("cache_threads/trusted", cache_threads<Key::trusted, false>)
         ->Threads(1)
         ->Threads(2)
         ->UseRealTime();
-    benchmark::RegisterBenchmark("cache_threads/verified", cache_threads<Key::verified>)
+    benchmark::RegisterBenchmark("cache_threads/verified", cache_threads<Key::verified, false>)
+        ->Threads(1)
+        ->Threads(2)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("cache_threads/verified_one", cache_threads<Key::verified, true>)
+        ->Threads(1)
+        ->Threads(2)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("cache_threads/verified_one_floor", cache_threads_floor)
         ->Threads(1)
         ->Threads(2)
         ->UseRealTime();

@@ -591,6 +591,7 @@ public:
         if (key.hash != nullptr)
             e->code_hash = *key.hash;
         e->bytes = bytes;
+        e->released = never;  // no tick yet (the clock starts at 1: never + 1 is no tick)
         const auto view = prepare_code<Traits>(e->code_part(), key.code, table...);
         if (!view) [[unlikely]]
         {
@@ -636,9 +637,12 @@ private:
         return matches(e, code);
     }
 
+    // `e` becomes the newest: it takes the clock's next tick, unless it holds the last one taken
+    // (nothing was released since, anywhere: it is still the newest of the whole cache), so a
+    // hot entry released again and again leaves the clock's cache line unwritten.
     void tick_released(Entry* e) noexcept
     {
-        if (clock_ != nullptr)
+        if (clock_ != nullptr && e->released + 1 != clock_->load(std::memory_order_relaxed))
             e->released = clock_->fetch_add(1, std::memory_order_relaxed);
     }
 
@@ -1212,7 +1216,7 @@ private:
             s.cache->evict_over_budget();
     }
 
-    std::atomic<std::uint64_t> clock_{0};
+    std::atomic<std::uint64_t> clock_{1};  // CacheCore::tick_released: never + 1 is not a tick
     mutable std::array<Shard, shard_count> shards_;
     AnalysisCacheConfig config_;
     std::atomic<std::size_t> bytes_{0};
